@@ -1,0 +1,170 @@
+"""Load, merge and validate the pipeline configuration.
+
+The configuration is data with a schema (``workflow/schemas/config.schema.yaml``). This module is the one place
+that reads it: it fills in the schema's defaults, refuses anything the schema or the cross-key rules below forbid,
+and hands plain dicts to the rest of the package. A bad config must stop *before* any job starts, with a message
+that names the key, the bad value and what is allowed, because the alternative is discovering a typo after a
+GPU-week.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+
+#: The configuration keys each stage reads. A stage's outputs are rebuilt only when these change, so that editing,
+#: say, the figure settings does not retrain every candidate.
+STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "data": ("seed", "data"),
+    "train": ("seed", "device", "deterministic", "data", "model", "train"),
+    "search": ("seed", "search"),
+    "appendix_c": ("seed", "appendix_c"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration that the pipeline refuses; the message names the key and what is allowed."""
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON schema, as a dict."""
+    with SCHEMA_PATH.open() as handle:
+        return yaml.safe_load(handle)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base`` the way Snakemake merges ``--configfile``: dicts recursively,
+    everything else (lists included) replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read one YAML (or JSON) config file; an empty file is an empty config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_config(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """Read, merge (later files win) and validate config files; returns the config with every default filled."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = deep_merge(merged, read_yaml(path))
+    return validate(merged)
+
+
+def _fill_defaults(validator_class: type) -> type:
+    """A validator class that also writes each property's ``default`` into the instance (the jsonschema FAQ recipe).
+
+    Defaults are filled before the properties are checked, so nested objects with ``default: {}`` get their own
+    defaults too."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _fill_defaults(jsonschema.Draft202012Validator)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line: the dotted key, the bad value, what is allowed."""
+    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    value = json.dumps(error.instance) if not isinstance(error.instance, dict) else "{...}"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        return f"config key {key!s}: {error.message}; allowed keys here: {allowed}"
+    if error.validator == "enum":
+        allowed = ", ".join(json.dumps(item) for item in error.validator_value)
+        return f"config key {key}: {value} is not allowed; allowed: {allowed}"
+    if error.validator == "pattern":
+        return f"config key {key}: {value} does not match {error.validator_value} (e.g. \"0010\": four bits)"
+    if error.validator in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
+        bounds = []
+        for word, symbol in (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"), ("maximum", "<=")):
+            if word in schema:
+                bounds.append(f"{symbol} {schema[word]}")
+        return f"config key {key}: {value} is out of range; allowed: {' and '.join(bounds)}"
+    if error.validator == "type":
+        return f"config key {key}: {value} has the wrong type; allowed: {error.validator_value}"
+    description = schema.get("description", "").strip()
+    hint = f" ({description})" if description else ""
+    return f"config key {key}: {value}: {error.message}{hint}"
+
+
+def _check_cross_keys(config: dict[str, Any]) -> list[str]:
+    """Rules a JSON schema cannot state: relations between keys."""
+    problems = []
+    depth = config["model"]["depth"]
+    if (depth - 4) % 6:
+        problems.append(
+            f"config key model.depth: {depth} is not a WRN depth; (depth - 4) must be a multiple of 6 "
+            "(10, 16, 22, 28, 40, ...)"
+        )
+    conv = config["convergence"]
+    if conv["enabled"] and conv["methods"] and conv["from_budget"] not in config["budgets"]:
+        problems.append(
+            f"config key convergence.from_budget: {conv['from_budget']} is not one of budgets {config['budgets']}"
+        )
+    milestones = config["train"]["lr_milestones"]
+    if milestones != sorted(set(milestones)):
+        problems.append(f"config key train.lr_milestones: {milestones} must be strictly increasing")
+    bo = config["search"]["bo"]
+    if bo["iterations"] and bo["n_acq"] + bo["n_random"] == 0:
+        problems.append("config key search.bo.n_acq: n_acq + n_random must be at least 1 when iterations > 0")
+    return problems
+
+
+def validate(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with every default filled in; raise ConfigError listing every problem."""
+    filled = copy.deepcopy(dict(config))
+    validator = _Validator(load_schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
+    problems = [_describe(error) for error in errors]
+    if not problems:
+        problems = _check_cross_keys(filled)
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    return filled
+
+
+def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """The part of ``config`` that ``stage`` reads (see STAGE_KEYS), as a fresh dict."""
+    return {key: copy.deepcopy(config[key]) for key in STAGE_KEYS[stage]}
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON form of a config (sorted keys), for provenance records."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
