@@ -1,0 +1,30 @@
+# The two commands of the README, each doing its own set-up on a fresh machine:
+#   make demo   - install into .venv, run the whole pipeline on the embedded demo preset
+#   make test   - install into .venv (with test extras), run the test suite
+VENV ?= .venv
+PYTHON ?= python3
+CORES ?= 2
+BIN := $(VENV)/bin
+# torch is pinned to the pair that imports on the reference machines (shared/notes/machine.md)
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test install clean
+
+$(BIN)/pblf: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/pblf
+
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml --report results/report.html
+
+test: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf results logs .snakemake

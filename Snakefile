@@ -1,0 +1,20 @@
+# PBLF: a table of contents. Each stage lives in its own rule file; all logic lives in the pblf package.
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,100 @@
+"""The schema refuses bad configs with a message that names the key; presets and the thesis config are valid."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pblf.config import ConfigError, deep_merge, load_config, stage_config, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_thesis_config_matches_the_thesis():
+    cfg = load_config([ROOT / "config.yaml"])
+    assert cfg["data"]["dataset"] == "cifar10"
+    assert cfg["data"]["val_fraction"] == 0.1
+    assert (cfg["model"]["depth"], cfg["model"]["widen_factor"]) == (16, 2)
+    assert cfg["budgets"] == [20, 100]
+    bo = cfg["search"]["bo"]
+    assert (bo["initial"], bo["iterations"], bo["acquisition"], bo["beta"]) == (20, 100, "ucb", 0.1)
+    assert cfg["search"]["rs"]["samples"] == 100
+    assert cfg["repeats"]["seeds"] == [0, 1, 2, 3, 4]
+    assert cfg["convergence"]["epochs"] == 600
+
+
+@pytest.mark.parametrize("preset", ["demo", "smoke"])
+def test_presets_are_valid_and_only_override(preset):
+    path = ROOT / "presets" / f"{preset}.yaml"
+    cfg = load_config([ROOT / "config.yaml", path])
+    assert cfg["data"]["dataset"] == "digits"
+    # a preset names only what it changes: everything it sets differs from the thesis config
+    thesis = load_config([ROOT / "config.yaml"])
+    override = yaml.safe_load(path.read_text())
+
+    def same_leaves(over, base, prefix=""):
+        for key, value in over.items():
+            if isinstance(value, dict):
+                yield from same_leaves(value, base[key], f"{prefix}{key}.")
+            elif base[key] == value:
+                yield f"{prefix}{key}"
+
+    assert list(same_leaves(override, thesis)) == []
+
+
+def test_defaults_fill_an_empty_config():
+    cfg = validate({})
+    assert cfg["train"]["lr"] == 0.1
+    assert cfg["data"]["augment"] == {"crop_padding": 4, "hflip": True}
+    assert cfg["standard"] == {"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "fragment"),
+    [
+        ({"train": {"lr": "fast"}}, "train.lr", "wrong type"),
+        ({"search": {"phi_bound": 1.5}}, "search.phi_bound", "out of range"),
+        ({"standard": {"w1": -1.0}}, "standard.w1", "out of range"),
+        ({"standard": {"mode": "0120"}}, "standard.mode", "does not match"),
+        ({"standard": {"mode": "00101"}}, "standard.mode", "does not match"),
+        ({"budgets": [20, -100]}, "budgets.1", "out of range"),
+        ({"budgets": [0]}, "budgets.0", "out of range"),
+        ({"data": {"normalisation": "imagenet"}}, "data.normalisation", "allowed: \"thesis\", \"consistent\""),
+        ({"data": {"dataset": "mnist"}}, "data.dataset", "allowed: \"cifar10\", \"digits\""),
+        ({"data": {"datset": "cifar10"}}, "data", "datset"),
+        ({"model": {"metanet_activation": "gelu"}}, "model.metanet_activation", "allowed"),
+        ({"model": {"depth": 15}}, "model.depth", "multiple of 6"),
+        ({"convergence": {"from_budget": 50}}, "convergence.from_budget", "not one of budgets"),
+        ({"train": {"lr_milestones": [0.6, 0.3]}}, "train.lr_milestones", "increasing"),
+        ({"device": "tpu"}, "device", "allowed"),
+    ],
+)
+def test_bad_configs_name_the_key(override, key, fragment):
+    with pytest.raises(ConfigError) as info:
+        validate(deep_merge(load_config([ROOT / "config.yaml"]), override))
+    message = str(info.value)
+    assert f"config key {key}" in message
+    assert fragment in message
+
+
+def test_every_problem_is_listed():
+    with pytest.raises(ConfigError) as info:
+        validate({"seed": -1, "device": "tpu"})
+    assert "config key seed" in str(info.value) and "config key device" in str(info.value)
+
+
+def test_malformed_yaml_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
+        load_config([bad])
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config([listing])
+
+
+def test_stage_config_holds_only_its_keys():
+    cfg = validate({})
+    assert set(stage_config(cfg, "data")) == {"seed", "data"}
+    assert "search" not in stage_config(cfg, "train")
