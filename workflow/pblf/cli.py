@@ -40,6 +40,35 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _candidate(text: str):
+    from pblf.candidate import Candidate
+
+    source = Path(text[1:]).read_text() if text.startswith("@") else text
+    try:
+        return Candidate.from_json(source)
+    except ValueError as err:
+        raise ConfigError(f"--candidate: {err}") from err
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pblf.data import read_split
+    from pblf.train import EXIT_PREEMPTED, Preempted, train_candidate
+
+    cfg = _config(args.config)
+    if args.budget < 1:
+        raise ConfigError(f"--budget {args.budget}: the budget must be a positive number of epochs")
+    split = read_split(args.split) if args.split else None
+    try:
+        result = train_candidate(cfg, _candidate(args.candidate), args.budget, args.seed, args.out, split)
+    except Preempted as err:
+        log.warning("preempted (%s); the checkpoint in %s holds the progress, rerun the same command to resume",
+                    err, args.out)
+        return EXIT_PREEMPTED
+    log.info("%s: val %.2f%%, test %.2f%% -> %s", result["status"], result["val_top1"], result["test_top1"],
+             Path(args.out) / "metrics.json")
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     _config(args.config)
     log.info("configuration is valid: %s", ", ".join(args.config))
@@ -69,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("split", cmd_split, "read the data set and write the train/validation split record")
     _add_config(p)
     p.add_argument("--out", required=True, type=Path, help="split record to write (JSON)")
+    p = add("train", cmd_train, "train the target network with one candidate for one budget and one seed")
+    _add_config(p)
+    p.add_argument("--candidate", required=True,
+                   help='JSON such as \'{"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}\', or @FILE')
+    p.add_argument("--budget", required=True, type=int, help="epochs")
+    p.add_argument("--seed", required=True, type=int, help="repeat seed (combined with the config's base seed)")
+    p.add_argument("--out", required=True, type=Path, help="run folder: metrics.json, checkpoint.pt")
+    p.add_argument("--split", type=Path, help="split record from `pblf split` (default: made from the config)")
     return parser
 
 

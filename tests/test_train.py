@@ -1,0 +1,144 @@
+"""One training job: determinism, kill-and-resume (SIGKILL between and during epochs, SIGTERM), divergence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pblf.candidate import Candidate
+from pblf.config import validate
+from pblf.train import EXIT_PREEMPTED, learning_rate, train_candidate, without_timing
+
+CANDIDATE = {"w1": 0.3, "w2": -0.5, "b1": 0.1, "b2": 0.7, "mode": "0110"}
+TINY = {
+    "device": "cpu",
+    "data": {"dataset": "digits", "subset": 200, "augment": {"crop_padding": 1, "hflip": False}},
+    "model": {"depth": 10, "widen_factor": 1, "base_width": 2},
+    "train": {"batch_size": 8, "eval_batch_size": 256},
+}
+
+
+def write_config(tmp_path: Path, **train) -> Path:
+    cfg = {**TINY, "train": {**TINY["train"], **train}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def train_cmd(config: Path, out: Path, budget: int = 3) -> list[str]:
+    return [sys.executable, "-m", "pblf.cli", "-q", "train", "--config", str(config),
+            "--candidate", json.dumps(CANDIDATE), "--budget", str(budget), "--seed", "1", "--out", str(out)]
+
+
+def metrics(out: Path) -> dict:
+    return without_timing(json.loads((out / "metrics.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """An uninterrupted run, the yardstick of every resume test."""
+    tmp = tmp_path_factory.mktemp("reference")
+    subprocess.run(train_cmd(write_config(tmp), tmp / "run"), check=True)
+    return metrics(tmp / "run")
+
+
+def test_metrics_have_every_field(reference):
+    assert reference["status"] == "ok" and reference["budget"] == 3 and reference["seed"] == 1
+    assert reference["candidate"] == CANDIDATE and reference["activation"] == "relu"
+    assert [row["epoch"] for row in reference["epochs"]] == [1, 2, 3]
+    assert set(reference["epochs"][0]) == {"epoch", "lr", "train_loss", "train_top1", "val_top1", "test_top1"}
+    assert reference["val_top1"] == reference["epochs"][-1]["val_top1"]
+    assert 0 <= reference["test_top1"] <= 100
+
+
+def test_same_command_gives_the_same_metrics(reference, tmp_path):
+    subprocess.run(train_cmd(write_config(tmp_path), tmp_path / "run"), check=True)
+    assert metrics(tmp_path / "run") == reference
+    raw = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert all(row["seconds"] > 0 and row["images_per_second"] > 0 for row in raw["epochs"])
+
+
+def test_seed_and_candidate_change_the_run(tmp_path):
+    cfg = validate(TINY)
+    a = train_candidate(cfg, Candidate.from_dict(CANDIDATE), 1, 0, tmp_path / "a")
+    b = train_candidate(cfg, Candidate.from_dict(CANDIDATE), 1, 1, tmp_path / "b")
+    c = train_candidate(cfg, Candidate.from_dict({**CANDIDATE, "mode": "0000"}), 1, 0, tmp_path / "c")
+    assert without_timing(a)["epochs"] != without_timing(b)["epochs"]
+    assert without_timing(a)["epochs"] != without_timing(c)["epochs"]
+
+
+def wait_for(path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.6], ids=["between-epochs", "during-epoch"])
+def test_sigkill_then_rerun_gives_the_uninterrupted_metrics(reference, tmp_path, delay):
+    config, out = write_config(tmp_path), tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(config, out))
+    wait_for(out / "checkpoint.pt")  # epoch 1 finished
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists(), "the run finished before it could be killed"
+    subprocess.run(train_cmd(config, out), check=True)
+    assert metrics(out) == reference
+
+
+def test_sigterm_saves_mid_epoch_and_resumes_exactly(reference, tmp_path):
+    config, out = write_config(tmp_path), tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(config, out), stderr=subprocess.PIPE, text=True)
+    wait_for(out / "checkpoint.pt")
+    mtime = os.stat(out / "checkpoint.pt").st_mtime_ns
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_PREEMPTED, stderr
+    assert "preempted" in stderr
+    assert os.stat(out / "checkpoint.pt").st_mtime_ns != mtime, "no checkpoint was written on SIGTERM"
+    subprocess.run(train_cmd(config, out), check=True)
+    assert metrics(out) == reference
+
+
+def test_diverging_candidate_ends_with_status_diverged_and_exit_0(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(train_cmd(write_config(tmp_path, lr=1e12), out), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["status"] == "diverged"
+    assert result["diverged_at"]["epoch"] == 1
+    assert 0 <= result["val_top1"] <= 100 and 0 <= result["test_top1"] <= 100
+
+
+def test_stale_checkpoint_of_another_candidate_is_ignored(reference, tmp_path):
+    config, out = write_config(tmp_path), tmp_path / "run"
+    other = train_cmd(config, out, budget=1)
+    other[other.index("--candidate") + 1] = json.dumps({**CANDIDATE, "w1": 0.9})
+    subprocess.run(other, check=True)
+    (out / "metrics.json").unlink()
+    subprocess.run(train_cmd(config, out), check=True)
+    assert metrics(out) == reference
+
+
+def test_bad_candidate_is_a_clear_error(tmp_path):
+    cmd = train_cmd(write_config(tmp_path), tmp_path / "run")
+    cmd[cmd.index("--candidate") + 1] = '{"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "12"}'
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "mode '12' must be four bits" in proc.stderr
+
+
+def test_learning_rate_steps_at_the_wrn_milestones():
+    cfg = validate({})["train"]
+    lrs = [learning_rate(cfg, 100, epoch) for epoch in (0, 29, 30, 59, 60, 79, 80, 99)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008])

@@ -1,0 +1,347 @@
+"""One training job: one candidate, one budget, one seed (the inner loop of Algorithm 2).
+
+Every search iteration, repeat and 600-epoch rerun is this function, so it is built to be
+
+* exact: phi = (0, 0, 0, 1) is standard backpropagation, bit for bit;
+* deterministic: every random stream is seeded from (base seed, candidate, seed); the same command gives the same
+  ``metrics.json`` (timing fields aside);
+* resumable: a checkpoint is written atomically after every epoch (and when SLURM's SIGTERM/SIGUSR1 arrives, in the
+  middle of one); rerunning the same command after any kill continues and ends with the same metrics as an
+  uninterrupted run;
+* tolerant of bad candidates: a NaN or infinite loss ends the run with status ``diverged`` and exit status 0, so the
+  search records the candidate and goes on;
+* fast on a GPU: data resident on the device, whole-batch augmentation, channels_last, bf16 autocast, optional
+  torch.compile, no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pblf.candidate import Candidate
+from pblf.data import DeviceSplit, Splits, load_splits, make_split
+from pblf.model import build_model
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+#: Exit status after a preemption signal: "try again" (EX_TEMPFAIL). The checkpoint holds everything done so far.
+EXIT_PREEMPTED = 75
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: Fields of an epoch row that measure the machine, not the training; determinism checks ignore them.
+TIMING_FIELDS = ("seconds", "images_per_second")
+
+
+class Preempted(Exception):
+    """Raised inside the epoch loop when SLURM asked the job to stop; the state was saved first."""
+
+
+# ---------------------------------------------------------------------------------------------------- set-up
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any JSON-able parts: one independent stream per (base seed, candidate, seed, purpose)."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") & (2**63 - 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto picks CUDA when torch sees a GPU; cuda without one is an error rather than a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was requested but torch sees no GPU (torch.cuda.is_available() is False)")
+    return torch.device(name)
+
+
+def set_determinism(enabled: bool) -> None:
+    """Deterministic algorithms everywhere (cuBLAS needs its workspace setting before the first CUDA call)."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+
+
+def learning_rate(train_cfg: dict[str, Any], budget: int, epoch: int) -> float:
+    """Step decay: lr * gamma^k after k milestones (fractions of the budget) have passed. A pure function of the
+    epoch, so resuming needs no scheduler state."""
+    passed = sum(epoch >= round(fraction * budget) for fraction in train_cfg["lr_milestones"])
+    return train_cfg["lr"] * train_cfg["lr_gamma"] ** passed
+
+
+@dataclass
+class EpochStats:
+    """Running sums of one training epoch (kept in the checkpoint so a mid-epoch resume loses nothing)."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    step: int = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum += float(loss.detach()) * len(labels)
+        self.correct += int((logits.argmax(1) == labels).sum())
+        self.seen += len(labels)
+        self.step += 1
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs besides the model and optimiser."""
+
+    epoch: int = 0
+    stats: EpochStats = field(default_factory=EpochStats)
+    #: the batch generator's state at the start of ``epoch`` (a mid-epoch resume replays the epoch's random numbers)
+    epoch_rng: torch.Tensor | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------- checkpoints
+
+
+def run_fingerprint(cfg: dict[str, Any], split: dict[str, Any], candidate: Candidate, budget: int, seed: int) -> str:
+    """What a checkpoint belongs to; a checkpoint with another fingerprint is stale and ignored."""
+    keys = {k: cfg[k] for k in ("seed", "data", "model", "train", "deterministic")}
+    blob = json.dumps(
+        [keys, split["checksums"], split["validation_indices"][:50], candidate.to_dict(), budget, seed],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
+                    generator: torch.Generator, fingerprint: str) -> None:
+    """Write to a temporary file, fsync, then rename: a kill at any moment leaves the old or the new checkpoint."""
+    payload = {
+        "fingerprint": fingerprint,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {"epoch": state.epoch},
+        "epoch": state.epoch,
+        "stats": vars(state.stats),
+        "epoch_rng": state.epoch_rng,
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "history": state.history,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    generator: torch.Generator, fingerprint: str) -> TrainState | None:
+    """Restore a run from ``path``; None when there is none or it belongs to another run."""
+    if not path.is_file():
+        return None
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("fingerprint") != fingerprint:
+        log.warning("%s belongs to another configuration or candidate; starting from scratch", path)
+        return None
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    generator.set_state(payload["generator"])
+    torch.set_rng_state(payload["torch_rng"])
+    if payload["cuda_rng"]:
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    return TrainState(payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
+
+
+# ------------------------------------------------------------------------------------------------ training loop
+
+
+class _StopFlag:
+    """Turns SIGTERM/SIGUSR1 into a flag the loop checks after each step (a handler must not save by itself)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for signum in PREEMPTION_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, part: DeviceSplit, batch_size: int, autocast: dict[str, Any]) -> float:
+    """Top-1 accuracy in percent."""
+    model.eval()
+    correct = 0
+    for images, labels in part.batches(batch_size):
+        with torch.autocast(**autocast):
+            logits = model(images)
+        correct += int((logits.argmax(1) == labels).sum())
+    model.train()
+    return 100.0 * correct / len(part)
+
+
+def _percent(value: float) -> float:
+    return round(value, 4)
+
+
+def train_candidate(
+    cfg: dict[str, Any],
+    candidate: Candidate,
+    budget: int,
+    seed: int,
+    out_dir: str | Path,
+    split: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train the target network with ``candidate``'s backward pass for ``budget`` epochs; write and return metrics.
+
+    ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are read). Raises
+    :class:`Preempted` after saving when a preemption signal arrives."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split = split or make_split(cfg["data"], cfg["seed"])
+    set_determinism(cfg["deterministic"])
+    device = resolve_device(cfg["device"])
+    on_cuda = device.type == "cuda"
+    train_cfg = cfg["train"]
+    splits = load_splits(cfg["data"], split, device)
+
+    torch.manual_seed(derive_seed(cfg["seed"], candidate.to_dict(), seed, "init"))
+    model = build_model(cfg["model"], splits.num_classes, splits.in_channels, candidate).to(device)
+    if on_cuda and train_cfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=train_cfg["lr"], momentum=train_cfg["momentum"],
+        nesterov=train_cfg["nesterov"], weight_decay=train_cfg["weight_decay"],
+    )
+    generator = torch.Generator().manual_seed(derive_seed(cfg["seed"], candidate.to_dict(), seed, "batches"))
+    fingerprint = run_fingerprint(cfg, split, candidate, budget, seed)
+    checkpoint = out_dir / CHECKPOINT
+    state = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint) or TrainState()
+    if state.epoch or state.stats.step:
+        log.info("resuming from %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
+    forward = torch.compile(model) if train_cfg["compile"] else model
+    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": on_cuda and train_cfg["bf16"]}
+
+    result = {
+        "candidate": candidate.to_dict(),
+        "activation": cfg["model"]["metanet_activation"],
+        "budget": budget,
+        "seed": seed,
+        "status": "ok",
+        "epochs": state.history,
+    }
+    with _StopFlag() as stop:
+        while state.epoch < budget:
+            diverged = _train_epoch(forward, optimizer, splits, train_cfg, budget, state, generator, autocast,
+                                    stop, lambda: save_checkpoint(checkpoint, model, optimizer, state, generator,
+                                                                  fingerprint))
+            if diverged:
+                result["status"] = "diverged"
+                result["diverged_at"] = {"epoch": state.epoch + 1, "step": state.stats.step}
+                break
+            save_checkpoint(checkpoint, model, optimizer, state, generator, fingerprint)
+    last = state.history[-1] if state.history else None
+    if result["status"] == "ok" and last is not None:
+        result["val_top1"], result["test_top1"] = last["val_top1"], last["test_top1"]
+    else:
+        result["val_top1"] = _percent(evaluate(forward, splits.validation, train_cfg["eval_batch_size"], autocast))
+        result["test_top1"] = _percent(evaluate(forward, splits.test, train_cfg["eval_batch_size"], autocast))
+        log.warning("candidate %s diverged at epoch %d: val %.2f%%, test %.2f%%", candidate.to_json(),
+                    state.epoch + 1, result["val_top1"], result["test_top1"])
+    write_metrics(result, out_dir / METRICS)
+    return result
+
+
+def _train_epoch(model, optimizer, splits: Splits, train_cfg, budget, state: TrainState, generator,
+                 autocast, stop: _StopFlag, save) -> bool:
+    """One epoch (or the rest of one, after a mid-epoch resume). Returns True when the loss became non-finite."""
+    lr = learning_rate(train_cfg, budget, state.epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if state.stats.step == 0:
+        state.epoch_rng = generator.get_state()
+    else:
+        generator.set_state(state.epoch_rng)  # replay this epoch's shuffle and augmentation from its start
+    started = time.perf_counter()
+    stats = state.stats
+    done_before = stats.step
+    for step, (images, labels) in enumerate(splits.train.batches(train_cfg["batch_size"], generator, shuffle=True)):
+        if step < done_before:
+            continue
+        if images.device.type == "cuda" and train_cfg["channels_last"]:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(**autocast):
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            return True
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        stats.add(loss, logits, labels)
+        if stop.signum is not None:
+            save()
+            raise Preempted(f"signal {signal.Signals(stop.signum).name} at epoch {state.epoch + 1}, step {stats.step}")
+    seconds = time.perf_counter() - started
+    eval_bs = train_cfg["eval_batch_size"]
+    row = {
+        "epoch": state.epoch + 1,
+        "lr": round(lr, 12),
+        "train_loss": round(stats.loss_sum / max(stats.seen, 1), 6),
+        "train_top1": _percent(100.0 * stats.correct / max(stats.seen, 1)),
+        "val_top1": _percent(evaluate(model, splits.validation, eval_bs, autocast)),
+        "test_top1": _percent(evaluate(model, splits.test, eval_bs, autocast)),
+        "seconds": round(seconds, 3),
+        "images_per_second": round((stats.seen - 0) / max(seconds, 1e-9), 1),
+    }
+    state.history.append(row)
+    state.epoch += 1
+    state.stats = EpochStats()
+    left = seconds * (budget - state.epoch)
+    log.info(
+        "epoch %d/%d lr %.4g | loss %.4f train %.2f%% val %.2f%% test %.2f%% | %.0f img/s, %.1f s, ~%s left",
+        row["epoch"], budget, lr, row["train_loss"], row["train_top1"], row["val_top1"], row["test_top1"],
+        row["images_per_second"], seconds, _duration(left),
+    )
+    return False
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def write_metrics(result: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def without_timing(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` minus the fields that measure the machine: what two runs of one command must agree on."""
+    rows = [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in metrics["epochs"]]
+    return {**metrics, "epochs": rows}
