@@ -68,7 +68,13 @@ class Candidate:
         mode = data["mode"]
         if isinstance(mode, int):
             raise ValueError(f"candidate mode {mode!r} must be a string such as \"0010\" (quote it in YAML/JSON)")
-        return cls(*(data[name] for name in PHI_NAMES), mode=str(mode))
+        values = []
+        for name in PHI_NAMES:
+            try:
+                values.append(float(data[name]))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"candidate {name}={data[name]!r} is not a number") from err
+        return cls(*values, mode=str(mode))
 
     @classmethod
     def from_json(cls, text: str) -> "Candidate":

@@ -40,14 +40,24 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _candidate(text: str):
+def _candidate(text: str, index: int = 0):
+    """A candidate from JSON, or from @FILE: a candidate, a selection record ("candidate") or a proposal
+    ("candidates", the one at ``index``)."""
+    import json
+
     from pblf.candidate import Candidate
 
-    source = Path(text[1:]).read_text() if text.startswith("@") else text
     try:
-        return Candidate.from_json(source)
-    except ValueError as err:
-        raise ConfigError(f"--candidate: {err}") from err
+        data = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+        if isinstance(data, dict) and "candidates" in data:
+            data = data["candidates"][index]
+        elif isinstance(data, dict) and "candidate" in data:
+            data = data["candidate"]
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {data!r}")
+        return Candidate.from_dict(data)
+    except (ValueError, IndexError) as err:
+        raise ConfigError(f"--candidate {text}: {err}") from err
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -59,13 +69,66 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--budget {args.budget}: the budget must be a positive number of epochs")
     split = read_split(args.split) if args.split else None
     try:
-        result = train_candidate(cfg, _candidate(args.candidate), args.budget, args.seed, args.out, split)
+        candidate = _candidate(args.candidate, args.index)
+        result = train_candidate(cfg, candidate, args.budget, args.seed, args.out, split)
     except Preempted as err:
         log.warning("preempted (%s); the checkpoint in %s holds the progress, rerun the same command to resume",
                     err, args.out)
         return EXIT_PREEMPTED
     log.info("%s: val %.2f%%, test %.2f%% -> %s", result["status"], result["val_top1"], result["test_top1"],
              Path(args.out) / "metrics.json")
+    return 0
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from pblf.propose import propose, read_history, write_proposal
+
+    history = read_history(args.history)
+    candidates = propose(args.method, history, args.n_acq, args.n_random, args.seed, beta=args.beta,
+                         acquisition=args.acquisition, xi=args.xi, phi_bound=args.phi_bound)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_proposal(args.out, candidates)
+    sources = ", ".join(sorted({c["source"] for c in candidates})) or "nothing"
+    log.info("%s: %d candidates (%s) from %d evaluated -> %s", args.method, len(candidates), sources,
+             len(history), args.out)
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from pblf.select import HISTORY_COLUMNS, SEARCH_COLUMNS, collect_search, write_csv
+
+    rows = collect_search(args.proposals, args.runs_dir)
+    write_csv(rows, HISTORY_COLUMNS if args.history else SEARCH_COLUMNS, args.out)
+    log.info("%d evaluated candidates from %d proposals -> %s", len(rows), len(args.proposals), args.out)
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from pblf.files import write_json
+    from pblf.select import read_csv, select_best, selection_record
+
+    if args.trials:
+        row = select_best(read_csv(args.trials))
+        row = {**row, "iteration": int(row["iteration"]), "index": int(row["index"]),
+               "val_top1": float(row["val_top1"]), "test_top1": float(row["test_top1"])}
+    else:
+        row = _candidate(args.candidate).to_dict()
+    record = selection_record(row, args.budget, args.method)
+    write_json(record, args.out)
+    log.info("%s at %d epochs: %s -> %s", args.method, args.budget, record["candidate"], args.out)
+    return 0
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    from pblf.select import TRIALS_COLUMNS, collect_trials, write_csv
+
+    entries = []
+    for run in args.runs:
+        parts = Path(run).parts  # .../repeats/b<B>/<method>/s<S>
+        entries.append((int(parts[-3][1:]), parts[-2], int(parts[-1][1:]), run))
+    rows = collect_trials(entries)
+    write_csv(rows, TRIALS_COLUMNS, args.out)
+    log.info("%d trained seeds -> %s", len(rows), args.out)
     return 0
 
 
@@ -106,6 +169,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", required=True, type=int, help="repeat seed (combined with the config's base seed)")
     p.add_argument("--out", required=True, type=Path, help="run folder: metrics.json, checkpoint.pt")
     p.add_argument("--split", type=Path, help="split record from `pblf split` (default: made from the config)")
+    p.add_argument("--index", type=int, default=0, help="which candidate of a proposal file given as @FILE")
+
+    p = add("propose", cmd_propose, "propose the next candidates of a search (GP-UCB/EI or random)")
+    p.add_argument("--method", required=True, choices=["bo", "rs"])
+    p.add_argument("--history", required=True, type=Path, help="CSV with w1,w2,b1,b2,mode,val_top1 (may be empty)")
+    p.add_argument("--n-acq", type=int, default=1, help="acquisition candidates (bo only)")
+    p.add_argument("--n-random", type=int, default=1, help="random candidates beside them")
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--beta", type=float, default=0.1, help="UCB trade-off (thesis 0.1)")
+    p.add_argument("--acquisition", choices=["ucb", "ei"], default="ucb")
+    p.add_argument("--xi", type=float, default=0.01, help="EI margin")
+    p.add_argument("--phi-bound", type=float, default=1.0, help="candidates lie in |phi| < bound")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = add("collect", cmd_collect, "list every evaluated candidate of a search")
+    p.add_argument("--proposals", nargs="*", default=[], type=Path, help="proposal files, in iteration order")
+    p.add_argument("--runs-dir", required=True, type=Path, help="the search's folder under results/runs")
+    p.add_argument("--history", action="store_true", help="only the columns the proposer reads")
+    p.add_argument("--out", required=True, type=Path)
+
+    p = add("select", cmd_select, "choose the candidate with the highest Top-1 validation")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--trials", type=Path, help="a search's trials.csv from `pblf collect`")
+    source.add_argument("--candidate", help="a fixed candidate (Standard)")
+    p.add_argument("--budget", required=True, type=int)
+    p.add_argument("--method", required=True)
+    p.add_argument("--out", required=True, type=Path)
+
+    p = add("trials", cmd_trials, "gather repeat runs (…/repeats/b<B>/<method>/s<S>) into trials.csv")
+    p.add_argument("--runs", nargs="+", required=True, help="repeat run folders")
+    p.add_argument("--out", required=True, type=Path)
     return parser
 
 

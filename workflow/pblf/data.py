@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pblf.files import write_text
+
 log = logging.getLogger(__name__)
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
@@ -278,12 +280,7 @@ def make_split(data_cfg: dict[str, Any], seed: int, raw: RawData | None = None) 
 
 def write_split(record: dict[str, Any], path: str | Path) -> Path:
     """Byte-stable JSON: sorted keys, fixed separators, index lists on one line each."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n", path)
 
 
 def read_split(path: str | Path) -> dict[str, Any]:

@@ -32,7 +32,9 @@ import torch.nn.functional as F
 
 from pblf.candidate import Candidate
 from pblf.data import DeviceSplit, Splits, load_splits, make_split
+from pblf.files import write_json
 from pblf.model import build_model
+from pblf.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,6 @@ class Preempted(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from any JSON-able parts: one independent stream per (base seed, candidate, seed, purpose)."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") & (2**63 - 1)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -269,7 +265,7 @@ def train_candidate(
         result["test_top1"] = _percent(evaluate(forward, splits.test, train_cfg["eval_batch_size"], autocast))
         log.warning("candidate %s diverged at epoch %d: val %.2f%%, test %.2f%%", candidate.to_json(),
                     state.epoch + 1, result["val_top1"], result["test_top1"])
-    write_metrics(result, out_dir / METRICS)
+    write_json(result, out_dir / METRICS)
     return result
 
 
@@ -333,12 +329,6 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def write_metrics(result: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def without_timing(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -1,30 +1,154 @@
-"""What the Snakefile needs from the package: result paths, the final outputs, canonical JSON files.
+"""What the Snakefile needs from the package: the results layout, the runs a config implies, seeds, final outputs.
 
-Rules only wire files together; which files exist for a config is decided here, where it can be tested without
-Snakemake.
+Rules only wire files together; which files exist for a config, where each lives and what each training run trains
+is decided here, in one place, where it can be tested without Snakemake. Every other module that reads results
+(collection, selection, tables, audit) finds files through these functions too.
+
+Results layout (``results/`` by default)::
+
+    config/<stage>.json                          config keys a stage reads
+    data/split.json                              the train/validation split record
+    search/b<B>/<method>/i<III>/history.csv      what the proposer of iteration III saw
+    search/b<B>/<method>/i<III>/proposal.json    its proposal (a Snakemake checkpoint)
+    search/b<B>/<method>/trials.csv              every evaluated candidate of the search
+    select/b<B>/<method>.json                    the chosen candidate (highest Top-1 validation)
+    runs/search/b<B>/<method>/i<III>/c<JJ>/      one training run: metrics.json, checkpoint.pt
+    runs/repeats/b<B>/<method>/s<S>/             the chosen candidate retrained with repeat seed S
+    runs/convergence/<method>/s<S>/              the long reruns (Figure 6.4)
+    tables/trials.csv                            one row per repeat seed (SPEC section 3)
 """
 
 from __future__ import annotations
 
-import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pblf.config import stage_config
+from pblf.files import read_json, write_json
+from pblf.seeding import derive_seed
 
-__all__ = ["final_outputs", "stage_config", "write_json"]
+__all__ = [
+    "SEARCH_METHODS", "METHODS", "RunSpec", "final_outputs", "stage_config", "write_json", "proposal_sizes",
+    "proposal_seed", "run_spec", "search_run", "repeat_run", "convergence_run", "train_resources",
+]
+
+#: The searched methods and the proposer method each uses.
+SEARCH_METHODS: dict[str, str] = {"PBLF-BO": "bo", "PBLF-RS": "rs"}
+METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS", "Standard")
 
 
-def write_json(data: Any, path: str | Path) -> Path:
-    """Canonical JSON (sorted keys, indent 2, trailing newline), written atomically: same data, same bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+# ------------------------------------------------------------------------------------------------------ search
+
+
+def iterations(config: dict[str, Any], method: str) -> int:
+    """How many proposals a search makes: BO its initial batch plus one per iteration, RS a single batch."""
+    return 1 + config["search"]["bo"]["iterations"] if method == "PBLF-BO" else 1
+
+
+def proposal_sizes(config: dict[str, Any], method: str, iteration: int) -> tuple[int, int]:
+    """(acquisition candidates, random candidates) of one proposal."""
+    if method == "PBLF-RS":
+        return 0, config["search"]["rs"]["samples"]
+    bo = config["search"]["bo"]
+    return (0, bo["initial"]) if iteration == 0 else (bo["n_acq"], bo["n_random"])
+
+
+def proposal_seed(config: dict[str, Any], budget: int, method: str, iteration: int) -> int:
+    """The proposer's seed: distinct per search and iteration, 32-bit for scikit-learn's random_state."""
+    return derive_seed(config["seed"], "propose", budget, method, iteration) % 2**32
+
+
+def search_dir(results: str, budget: int | str, method: str) -> str:
+    return f"{results}/search/b{budget}/{method}"
+
+
+def proposal_path(results: str, budget: int | str, method: str, iteration: int | str) -> str:
+    return f"{search_dir(results, budget, method)}/i{int(iteration):03d}/proposal.json"
+
+
+def search_run(results: str, budget: int | str, method: str, iteration: int, index: int) -> str:
+    return f"{results}/runs/search/b{budget}/{method}/i{iteration:03d}/c{index:02d}"
+
+
+def repeat_run(results: str, budget: int | str, method: str, seed: int | str) -> str:
+    return f"{results}/runs/repeats/b{budget}/{method}/s{seed}"
+
+
+def convergence_run(results: str, method: str, seed: int | str) -> str:
+    return f"{results}/runs/convergence/{method}/s{seed}"
+
+
+def select_path(results: str, budget: int | str, method: str) -> str:
+    return f"{results}/select/b{budget}/{method}.json"
+
+
+def proposal_candidates(path: str | Path) -> list[dict[str, Any]]:
+    return read_json(path)["candidates"]
+
+
+def search_runs(results: str, budget: int | str, method: str, proposals: list[str | Path]) -> list[str]:
+    """The run folders of every candidate of ``proposals`` (ordered by iteration), in evaluation order."""
+    return [
+        search_run(results, budget, method, iteration, index)
+        for iteration, proposal in enumerate(proposals)
+        for index in range(len(proposal_candidates(proposal)))
+    ]
+
+
+# -------------------------------------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one training run trains: the file that holds its candidate (and which one), the budget and the seed."""
+
+    candidate_file: str
+    index: int
+    budget: int
+    seed: int
+
+
+_SEARCH_RUN = re.compile(r"search/b(?P<budget>\d+)/(?P<method>[^/]+)/i(?P<iteration>\d{3})/c(?P<index>\d{2})")
+_REPEAT_RUN = re.compile(r"repeats/b(?P<budget>\d+)/(?P<method>[^/]+)/s(?P<seed>\d+)")
+_CONVERGENCE_RUN = re.compile(r"convergence/(?P<method>[^/]+)/s(?P<seed>\d+)")
+#: Snakemake wildcard constraint for the ``run`` of the training rule.
+RUN_PATTERN = re.sub(r"\(\?P<\w+>", "(?:", "|".join(p.pattern for p in (_SEARCH_RUN, _REPEAT_RUN, _CONVERGENCE_RUN)))
+
+
+def run_spec(config: dict[str, Any], results: str, run: str) -> RunSpec:
+    """Decode a run folder name (relative to ``results/runs``) into what it trains."""
+    if match := _SEARCH_RUN.fullmatch(run):
+        g = match.groupdict()
+        path = proposal_path(results, g["budget"], g["method"], g["iteration"])
+        return RunSpec(path, int(g["index"]), int(g["budget"]), config["search"]["train_seed"])
+    if match := _REPEAT_RUN.fullmatch(run):
+        g = match.groupdict()
+        return RunSpec(select_path(results, g["budget"], g["method"]), 0, int(g["budget"]), int(g["seed"]))
+    if match := _CONVERGENCE_RUN.fullmatch(run):
+        g = match.groupdict()
+        conv = config["convergence"]
+        return RunSpec(select_path(results, conv["from_budget"], g["method"]), 0, conv["epochs"], int(g["seed"]))
+    raise ValueError(f"{run!r} is not a run folder (search/b<B>/<method>/i<III>/c<JJ>, repeats/..., convergence/...)")
+
+
+def train_resources(config: dict[str, Any], budget: int) -> dict[str, int]:
+    """What a training job asks an executor for: a runtime (minutes) that grows with the budget."""
+    res = config["resources"]
+    runtime = res["minutes_overhead"] + res["minutes_per_epoch"] * budget
+    return {"runtime": max(1, int(round(runtime))), "mem_mb": res["mem_mb"], "gpu": res["gpu"]}
+
+
+# ----------------------------------------------------------------------------------------------------- outputs
 
 
 def final_outputs(config: dict[str, Any], results: str = "results") -> list[str]:
     """Every file ``rule all`` asks for under ``config``."""
-    return [f"{results}/data/split.json"]
+    outputs = [f"{results}/data/split.json", f"{results}/tables/trials.csv"]
+    for budget in config["budgets"]:
+        outputs += [f"{search_dir(results, budget, method)}/trials.csv" for method in SEARCH_METHODS]
+    conv = config["convergence"]
+    if conv["enabled"]:
+        outputs += [f"{convergence_run(results, m, conv['seed'])}/metrics.json" for m in conv["methods"]]
+    return outputs

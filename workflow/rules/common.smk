@@ -1,6 +1,7 @@
 # Shared helpers: config validation (before any job), result paths and the list of final outputs.
 import pblf.workflow as pw
 from snakemake.exceptions import WorkflowError
+from pblf.candidate import standard_candidate
 from pblf.config import ConfigError, validate
 
 try:

@@ -1,0 +1,152 @@
+"""Figures C.1-C.4 of Appendix C, drawn from the CSVs that :mod:`pblf.trajectories` writes.
+
+Figures C.1-C.3 show, one panel per trial, the path of (w1^(2), w2^(2)) for each beta over the contours of the
+training loss (recomputed from the trial seed, the one thing not in the CSV); a black square marks the common start
+and a black-edged circle the end of each path. Figure C.4 shows the velocity of the paths against beta, one panel per
+optimiser, mean +/- std over runs. Beta includes 0, so its axis is categorical (evenly spaced, labelled by value).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from pblf import plotting
+from pblf import trajectories as tj
+
+#: Every beta any Appendix C figure uses, with one colour each, the same in every figure.
+BETA_ORDER: tuple[float, ...] = (0.0, 0.5, 1.0, 5.0, 100.0)
+_BETA_COLOURS = dict(zip(BETA_ORDER, [plotting.PALETTE[i] for i in (7, 4, 0, 1, 3)]))
+W1_LABEL = r"$w_1^{(2)}$"
+W2_LABEL = r"$w_2^{(2)}$"
+
+
+def beta_colour(beta: float):
+    """The colour of ``beta`` in every Appendix C figure (betas outside :data:`BETA_ORDER` get a fallback)."""
+    return _BETA_COLOURS.get(float(beta), plotting.PALETTE[5])
+
+
+def _optimizer_title(optimizer: str) -> str:
+    label, lr, momentum = tj.OPTIMIZERS[optimizer]
+    return f"{label} (lr {lr:g}" + (f", momentum {momentum:g})" if momentum is not None else ")")
+
+
+def _landscape_window(paths: list[np.ndarray], grid_points: int) -> tuple[np.ndarray, np.ndarray]:
+    points = np.concatenate(paths)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.maximum(hi - lo, 0.5)
+    centre = (lo + hi) / 2
+    lo, hi = centre - 0.6 * span, centre + 0.6 * span  # 10 % margin on each side
+    return np.linspace(lo[0], hi[0], grid_points), np.linspace(lo[1], hi[1], grid_points)
+
+
+def draw_figure_c(
+    csv_path: str | Path,
+    out_stem: str | Path,
+    *,
+    seed: int,
+    n_samples: int,
+    max_panels: int = 4,
+    grid_points: int = 121,
+) -> list[Path]:
+    """Draw one of Figures C.1-C.3 from its CSV; writes ``out_stem.png`` and ``out_stem.pdf``.
+
+    ``seed`` and ``n_samples`` must be those the CSV was written with: they rebuild each trial's loss landscape, and a
+    mismatch (the recomputed start point differs from the CSV's step 0) raises ``ValueError``. The first
+    ``max_panels`` trials are drawn; the loss is evaluated on a ``grid_points`` x ``grid_points`` grid per panel.
+    """
+    frame = pd.read_csv(csv_path, dtype={"figure": str, "optimizer": str})
+    missing = [c for c in tj.TRAJECTORY_COLUMNS if c not in frame.columns]
+    if missing or frame.empty:
+        raise ValueError(f"{csv_path}: not a trajectory CSV (missing columns {missing} or no rows)")
+    figures, optimizers = frame["figure"].unique(), frame["optimizer"].unique()
+    if len(figures) != 1 or len(optimizers) != 1:
+        raise ValueError(f"{csv_path}: expected one figure and one optimizer, got {list(figures)}, {list(optimizers)}")
+    figure_id, optimizer = str(figures[0]), str(optimizers[0])
+    trials = sorted(int(t) for t in frame["trial"].unique())[:max_panels]
+    betas = sorted(float(b) for b in frame["beta"].unique())
+
+    plotting.apply_style()
+    ncols = min(2, len(trials))
+    nrows = -(-len(trials) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.3 * nrows), squeeze=False)
+    for ax in axes.flat[len(trials):]:
+        ax.set_visible(False)
+
+    for ax, trial in zip(axes.flat, trials):
+        rows = frame[frame["trial"] == trial]
+        paths = {
+            beta: rows[rows["beta"] == beta].sort_values("step")[["w1", "w2"]].to_numpy(dtype=np.float64)
+            for beta in betas
+        }
+        seed_t = tj.trial_seed(seed, trial)
+        start = tj.make_trial(seed_t, n_samples).start.numpy()
+        for beta, path in paths.items():
+            if not np.allclose(path[0], start, rtol=10.0 ** (1 - tj.FLOAT_DIGITS), atol=1e-12):
+                raise ValueError(
+                    f"{csv_path}: trial {trial}, beta {beta:g} starts at {path[0]}, but seed {seed} with n_samples "
+                    f"{n_samples} starts at {start}: pass the seed and n_samples the CSV was written with"
+                )
+        w1_grid, w2_grid = _landscape_window(list(paths.values()), grid_points)
+        loss = tj.loss_landscape(w1_grid, w2_grid, seed_t, n_samples)
+        filled = ax.contourf(w1_grid, w2_grid, loss, levels=20, cmap="Greys", alpha=0.45)
+        ax.contour(w1_grid, w2_grid, loss, levels=filled.levels, colors="0.45", linewidths=0.4)
+        colourbar = fig.colorbar(filled, ax=ax, fraction=0.046, pad=0.03)
+        colourbar.set_label("training loss (cross-entropy)")
+        # Thicker lines first: paths that coincide (Adam) stay visible as a coloured core inside a wider band.
+        widths = 1.5 + 2.5 * np.arange(len(betas))[::-1]  # a 1.25 pt rim of each colour shows
+        for (beta, path), width in zip(paths.items(), widths):
+            ax.plot(path[:, 0], path[:, 1], color=beta_colour(beta), linewidth=width, solid_capstyle="round")
+            ax.plot(*path[-1], marker="o", markersize=7, markerfacecolor=beta_colour(beta),
+                    markeredgecolor="black", markeredgewidth=1.2, linestyle="none", zorder=4)
+        ax.plot(*start, marker="s", markersize=7, color="black", linestyle="none", zorder=5)
+        ax.set_title(f"trial {trial}")
+        ax.set_xlabel(W1_LABEL)
+        ax.set_ylabel(W2_LABEL)
+
+    handles = [Line2D([], [], color=beta_colour(b), linewidth=2.5, label=f"β = {b:g}") for b in betas]
+    handles += [
+        Line2D([], [], marker="s", color="black", linestyle="none", label="start"),
+        Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="black", linestyle="none", label="end"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, 0.0))
+    epochs = int(frame["step"].max())
+    fig.suptitle(f"Figure {figure_id}: gradient trajectories of (w1, w2), {_optimizer_title(optimizer)}, "
+                 f"{epochs} full-batch steps")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return plotting.save_figure(fig, out_stem)
+
+
+def draw_velocity(csv_path: str | Path, out_stem: str | Path) -> list[Path]:
+    """Draw Figure C.4 from ``velocity.csv``: velocity against beta, one panel per optimiser, error bars = std."""
+    frame = pd.read_csv(csv_path, dtype={"optimizer": str})
+    if list(frame.columns) != list(tj.VELOCITY_COLUMNS) or frame.empty:
+        raise ValueError(f"{csv_path}: expected columns {list(tj.VELOCITY_COLUMNS)} and at least one row")
+    known = [name for name in tj.VELOCITY_OPTIMIZERS if name in set(frame["optimizer"])]
+    optimizers = known + sorted(set(frame["optimizer"]) - set(known))
+
+    plotting.apply_style()
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(4.2 * len(optimizers), 3.6), squeeze=False)
+    for ax, optimizer in zip(axes[0], optimizers):
+        rows = frame[frame["optimizer"] == optimizer].sort_values("beta")
+        positions = np.arange(len(rows))
+        colours = [beta_colour(b) for b in rows["beta"]]
+        ax.plot(positions, rows["velocity_mean"], color="0.6", linewidth=1.0, zorder=1)
+        ax.errorbar(positions, rows["velocity_mean"], yerr=rows["velocity_std"], fmt="none", ecolor="0.2",
+                    elinewidth=1.0, capsize=4, zorder=2)
+        ax.scatter(positions, rows["velocity_mean"], c=colours, s=45, edgecolors="black", linewidths=0.6, zorder=3)
+        ax.set_xticks(positions, [f"{b:g}" for b in rows["beta"]])
+        ax.set_xlabel("β (ReLU derivative at hidden layer 2)")
+        ax.set_ylabel("velocity (mean ‖Δw‖ per step)")
+        ax.set_ylim(bottom=0)
+        title = _optimizer_title(optimizer) if optimizer in tj.OPTIMIZERS else optimizer
+        ax.set_title(title)
+    runs = sorted(int(r) for r in frame["runs"].unique())
+    runs_text = str(runs[0]) if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
+    fig.suptitle(f"Figure C.4: velocity of the gradient trajectory per β (mean ± std over {runs_text} runs)")
+    fig.tight_layout()
+    return plotting.save_figure(fig, out_stem)
