@@ -15,6 +15,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/repeats.smk"
+include: "workflow/rules/appendix_c.smk"
 
 
 rule all:

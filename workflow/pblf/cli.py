@@ -132,6 +132,30 @@ def cmd_trials(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trajectories(args: argparse.Namespace) -> int:
+    from pblf.trajectories import write_trajectories, write_velocity
+
+    cfg = _config(args.config)
+    c = cfg["appendix_c"]
+    paths = write_trajectories(args.out_dir, c["epochs"], c["trials"], c["n_samples"], cfg["seed"])
+    paths.append(write_velocity(args.out_dir / "velocity.csv", c["epochs"], c["velocity_trials"], c["n_samples"],
+                                cfg["seed"]))
+    log.info("Appendix C: %s", ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_figure_c(args: argparse.Namespace) -> int:
+    from pblf.figures_c import draw_figure_c, draw_velocity
+
+    cfg = _config(args.config)
+    if args.velocity:
+        paths = draw_velocity(args.csv, args.out)
+    else:
+        paths = draw_figure_c(args.csv, args.out, seed=cfg["seed"], n_samples=cfg["appendix_c"]["n_samples"])
+    log.info("drew %s", ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     _config(args.config)
     log.info("configuration is valid: %s", ", ".join(args.config))
@@ -196,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", required=True, type=int)
     p.add_argument("--method", required=True)
     p.add_argument("--out", required=True, type=Path)
+
+    p = add("trajectories", cmd_trajectories, "Appendix C: gradient trajectories and velocities under beta")
+    _add_config(p)
+    p.add_argument("--out-dir", required=True, type=Path, help="writes figure_C_{1,2,3}.csv and velocity.csv")
+
+    p = add("figure-c", cmd_figure_c, "draw Figure C.1-C.3 from a trajectory CSV, or C.4 from velocity.csv")
+    _add_config(p)
+    p.add_argument("--csv", required=True, type=Path)
+    p.add_argument("--velocity", action="store_true", help="the CSV is velocity.csv (Figure C.4)")
+    p.add_argument("--out", required=True, type=Path, help="output stem: writes STEM.png and STEM.pdf")
 
     p = add("trials", cmd_trials, "gather repeat runs (…/repeats/b<B>/<method>/s<S>) into trials.csv")
     p.add_argument("--runs", nargs="+", required=True, help="repeat run folders")

@@ -148,6 +148,8 @@ def final_outputs(config: dict[str, Any], results: str = "results") -> list[str]
     outputs = [f"{results}/data/split.json", f"{results}/tables/trials.csv"]
     for budget in config["budgets"]:
         outputs += [f"{search_dir(results, budget, method)}/trials.csv" for method in SEARCH_METHODS]
+    outputs += [f"{results}/trajectories/velocity.csv"]
+    outputs += [f"{results}/figures/figure_C_{n}.{ext}" for n in (1, 2, 3, 4) for ext in ("png", "pdf")]
     conv = config["convergence"]
     if conv["enabled"]:
         outputs += [f"{convergence_run(results, m, conv['seed'])}/metrics.json" for m in conv["methods"]]
