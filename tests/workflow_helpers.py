@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 #: What a run of the workflow needs from the repository (results/, logs/ and .snakemake/ are per copy).
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "presets", "report", "envs")
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "presets", "report", "envs", "profiles")
 
 
 def env() -> dict[str, str]:

@@ -133,6 +133,26 @@ def run_spec(config: dict[str, Any], results: str, run: str) -> RunSpec:
     raise ValueError(f"{run!r} is not a run folder (search/b<B>/<method>/i<III>/c<JJ>, repeats/..., convergence/...)")
 
 
+def parse_run(run: str | Path) -> dict[str, Any]:
+    """The parts of a run folder's path: kind (search, repeats, convergence), budget, method, seed, ..."""
+    text = Path(run).as_posix()
+    for kind, pattern in (("search", _SEARCH_RUN), ("repeats", _REPEAT_RUN), ("convergence", _CONVERGENCE_RUN)):
+        if match := pattern.search(text):
+            parts: dict[str, Any] = {"kind": kind}
+            for key, value in match.groupdict().items():
+                parts[key] = value if key == "method" else int(value)
+            return parts
+    raise ValueError(f"{run} is not a run folder of the results layout (runs/search|repeats|convergence/...)")
+
+
+def parse_search_trials(path: str | Path) -> tuple[int, str]:
+    """(budget, method) of a ``search/b<B>/<method>/trials.csv`` path."""
+    match = re.search(r"search/b(\d+)/([^/]+)/trials\.csv$", Path(path).as_posix())
+    if not match:
+        raise ValueError(f"{path} is not a search trials file (search/b<B>/<method>/trials.csv)")
+    return int(match.group(1)), match.group(2)
+
+
 def train_resources(config: dict[str, Any], budget: int) -> dict[str, int]:
     """What a training job asks an executor for: a runtime (minutes) that grows with the budget."""
     res = config["resources"]
@@ -143,14 +163,26 @@ def train_resources(config: dict[str, Any], budget: int) -> dict[str, int]:
 # ----------------------------------------------------------------------------------------------------- outputs
 
 
+def curve_budget(config: dict[str, Any], figure: int | str) -> int:
+    """Figure 6.1 shows the smallest budget (20 epochs in the thesis), Figure 6.2 the largest (100)."""
+    budgets = sorted(config["budgets"])
+    return budgets[0] if int(figure) == 1 else budgets[-1]
+
+
+def figure_names(config: dict[str, Any]) -> list[str]:
+    """The figures a config produces: 6.2 needs a second budget, 6.4 the convergence reruns."""
+    names = ["figure_6_1", "figure_6_3"] + [f"figure_C_{n}" for n in (1, 2, 3, 4)]
+    if len(config["budgets"]) > 1:
+        names.append("figure_6_2")
+    if config["convergence"]["enabled"] and config["convergence"]["methods"]:
+        names.append("figure_6_4")
+    return sorted(names)
+
+
 def final_outputs(config: dict[str, Any], results: str = "results") -> list[str]:
-    """Every file ``rule all`` asks for under ``config``."""
-    outputs = [f"{results}/data/split.json", f"{results}/tables/trials.csv"]
-    for budget in config["budgets"]:
-        outputs += [f"{search_dir(results, budget, method)}/trials.csv" for method in SEARCH_METHODS]
-    outputs += [f"{results}/trajectories/velocity.csv"]
-    outputs += [f"{results}/figures/figure_C_{n}.{ext}" for n in (1, 2, 3, 4) for ext in ("png", "pdf")]
-    conv = config["convergence"]
-    if conv["enabled"]:
-        outputs += [f"{convergence_run(results, m, conv['seed'])}/metrics.json" for m in conv["methods"]]
+    """Every file ``rule all`` asks for under ``config``: the tables, the figures and what they are made of."""
+    outputs = [f"{results}/tables/trials.csv", f"{results}/trajectories/velocity.csv"]
+    outputs += [f"{results}/tables/{t}.{ext}" for t in ("table_6_2", "table_B_1", "table_B_2")
+                for ext in ("csv", "md", "tex")]
+    outputs += [f"{results}/figures/{name}.{ext}" for name in figure_names(config) for ext in ("png", "pdf")]
     return outputs

@@ -1,7 +1,11 @@
-"""Snakemake adapter: write the stage's config subset (snakemake.params.subset) as canonical JSON."""
+"""Snakemake adapter: write the stage's config subset (snakemake.params.subset) as canonical JSON, with its
+provenance record (its only input is the Snakemake config itself, which the record holds)."""
 from pathlib import Path
 
 from pblf.files import write_json
+from pblf.provenance import Produced, now, write_records
 
+started = now()
 out = write_json(snakemake.params.subset, snakemake.output[0])  # noqa: F821 - injected by Snakemake
+write_records(Produced(outputs=[out], config=snakemake.params.subset), ["(snakemake stage_config)", str(out)], started)  # noqa: F821
 Path(snakemake.log[0]).write_text(f"wrote {out}\n")  # noqa: F821

@@ -1,0 +1,138 @@
+"""The whole workflow on the smoke preset, end to end on CPU: search DAG, repeats, convergence, tables, figures,
+report, provenance and audit; reruns, determinism across directories, and recovery from a killed Snakemake."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workflow_helpers import BIN, copy_workflow, env, snakemake
+
+pytestmark = pytest.mark.slow
+SMOKE = ("--cores", "2", "--configfile", "presets/smoke.yaml")
+
+
+def pblf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "pblf"), *args], cwd=cwd, env=env(), capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    """One complete smoke run from clean; the tests below read it and must not change it."""
+    work = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
+    snakemake(*SMOKE, cwd=work)
+    return work
+
+
+def test_every_output_exists(smoke_run):
+    results = smoke_run / "results"
+    for name in ("table_6_2", "table_B_1", "table_B_2"):
+        for ext in ("csv", "md", "tex"):
+            assert (results / "tables" / f"{name}.{ext}").is_file()
+    for name in ("6_1", "6_2", "6_3", "6_4", "C_1", "C_2", "C_3", "C_4"):
+        for ext in ("png", "pdf"):
+            assert (results / "figures" / f"figure_{name}.{ext}").is_file()
+    trials = (results / "tables" / "trials.csv").read_text().splitlines()
+    assert trials[0] == "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
+    assert len(trials) == 1 + 2 * 3 * 2  # budgets x methods x repeat seeds
+    # the search: 2 initial + 2 iterations x (1 acquisition + 1 random) for BO, 2 random for RS, at both budgets
+    for budget in (1, 2):
+        bo = (results / "search" / f"b{budget}" / "PBLF-BO" / "trials.csv").read_text().splitlines()
+        rs = (results / "search" / f"b{budget}" / "PBLF-RS" / "trials.csv").read_text().splitlines()
+        assert len(bo) == 1 + 2 + 2 * 2 and len(rs) == 1 + 2
+        assert {line.split(",")[2] for line in bo[1:]} == {"random", "ucb"}
+    for method in ("PBLF-BO", "PBLF-RS", "Standard"):
+        assert (results / "runs" / "convergence" / method / "s0" / "metrics.json").is_file()
+
+
+def test_second_run_does_nothing(smoke_run):
+    proc = snakemake(*SMOKE, "--dry-run", cwd=smoke_run)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_second_directory_gives_byte_identical_tables_and_figures(smoke_run, tmp_path):
+    other = copy_workflow(tmp_path / "wf")
+    snakemake(*SMOKE, cwd=other)
+    for sub in ("tables", "figures"):
+        names = sorted(p.name for p in (smoke_run / "results" / sub).iterdir())
+        assert names == sorted(p.name for p in (other / "results" / sub).iterdir())
+        match, mismatch, errors = filecmp.cmpfiles(smoke_run / "results" / sub, other / "results" / sub, names,
+                                                   shallow=False)
+        assert mismatch == [] and errors == [], f"results/{sub} differ: {mismatch + errors}"
+
+
+def test_report_holds_every_table_and_figure(smoke_run):
+    snakemake(*SMOKE, "--report", "results/report.zip", cwd=smoke_run)
+    listing = subprocess.run(["python3", "-m", "zipfile", "-l", str(smoke_run / "results" / "report.zip")],
+                             capture_output=True, text=True, check=True).stdout
+    for name in ("table_6_2.csv", "table_B_1.csv", "table_B_2.csv", "figure_6_1.png", "figure_6_2.png",
+                 "figure_6_3.png", "figure_6_4.png", "figure_C_1.png", "figure_C_4.png"):
+        assert name in listing, f"{name} is not in the report"
+
+
+def test_audit_passes_on_a_fresh_run(smoke_run):
+    proc = pblf("audit", "results", cwd=smoke_run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "audit passed" in proc.stdout
+    assert "results/data/split.json" in proc.stdout and "checkpoint" not in proc.stderr
+
+
+def test_audit_of_one_cell(smoke_run):
+    proc = pblf("audit", "results", "--cell", "table_6_2:2:PBLF-BO", cwd=smoke_run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "runs/repeats/b2/PBLF-BO/s0/metrics.json" in proc.stdout
+    assert "runs/repeats/b1/" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["results/runs/repeats/b2/PBLF-RS/s1/metrics.json", "results/runs/repeats/b1/Standard/s0/checkpoint.pt",
+     "results/data/split.json", "results/runs/search/b1/PBLF-BO/i001/c00/metrics.json"],
+)
+def test_audit_fails_naming_a_changed_file(smoke_run, tmp_path, target):
+    copy = tmp_path / "wf"
+    shutil.copytree(smoke_run, copy, symlinks=True)
+    path = copy / target
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    proc = pblf("audit", "results", cwd=copy)
+    assert proc.returncode == 1
+    assert target in proc.stderr
+
+
+def test_audit_fails_when_a_record_is_deleted(smoke_run, tmp_path):
+    copy = tmp_path / "wf"
+    shutil.copytree(smoke_run, copy, symlinks=True)
+    record = copy / "results/provenance/select/b2/PBLF-BO.json.json"
+    record.unlink()
+    proc = pblf("audit", "results", cwd=copy)
+    assert proc.returncode == 1
+    assert "no provenance record for results/select/b2/PBLF-BO.json" in proc.stderr
+
+
+def test_killed_snakemake_resumes_without_retraining(smoke_run, tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    proc = subprocess.Popen([str(BIN / "snakemake"), *SMOKE], cwd=work, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second_iteration = work / "results/search/b2/PBLF-BO/i001/proposal.json"
+    deadline = time.monotonic() + 600
+    while not second_iteration.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started, mid-search
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in (work / "results/runs").rglob("metrics.json")}
+    assert finished, "nothing had finished before the kill"
+    snakemake("--unlock", "--configfile", "presets/smoke.yaml", cwd=work)
+    snakemake(*SMOKE, cwd=work)
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished, "a finished candidate was retrained"
+    assert (work / "results/tables/trials.csv").read_bytes() == (smoke_run / "results/tables/trials.csv").read_bytes()

@@ -1,0 +1,137 @@
+"""Provenance records: for every file the pipeline writes, what made it.
+
+A reviewer who asks "where does 92.77 come from?" must get, in one command, the chain from that number to the
+training runs, their inputs, config, code version and hardware, with every checksum verified (``pblf audit``).
+So every ``pblf`` command that writes files also writes a record: its inputs and outputs with sha256, the config it
+read and its hash, the code version (git commit, dirty or not), package versions, Python, torch, CUDA/cuDNN, device,
+host, SLURM job id, start and end time and the command line.
+
+Records live in one store beside the results, ``<results>/provenance/<path of the output relative to results>.json``
+(one per output file; an invocation with several outputs writes the same record under each), so that tables and
+figures themselves stay free of timestamps and byte-identical across reruns. An output written outside the results
+folder gets its record next to it, as ``<output>.prov.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pblf.config import config_hash
+from pblf.files import read_json, sha256_of_file, write_json
+
+RECORD_VERSION = 1
+STORE = "provenance"
+PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "seaborn", "snakemake",
+            "snakemake-executor-plugin-slurm", "pyyaml", "jsonschema", "tabulate")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Produced:
+    """What a command read and wrote; the CLI turns it into records."""
+
+    inputs: list[Path] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    config: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = 0
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def record_path(output: str | Path, results: str | Path = "results") -> Path:
+    """Where the record of ``output`` lives (see the module docstring)."""
+    output, results = Path(output), Path(results)
+    try:
+        relative = output.resolve().relative_to(results.resolve())
+    except ValueError:
+        return output.with_name(output.name + ".prov.json")
+    return results / STORE / relative.parent / (relative.name + ".json")
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit of the checkout pblf runs from, and whether its tracked files differ from that commit."""
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def environment(device: str | None = None) -> dict[str, Any]:
+    """Software and hardware: enough to tell two runs' environments apart."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    env = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "packages": versions,
+    }
+    if "torch" in sys.modules:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        if device == "cuda" and torch.cuda.is_available():
+            env["device_name"] = torch.cuda.get_device_name()
+    env.setdefault("device_name", platform.processor() or platform.machine())
+    env["device"] = device
+    return env
+
+
+def file_entry(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot record {path}: it does not exist")
+    return {"path": str(path), "sha256": sha256_of_file(path)}
+
+
+def write_records(produced: Produced, argv: Sequence[str], started: str, results: str | Path = "results",
+                  device: str | None = None) -> list[Path]:
+    """Write one record per output of ``produced``; returns the record paths."""
+    record = {
+        "version": RECORD_VERSION,
+        "command": ["pblf", *argv],
+        "cwd": os.getcwd(),
+        "inputs": [file_entry(p) for p in sorted({str(p) for p in produced.inputs})],
+        "outputs": [file_entry(p) for p in sorted({str(p) for p in produced.outputs})],
+        "config": produced.config,
+        "config_sha256": None if produced.config is None else config_hash(produced.config),
+        "code": code_version(),
+        "environment": environment(device),
+        "started": started,
+        "ended": now(),
+        **produced.extra,
+    }
+    return [write_json(record, record_path(entry["path"], results)) for entry in record["outputs"]]
+
+
+def read_record(output: str | Path, results: str | Path = "results") -> dict[str, Any]:
+    path = record_path(output, results)
+    if not path.is_file():
+        raise FileNotFoundError(f"no provenance record for {output} (expected {path})")
+    return read_json(path)
