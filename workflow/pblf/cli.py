@@ -2,8 +2,8 @@
 
 Each subcommand reads its inputs from files, writes its outputs to files (plus their provenance records, see
 :mod:`pblf.provenance`) and does nothing else, so that a researcher can rerun any single step outside Snakemake.
-Expected failures (a bad config, a missing or corrupt data set, a missing input) end with one clear line and exit
-status 2; a traceback means a bug.
+Expected failures (a bad config, a missing or corrupt data set, a missing or malformed input) end with one clear
+line and exit status 2; set PBLF_DEBUG=1 to see the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +21,8 @@ from pblf.provenance import Produced, now, write_records
 
 log = logging.getLogger("pblf")
 
-#: Errors a user can fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, FileNotFoundError)
+#: Errors a user can fix (each message names the file or value); anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, FileNotFoundError, ValueError)
 
 
 def _config(paths: Sequence[str]) -> dict:
@@ -348,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if produced.outputs:
             write_records(produced, argv, started, args.results, produced.extra.get("device"))
     except (*USER_ERRORS, DataError) as err:
+        if os.environ.get("PBLF_DEBUG"):
+            raise
         print(f"pblf {args.command}: error: {err}", file=sys.stderr)
         return 2
     return produced.exit_code

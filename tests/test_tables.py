@@ -1,0 +1,333 @@
+"""Tests of Table 6.2, Table B.1 and Table B.2 (pblf.tables), made from the thesis's own numbers.
+
+The trials file below holds Table B.1 (Top-1) and Table B.2 (Top-1 validation) for 20 and 100 epochs, seed by seed,
+with the candidates of Table 6.2. Expected statistics are worked out by hand in the tests, not by the code under test.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from pblf.select import read_csv
+from pblf.tables import read_trials, table_6_2, table_b, write_tables
+
+HEADER = "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
+
+#: Table B.1 of the thesis: Top-1 of seeds 0..4.
+TOP1 = {
+    (100, "PBLF-BO"): (95.42, 95.38, 95.29, 95.17, 93.72),
+    (100, "PBLF-RS"): (95.22, 95.26, 95.55, 95.08, 95.27),
+    (100, "Standard"): (95.38, 95.3, 95.48, 95.46, 95.73),
+    (20, "PBLF-BO"): (92.78, 92.89, 92.94, 92.45, 92.78),
+    (20, "PBLF-RS"): (92.87, 92.74, 92.65, 92.71, 91.97),
+    (20, "Standard"): (92.98, 92.76, 93.08, 92.83, 92.63),
+}
+#: Table B.2 of the thesis: Top-1 validation of seeds 0..4.
+VAL = {
+    (100, "PBLF-BO"): (96.119, 96.139, 96.099, 96.019, 94.819),
+    (100, "PBLF-RS"): (95.979, 95.839, 95.92, 96.059, 96.159),
+    (100, "Standard"): (96.059, 96.159, 96.279, 96.059, 95.86),
+    (20, "PBLF-BO"): (93.559, 93.76, 93.559, 93.439, 93.48),
+    (20, "PBLF-RS"): (93.99, 93.99, 94.06, 93.69, 93.439),
+    (20, "Standard"): (93.89, 93.44, 93.839, 93.839, 93.399),
+}
+#: Table 6.2 of the thesis: w1, w2, b1, b2, mode of each chosen candidate.
+CANDIDATES = {
+    (100, "PBLF-BO"): ("0.0365", "0", "0.5816", "0.375", "0010"),
+    (100, "PBLF-RS"): ("0.2282", "0.2304", "-0.765", "0.8942", "1110"),
+    (100, "Standard"): ("0", "0", "0", "1", "1111"),
+    (20, "PBLF-BO"): ("0.0002", "0", "0.4306", "0", "1000"),
+    (20, "PBLF-RS"): ("0.824", "0.2906", "0.3945", "0.8482", "1100"),
+    (20, "Standard"): ("0", "0", "0", "1", "1111"),
+}
+#: The thesis's "Top-1 ... +- x" of Table 6.2.
+THESIS_PLUS_MINUS = {
+    (100, "PBLF-BO"): 0.52,
+    (100, "PBLF-RS"): 0.03,
+    (100, "Standard"): 0.03,
+    (20, "PBLF-BO"): 0.04,
+    (20, "PBLF-RS"): 0.13,
+    (20, "Standard"): 0.03,
+}
+TABLE_NAMES = [f"{name}.{ext}" for name in ("table_6_2", "table_B_1", "table_B_2") for ext in ("csv", "md", "tex")]
+
+
+def thesis_lines(shuffle_seed: int | None = None) -> list[str]:
+    """One trials line per (budget, method, seed), 20 epochs first (the tables must reorder them)."""
+    lines = [
+        ",".join([str(budget), method, str(seed), str(top1), str(val), *CANDIDATES[budget, method]])
+        for (budget, method) in sorted(TOP1)
+        for seed, (top1, val) in enumerate(zip(TOP1[budget, method], VAL[budget, method]))
+    ]
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(lines)
+    return lines
+
+
+def write_trials(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    return path
+
+
+@pytest.fixture
+def trials(tmp_path: Path) -> Path:
+    return write_trials(tmp_path / "trials.csv", thesis_lines())
+
+
+@pytest.fixture
+def table(trials: Path) -> dict[tuple[int, str], dict]:
+    return {(row["budget_epochs"], row["method"]): row for row in table_6_2(read_trials(trials))}
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of every body row of a pipe table (header and separator dropped)."""
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()[2:]]
+
+
+# --- reading -------------------------------------------------------------------------------------------------------
+
+
+def test_read_trials_types_and_keeps_mode_a_string(trials: Path) -> None:
+    rows = read_trials(trials)
+    assert len(rows) == 30
+    first = rows[15]  # file order is kept: the 15 rows of 20 epochs come first
+    assert first["budget_epochs"] == 100 and first["method"] == "PBLF-BO" and first["seed"] == 0
+    assert first["test_top1"] == 95.42 and first["val_top1"] == 96.119
+    assert (first["w1"], first["w2"], first["b1"], first["b2"]) == (0.0365, 0.0, 0.5816, 0.375)
+    assert first["mode"] == "0010" and isinstance(first["mode"], str)
+
+
+# --- Table 6.2 -----------------------------------------------------------------------------------------------------
+
+
+def test_table_6_2_statistics_match_hand_computation(table: dict) -> None:
+    bo = table[100, "PBLF-BO"]
+    # mean of (95.42, 95.38, 95.29, 95.17, 93.72) = 474.98 / 5
+    assert bo["test_top1_mean"] == pytest.approx(474.98 / 5) == pytest.approx(94.996)
+    # deviations from 94.996: 0.424, 0.384, 0.294, 0.174, -1.276
+    squares = 0.424**2 + 0.384**2 + 0.294**2 + 0.174**2 + 1.276**2
+    assert squares == pytest.approx(2.07212)
+    assert bo["test_top1_var"] == pytest.approx(squares / 4) == pytest.approx(0.51803)
+    assert bo["test_top1_std"] == pytest.approx(math.sqrt(squares / 4)) == pytest.approx(0.719743, abs=1e-6)
+    assert bo["n"] == 5
+
+    standard = table[20, "Standard"]
+    # mean of (92.98, 92.76, 93.08, 92.83, 92.63) = 464.28 / 5; deviations 0.124, -0.096, 0.224, -0.026, -0.226
+    assert standard["test_top1_mean"] == pytest.approx(92.856)
+    squares = 0.124**2 + 0.096**2 + 0.224**2 + 0.026**2 + 0.226**2
+    assert standard["test_top1_var"] == pytest.approx(squares / 4) == pytest.approx(0.03163)
+    assert standard["test_top1_std"] == pytest.approx(math.sqrt(0.03163))
+
+    rs = table[20, "PBLF-RS"]
+    # mean of (92.87, 92.74, 92.65, 92.71, 91.97) = 462.94 / 5; deviations 0.282, 0.152, 0.062, 0.122, -0.618
+    assert rs["test_top1_mean"] == pytest.approx(92.588)
+    assert rs["test_top1_var"] == pytest.approx((0.282**2 + 0.152**2 + 0.062**2 + 0.122**2 + 0.618**2) / 4)
+
+    # every mean rounds to the thesis's Top-1 of Table 6.2
+    thesis_means = {(100, "PBLF-BO"): 95.00, (100, "PBLF-RS"): 95.28, (100, "Standard"): 95.47,
+                    (20, "PBLF-BO"): 92.77, (20, "PBLF-RS"): 92.59, (20, "Standard"): 92.86}
+    assert {key: round(row["test_top1_mean"], 2) for key, row in table.items()} == thesis_means
+
+
+def test_thesis_plus_minus_is_the_sample_variance_not_the_std(table: dict) -> None:
+    """Why both spreads are reported: every "+-" of Table 6.2 is the sample variance rounded to 2 decimals."""
+    assert {key: round(row["test_top1_var"], 2) for key, row in table.items()} == THESIS_PLUS_MINUS
+    assert round(table[100, "PBLF-BO"]["test_top1_std"], 2) == 0.72 != THESIS_PLUS_MINUS[100, "PBLF-BO"]
+
+
+def test_table_6_2_order_and_candidates(trials: Path) -> None:
+    rows = table_6_2(read_trials(trials))
+    assert [(row["budget_epochs"], row["method"]) for row in rows] == [
+        (100, "PBLF-BO"), (100, "PBLF-RS"), (100, "Standard"), (20, "PBLF-BO"), (20, "PBLF-RS"), (20, "Standard"),
+    ]
+    for row in rows:
+        w1, w2, b1, b2, mode = CANDIDATES[row["budget_epochs"], row["method"]]
+        assert (row["w1"], row["w2"], row["b1"], row["b2"]) == (float(w1), float(w2), float(b1), float(b2))
+        assert row["mode"] == mode
+
+
+# --- Tables B.1 and B.2 --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "source"), [("test_top1", TOP1), ("val_top1", VAL)])
+def test_table_b_has_one_column_per_seed_and_the_mean(trials: Path, field: str, source: dict) -> None:
+    rows = table_b(read_trials(trials), field)
+    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "seed 3", "seed 4", f"{field}_mean"]
+    for row in rows:
+        values = source[row["budget_epochs"], row["method"]]
+        assert [row[f"seed {seed}"] for seed in range(5)] == list(values)
+        assert row[f"{field}_mean"] == pytest.approx(sum(values) / 5)
+    by_key = {(row["budget_epochs"], row["method"]): row for row in rows}
+    if field == "val_top1":
+        # (96.119 + 96.139 + 96.099 + 96.019 + 94.819) / 5 = 479.195 / 5
+        assert by_key[100, "PBLF-BO"]["val_top1_mean"] == pytest.approx(95.839)
+
+
+def test_partial_run_leaves_missing_seeds_empty(tmp_path: Path) -> None:
+    lines = [
+        "100,PBLF-BO,0,95.0,96.0,0.1,0.2,0.3,0.4,0010",
+        "100,PBLF-BO,2,94.0,95.0,0.1,0.2,0.3,0.4,0010",
+        "100,Standard,0,95.5,96.5,0,0,0,1,1111",
+        "100,Standard,1,95.3,96.3,0,0,0,1,1111",
+    ]
+    trials = write_trials(tmp_path / "trials.csv", lines)
+    rows = table_b(read_trials(trials), "test_top1")
+    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "test_top1_mean"]
+    assert rows[0]["seed 1"] is None and rows[0]["test_top1_mean"] == pytest.approx((95.0 + 94.0) / 2)
+    assert rows[1]["seed 2"] is None and rows[1]["test_top1_mean"] == pytest.approx((95.5 + 95.3) / 2)
+
+    write_tables(trials, tmp_path / "out")
+    assert read_csv(tmp_path / "out" / "table_B_1.csv")[0]["seed 1"] == ""
+    markdown = markdown_rows((tmp_path / "out" / "table_B_1.md").read_text())
+    assert markdown[0] == ["100 epochs", "PBLF-BO", "95.00", "", "94.00", "94.50"]
+    assert markdown[1] == ["100 epochs", "Standard", "95.50", "95.30", "", "95.40"]
+    assert "PBLF-BO & 95.00 &  & 94.00 & 94.50 \\\\" in (tmp_path / "out" / "table_B_1.tex").read_text()
+
+
+def test_table_b_rejects_an_unknown_field(trials: Path) -> None:
+    with pytest.raises(ValueError, match="w1"):
+        table_b(read_trials(trials), "w1")
+
+
+# --- files ---------------------------------------------------------------------------------------------------------
+
+
+def test_write_tables_writes_the_contract_names_byte_stably(tmp_path: Path, trials: Path) -> None:
+    first = write_tables(trials, tmp_path / "a")
+    assert first == sorted(first)
+    assert [path.name for path in first] == sorted(TABLE_NAMES)
+    snapshot = {path.name: path.read_bytes() for path in first}
+    # again into the same folder, and from the same trials in another row order
+    write_tables(trials, tmp_path / "a")
+    shuffled = write_trials(tmp_path / "shuffled.csv", thesis_lines(shuffle_seed=3))
+    second = write_tables(shuffled, tmp_path / "b")
+    for name, data in snapshot.items():
+        assert (tmp_path / "a" / name).read_bytes() == data
+        assert (tmp_path / "b" / name).read_bytes() == data
+        assert b"\r" not in data and data.endswith(b"\n")
+    assert not list((tmp_path / "a").glob("*.tmp")) and len(second) == 9
+
+
+def test_csv_headers_and_unrounded_numbers(tmp_path: Path, trials: Path) -> None:
+    write_tables(trials, tmp_path)
+    headers = {name: (tmp_path / name).read_text().splitlines()[0] for name in TABLE_NAMES if name.endswith(".csv")}
+    assert headers == {
+        "table_6_2.csv": "budget_epochs,method,w1,w2,b1,b2,mode,test_top1_mean,test_top1_std,test_top1_var,n",
+        "table_B_1.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,test_top1_mean",
+        "table_B_2.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,val_top1_mean",
+    }
+    bo = read_csv(tmp_path / "table_6_2.csv")[0]
+    assert float(bo["test_top1_var"]) == pytest.approx(0.51803, abs=1e-12)  # not rounded to 4 decimals
+    assert float(bo["test_top1_std"]) == pytest.approx(math.sqrt(0.51803), abs=1e-12)
+    assert read_csv(tmp_path / "table_B_1.csv")[0]["seed 4"] == "93.72"
+
+
+def test_markdown_formatting(tmp_path: Path, trials: Path) -> None:
+    write_tables(trials, tmp_path)
+    text = (tmp_path / "table_6_2.md").read_text()
+    header = [cell.strip() for cell in text.splitlines()[0].strip("|").split("|")]
+    assert header == ["Budget", "Method", "W_1", "W_2", "B_1", "B_2", "Mode", "Top-1", "Std", "Var", "n"]
+    rows = markdown_rows(text)
+    assert rows[0] == ["100 epochs", "PBLF-BO", "0.0365", "0.0000", "0.5816", "0.3750", "0010", "95.00", "0.7197",
+                       "0.5180", "5"]
+    assert rows[1][4] == "-0.7650"
+    assert [row[:2] for row in rows][3] == ["20 epochs", "PBLF-BO"]
+    b1 = markdown_rows((tmp_path / "table_B_1.md").read_text())
+    assert b1[0] == ["100 epochs", "PBLF-BO", "95.42", "95.38", "95.29", "95.17", "93.72", "95.00"]
+    assert "Top-1 Avg." in (tmp_path / "table_B_1.md").read_text()
+    b2 = markdown_rows((tmp_path / "table_B_2.md").read_text())
+    assert b2[0] == ["100 epochs", "PBLF-BO", "96.12", "96.14", "96.10", "96.02", "94.82", "95.84"]
+
+
+def test_latex_is_a_booktabs_tabular_with_budget_blocks(tmp_path: Path, trials: Path) -> None:
+    write_tables(trials, tmp_path)
+    for name in ("table_6_2.tex", "table_B_1.tex", "table_B_2.tex"):
+        lines = (tmp_path / name).read_text().splitlines()
+        assert lines[0].startswith("\\begin{tabular}{l") and lines[-1] == "\\end{tabular}"
+        assert lines[1] == "\\toprule" and lines[-2] == "\\bottomrule"
+        assert lines.count("\\midrule") == 4  # under the header, and around each of the two budget rows
+        hundred = next(i for i, line in enumerate(lines) if "{100 epochs}" in line)
+        twenty = next(i for i, line in enumerate(lines) if "{20 epochs}" in line)
+        assert hundred < twenty and lines[twenty - 1] == "\\midrule" and lines[twenty + 1] == "\\midrule"
+        assert "\\caption" not in "\n".join(lines) and "\\begin{table}" not in "\n".join(lines)
+    text = (tmp_path / "table_6_2.tex").read_text()
+    assert "\\multicolumn{10}{l}{\\textbf{100 epochs}} \\\\" in text
+    assert "PBLF-BO & 0.0365 & 0.0000 & 0.5816 & 0.3750 & 0010 & 95.00 & 0.7197 & 0.5180 & 5 \\\\" in text
+    assert "PBLF-RS & 0.2282 & 0.2304 & $-$0.7650 & 0.8942 & 1110 & 95.28 & 0.1710 & 0.0292 & 5 \\\\" in text
+    assert "PBLF-BO & 95.42 & 95.38 & 95.29 & 95.17 & 93.72 & 95.00 \\\\" in (tmp_path / "table_B_1.tex").read_text()
+
+
+def test_mode_0010_survives_in_every_output(tmp_path: Path, trials: Path) -> None:
+    write_tables(trials, tmp_path)
+    assert read_csv(tmp_path / "table_6_2.csv")[0]["mode"] == "0010"
+    assert "0010," in (tmp_path / "table_6_2.csv").read_text()
+    assert markdown_rows((tmp_path / "table_6_2.md").read_text())[0][6] == "0010"
+    assert "& 0010 &" in (tmp_path / "table_6_2.tex").read_text()
+    assert table_6_2(read_trials(trials))[0]["mode"] == "0010"
+
+
+# --- n = 1 and errors ----------------------------------------------------------------------------------------------
+
+
+def test_a_single_seed_has_undefined_spread_and_does_not_crash(tmp_path: Path) -> None:
+    trials = write_trials(tmp_path / "trials.csv", ["20,PBLF-BO,7,92.5,93.5,0.0002,0,0.4306,0,1000"])
+    (row,) = table_6_2(read_trials(trials))
+    assert row["n"] == 1 and row["test_top1_mean"] == 92.5
+    assert row["test_top1_std"] is None and row["test_top1_var"] is None
+    write_tables(trials, tmp_path / "out")
+    csv_row = read_csv(tmp_path / "out" / "table_6_2.csv")[0]
+    assert (csv_row["test_top1_std"], csv_row["test_top1_var"], csv_row["n"]) == ("", "", "1")
+    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-3:] == ["n/a", "n/a", "1"]
+    assert "& 92.50 & n/a & n/a & 1 \\\\" in (tmp_path / "out" / "table_6_2.tex").read_text()
+    assert list(read_csv(tmp_path / "out" / "table_B_1.csv")[0]) == ["budget_epochs", "method", "seed 7",
+                                                                     "test_top1_mean"]
+
+
+def test_a_group_with_two_candidates_is_an_error(tmp_path: Path) -> None:
+    lines = thesis_lines()
+    index = lines.index("100,PBLF-BO,1,95.38,96.139,0.0365,0,0.5816,0.375,0010")
+    lines[index] = lines[index].replace(",0010", ",0011")
+    trials = write_trials(tmp_path / "trials.csv", lines)
+    with pytest.raises(ValueError, match=r"budget 100, method PBLF-BO: .*different candidates"):
+        table_6_2(read_trials(trials))
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("100,PBLF-XX,5,95.0,96.0,0,0,0,1,1111", r"line 3, column method: 'PBLF-XX' is not one of"),
+        ("100,Standard,5,abc,96.0,0,0,0,1,1111", r"line 3, column test_top1: 'abc' is not a number"),
+        ("100,Standard,5,95.0,,0,0,0,1,1111", r"line 3, column val_top1: '' is not a number"),
+        ("100,Standard,5,0.95e3,96.0,0,0,0,1,1111", r"line 3, column test_top1: .* not an accuracy in percent"),
+        ("100,Standard,five,95.0,96.0,0,0,0,1,1111", r"line 3, column seed: 'five' is not an integer"),
+        ("100,Standard,5,95.0,96.0,x,0,0,1,1111", r"line 3: candidate w1='x' is not a number"),
+        ("100,Standard,5,95.0,96.0,0,0,0,1,10", r"line 3: candidate mode '10' must be four bits"),
+        ("100,Standard,5,95.0,96.0,0,0,0,1", r"line 3: the row does not have as many fields as the header"),
+        ("100,Standard,0,95.0,96.0,0,0,0,1,1111", r"line 3: budget 100, method Standard, seed 0 repeats line 2"),
+    ],
+)
+def test_a_bad_row_names_file_line_and_column(tmp_path: Path, bad_line: str, message: str) -> None:
+    trials = write_trials(tmp_path / "trials.csv", ["100,Standard,0,95.0,96.0,0,0,0,1,1111", bad_line])
+    with pytest.raises(ValueError, match=message) as error:
+        read_trials(trials)
+    assert str(trials) in str(error.value)
+
+
+def test_a_header_only_file_has_no_trials(tmp_path: Path) -> None:
+    trials = write_trials(tmp_path / "trials.csv", [])
+    with pytest.raises(ValueError, match="no trials"):
+        read_trials(trials)
+    with pytest.raises(ValueError, match="no trials"):
+        write_tables(trials, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "trials.csv"
+    path.write_text("budget_epochs,method,seed,test_top1,w1,w2,b1,b2,mode\n100,Standard,0,95.0,0,0,0,1,1111\n")
+    with pytest.raises(ValueError, match="lacks column.* val_top1"):
+        read_trials(path)
