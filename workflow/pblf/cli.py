@@ -170,20 +170,22 @@ def cmd_figure(args: argparse.Namespace) -> Produced:
     from pblf.select import read_csv
     from pblf.workflow import parse_run, parse_search_trials
 
+    name = Path(args.out).name
+    figure_id = name.removeprefix("figure_").replace("_", ".") if name.startswith("figure_") else None
     if args.kind == "curves":
         runs: dict[str, list[dict]] = {}
         for run in args.inputs:
             runs.setdefault(parse_run(run)["method"], []).extend(figures.load_metrics([Path(run) / "metrics.json"]))
-        paths = figures.draw_curves(runs, args.budget, args.out)
+        paths = figures.draw_curves(runs, args.budget, args.out, figure_id=figure_id)
         inputs = [Path(run) / "metrics.json" for run in args.inputs]
     elif args.kind == "convergence":
         runs_one = {parse_run(run)["method"]: figures.load_metrics([Path(run) / "metrics.json"])[0]
                     for run in args.inputs}
-        paths = figures.draw_convergence(runs_one, args.out)
+        paths = figures.draw_convergence(runs_one, args.out, figure_id=figure_id)
         inputs = [Path(run) / "metrics.json" for run in args.inputs]
     else:
         searches = {parse_search_trials(path): read_csv(path) for path in args.inputs}
-        paths = figures.draw_search_scatter(searches, args.out)
+        paths = figures.draw_search_scatter(searches, args.out, figure_id=figure_id)
         inputs = [Path(path) for path in args.inputs]
     log.info("drew %s", ", ".join(str(p) for p in paths))
     return Produced(inputs, paths)

@@ -1,0 +1,214 @@
+"""Figures 6.1-6.4: byte-stable output, refusal of partial inputs, a PCA that does not depend on row order."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pblf import figures
+from pblf.plotting import METHOD_ORDER
+
+BUDGET = 3
+
+
+def fake_metrics(method: str, seed: int, budget: int = BUDGET, status: str = "ok", epochs: int | None = None) -> dict:
+    """A metrics.json as pblf.train writes it, with accuracies that differ by method, seed and epoch."""
+    epochs = budget if epochs is None else epochs
+    offset = 5.0 * METHOD_ORDER.index(method) + 1.5 * seed
+    rows = [
+        {"epoch": e, "lr": 0.1, "train_loss": 2.0 / e, "train_top1": 30.0 + 10 * e + offset,
+         "val_top1": 25.0 + 10 * e + offset, "test_top1": 20.0 + 10 * e + offset, "seconds": 1.0 + seed,
+         "images_per_second": 1000.0 + e}
+        for e in range(1, epochs + 1)
+    ]
+    metrics = {"budget": budget, "seed": seed, "status": status, "epochs": rows,
+               "candidate": {"w1": 0.0, "w2": 0.0, "b1": 0.0, "b2": 1.0, "mode": "1111"}, "activation": "relu"}
+    if status == "diverged":
+        metrics["diverged_at"] = {"epoch": epochs + 1, "step": 7}
+        metrics["val_top1"], metrics["test_top1"] = 10.0, 10.0
+    else:
+        metrics["val_top1"], metrics["test_top1"] = rows[-1]["val_top1"], rows[-1]["test_top1"]
+    return metrics
+
+
+def fake_runs(budget: int = BUDGET) -> dict[str, list[dict]]:
+    return {m: [fake_metrics(m, s, budget) for s in (0, 1)] for m in METHOD_ORDER}
+
+
+def fake_search(budget: int, method: str, n: int = 5) -> list[dict[str, str]]:
+    """Rows as pblf.select.read_csv returns them from trials.csv: every value a string, mode with leading zeros."""
+    rng = np.random.default_rng([budget, METHOD_ORDER.index(method)])
+    rows = []
+    for i in range(n):
+        w1, w2, b1, b2 = (round(float(v), 6) for v in rng.uniform(-1, 1, 4))
+        mode = "".join(str(int(b)) for b in rng.integers(0, 2, 4))
+        rows.append({"iteration": str(i // 2), "index": str(i % 2), "source": "random", "w1": str(w1), "w2": str(w2),
+                     "b1": str(b1), "b2": str(b2), "mode": mode, "status": "ok",
+                     "val_top1": str(round(float(rng.uniform(10, 90)), 2)),
+                     "test_top1": str(round(float(rng.uniform(10, 90)), 2)), "run": f"runs/i{i // 2:03d}/c{i % 2:02d}"})
+    return rows
+
+
+def fake_searches() -> dict[tuple[int, str], list[dict[str, str]]]:
+    return {(b, m): fake_search(b, m) for b in (2, 3) for m in ("PBLF-BO", "PBLF-RS")}
+
+
+def assert_same_bytes(first: list[Path], second: list[Path]) -> None:
+    assert [p.suffix for p in first] == [".png", ".pdf"]
+    for a, b in zip(first, second):
+        assert a.is_file() and a.stat().st_size > 0, a
+        assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two draws"
+
+
+# ---------------------------------------------------------------------------------------------- byte-stability
+
+
+def test_curves_are_byte_identical(tmp_path: Path) -> None:
+    runs = fake_runs()
+    runs["PBLF-RS"][0] = fake_metrics("PBLF-RS", 0, status="diverged", epochs=1)  # drawn apart, not in the mean
+    first = figures.draw_curves(runs, BUDGET, tmp_path / "a" / "figure_6_1")
+    # Seeds in the other order: the figure must not depend on the order the runs arrive in.
+    swapped = {m: list(reversed(seeds)) for m, seeds in runs.items()}
+    second = figures.draw_curves(swapped, BUDGET, tmp_path / "b" / "figure_6_1")
+    assert_same_bytes(first, second)
+
+
+def test_search_scatter_is_byte_identical_and_ignores_row_order(tmp_path: Path) -> None:
+    searches = fake_searches()
+    searches[(2, "PBLF-BO")][1]["status"] = "diverged"
+    first = figures.draw_search_scatter(searches, tmp_path / "a" / "figure_6_3")
+    shuffled = {}
+    for key, rows in reversed(list(searches.items())):
+        rows = list(rows)
+        random.Random(1).shuffle(rows)
+        shuffled[key] = rows
+    second = figures.draw_search_scatter(shuffled, tmp_path / "b" / "figure_6_3")
+    assert_same_bytes(first, second)
+
+
+def test_convergence_is_byte_identical(tmp_path: Path) -> None:
+    runs = {m: fake_metrics(m, 0, budget=4) for m in METHOD_ORDER}
+    runs["PBLF-BO"] = fake_metrics("PBLF-BO", 0, budget=4, status="diverged", epochs=2)
+    first = figures.draw_convergence(runs, tmp_path / "a" / "figure_6_4")
+    second = figures.draw_convergence(runs, tmp_path / "b" / "figure_6_4")
+    assert_same_bytes(first, second)
+
+
+# --------------------------------------------------------------------------------------------- partial inputs
+
+
+def test_load_metrics_names_the_missing_file(tmp_path: Path) -> None:
+    present = tmp_path / "s0" / "metrics.json"
+    present.parent.mkdir()
+    present.write_text(json.dumps(fake_metrics("Standard", 0)))
+    loaded = figures.load_metrics([present])
+    assert loaded[0]["status"] == "ok" and loaded[0]["path"] == str(present)
+    missing = tmp_path / "s1" / "metrics.json"
+    with pytest.raises(FileNotFoundError, match="s1/metrics.json"):
+        figures.load_metrics([present, missing])
+
+
+def test_curves_refuse_a_missing_method(tmp_path: Path) -> None:
+    runs = fake_runs()
+    del runs["PBLF-RS"]
+    with pytest.raises(ValueError, match="PBLF-RS"):
+        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+    runs = fake_runs()
+    runs["Standard"] = []
+    with pytest.raises(ValueError, match="Standard"):
+        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+    assert not list(tmp_path.iterdir()), "nothing may be written from partial inputs"
+
+
+def test_curves_refuse_an_incomplete_run(tmp_path: Path) -> None:
+    runs = fake_runs()
+    runs["PBLF-BO"][1] = {**fake_metrics("PBLF-BO", 1, epochs=BUDGET - 1), "path": "runs/b3/PBLF-BO/s1/metrics.json"}
+    runs["PBLF-BO"][1]["status"] = "ok"
+    with pytest.raises(ValueError, match=r"PBLF-BO run runs/b3/PBLF-BO/s1/metrics.json .*incomplete"):
+        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+    # The wrong budget, and a status that is neither ok nor diverged, are refused too.
+    with pytest.raises(ValueError, match="budget"):
+        figures.draw_curves(fake_runs(budget=BUDGET + 1), BUDGET, tmp_path / "f")
+    runs = fake_runs()
+    runs["Standard"][0]["status"] = "running"
+    with pytest.raises(ValueError, match="Standard run seed 0 has status 'running'"):
+        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+
+
+def test_convergence_refuses_missing_method_and_incomplete_run(tmp_path: Path) -> None:
+    runs = {m: fake_metrics(m, 0) for m in METHOD_ORDER}
+    del runs["Standard"]
+    with pytest.raises(ValueError, match="Standard"):
+        figures.draw_convergence(runs, tmp_path / "f")
+    runs = {m: fake_metrics(m, 0) for m in METHOD_ORDER}
+    runs["PBLF-RS"]["epochs"] = runs["PBLF-RS"]["epochs"][:1]
+    with pytest.raises(ValueError, match="PBLF-RS.*incomplete"):
+        figures.draw_convergence(runs, tmp_path / "f")
+
+
+def test_search_scatter_refuses_empty_and_missing_searches(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no searches"):
+        figures.draw_search_scatter({}, tmp_path / "f")
+    searches = fake_searches()
+    searches[(3, "PBLF-RS")] = []
+    with pytest.raises(ValueError, match="PBLF-RS at budget 3 is empty"):
+        figures.draw_search_scatter(searches, tmp_path / "f")
+    searches = fake_searches()
+    del searches[(2, "PBLF-BO")]
+    with pytest.raises(ValueError, match="PBLF-BO at budget 2 is missing"):
+        figures.draw_search_scatter(searches, tmp_path / "f")
+
+
+# ------------------------------------------------------------------------------------------------------- PCA
+
+
+def test_projection_ignores_row_order_and_fixes_signs() -> None:
+    rows = [row for rows in fake_searches().values() for row in rows]
+    coords, ratios, components = figures.project_candidates(rows)
+    assert coords.shape == (len(rows), 2) and components.shape == (2, len(figures.PCA_FEATURES))
+    assert 0 < ratios[1] <= ratios[0] and ratios.sum() <= 1 + 1e-12
+    for component in components:  # the sign convention: the largest-magnitude loading is positive
+        assert component[np.argmax(np.abs(component))] > 0
+    permutation = np.random.default_rng(3).permutation(len(rows))
+    coords_p, ratios_p, components_p = figures.project_candidates([rows[i] for i in permutation])
+    np.testing.assert_array_equal(coords_p, coords[permutation])
+    np.testing.assert_array_equal(ratios_p, ratios)
+    np.testing.assert_array_equal(components_p, components)
+    # Mode bits count: two candidates that differ only in mode are apart.
+    twins = [dict(rows[0], mode="0000"), dict(rows[0], mode="1111")]
+    assert np.abs(figures.project_candidates(twins)[0][0] - figures.project_candidates(twins)[0][1]).max() > 0.5
+
+
+def test_projection_of_degenerate_inputs() -> None:
+    one = fake_search(2, "PBLF-BO", n=1)
+    coords, ratios, _ = figures.project_candidates(one)
+    np.testing.assert_array_equal(coords, np.zeros((1, 2)))
+    np.testing.assert_array_equal(ratios, np.zeros(2))
+    with pytest.raises(ValueError, match="mode"):
+        figures.candidate_features(dict(one[0], mode="012"))
+    # A reader that dropped the mode's leading zeros (0011 -> 11) still gives the right bits.
+    assert figures.candidate_features(dict(one[0], mode=11))[4:] == [0.0, 0.0, 1.0, 1.0]
+
+
+# ----------------------------------------------------------------------------------------------- diverged runs
+
+
+def test_curves_when_every_seed_of_a_method_diverged(tmp_path: Path) -> None:
+    """No mean and no band for that method, only its diverged runs (one diverged in its first epoch: no rows)."""
+    runs = fake_runs()
+    runs["PBLF-BO"] = [fake_metrics("PBLF-BO", s, status="diverged", epochs=s) for s in (0, 1)]
+    paths = figures.draw_curves(runs, BUDGET, tmp_path / "curves")
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_chosen_candidate_is_earliest_of_the_best() -> None:
+    rows = fake_search(2, "PBLF-RS", n=4)
+    for row in rows:
+        row["val_top1"] = "50.0"
+    rows[2]["val_top1"] = rows[3]["val_top1"] = "70.0"
+    best = figures.chosen_candidate(list(reversed(rows)))
+    assert (best["iteration"], best["index"]) == (rows[2]["iteration"], rows[2]["index"])

@@ -1,0 +1,438 @@
+"""Figures 6.1-6.4 of Chapter 6, drawn from the runs' ``metrics.json`` and the searches' ``trials.csv``.
+
+* :func:`draw_curves` (Figures 6.1, 6.2): per method, the Top-1 and Top-1 validation curves of the chosen candidate's
+  repeat seeds against epoch (panels (a)-(c)), and the three Top-1 curves together (panel (d)). Lines are the mean over
+  seeds, the shaded band the min-max over seeds.
+* :func:`draw_search_scatter` (Figure 6.3): every candidate a search evaluated, projected to two principal
+  components, coloured by Top-1, one panel per (budget, method); the chosen candidate is starred.
+* :func:`draw_convergence` (Figure 6.4): the Top-1 curves of the convergence runs, final Top-1 in the legend.
+
+Inputs are checked before anything is drawn: a figure must never be made from a run that is still going, so a run
+with status ``ok`` must have exactly one epoch row per epoch of its budget, a missing method or an empty search is a
+``ValueError`` and a missing file a ``FileNotFoundError``, each naming what is missing.
+
+A run with status ``diverged`` (its loss became non-finite; :func:`pblf.train.train_candidate`) is legitimate and
+has fewer epoch rows than its budget. It is left out of the mean and band, and drawn on its own as a thin line over
+the epochs it completed, ending in an x at the epoch in which it diverged, at the accuracy measured after divergence
+(the metrics' final ``test_top1`` / ``val_top1``). In Figure 6.3 a diverged candidate is an x instead of a dot.
+
+Same inputs, same bytes: inputs are put in a canonical order (runs by seed, candidates by iteration and index) before
+anything is computed, the PCA uses the exact ``full`` SVD with a fixed sign convention, and
+:func:`pblf.plotting.save_figure` strips run-varying metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from sklearn.decomposition import PCA
+
+from pblf import plotting
+from pblf.candidate import PHI_NAMES
+from pblf.files import read_json
+from pblf.select import select_best
+
+#: The methods that search (Figure 6.3 has one column each).
+SEARCH_METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS")
+#: The statuses a finished run can have.
+FINISHED_STATUSES: tuple[str, ...] = ("ok", "diverged")
+#: The PCA inputs of Figure 6.3: phi, then the four mode bits as 0/1.
+PCA_FEATURES: tuple[str, ...] = (*PHI_NAMES, "mode_1", "mode_2", "mode_3", "mode_4")
+#: Curves with at most this many epochs also get a marker per epoch (a 1-epoch curve is otherwise invisible).
+MARKER_EPOCHS = 30
+VALIDATION_COLOUR = plotting.PALETTE[7]  # grey: validation curves in panels (a)-(c)
+SCATTER_CMAP = "viridis"
+
+
+# --------------------------------------------------------------------------------------------------------- inputs
+
+
+def load_metrics(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Read each ``metrics.json``; a missing file raises ``FileNotFoundError`` naming it.
+
+    Each dict gets a ``path`` key (the file it came from) so that later errors can name the run."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: its run has not finished (or never started)")
+    return [{**read_json(path), "path": str(path)} for path in paths]
+
+
+def _describe(metrics: Mapping[str, Any], method: str | None = None) -> str:
+    where = metrics.get("path") or f"seed {metrics.get('seed', '?')}"
+    return f"{method} run {where}" if method else f"run {where}"
+
+
+def _check_run(metrics: Mapping[str, Any], budget: int, method: str) -> list[dict[str, Any]]:
+    """The run's epoch rows in order, after checking that the run has finished with ``budget`` epochs."""
+    name = _describe(metrics, method)
+    status = metrics.get("status")
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"{name} has status {status!r}, not one of {list(FINISHED_STATUSES)}: it has not finished")
+    if "budget" in metrics and int(metrics["budget"]) != int(budget):
+        raise ValueError(f"{name} was trained for a budget of {metrics['budget']} epochs, expected {budget}")
+    rows = sorted(metrics.get("epochs") or [], key=lambda row: int(row["epoch"]))
+    epochs = [int(row["epoch"]) for row in rows]
+    if epochs != list(range(1, len(rows) + 1)):
+        raise ValueError(f"{name} has epoch rows {epochs}: expected 1, 2, ... with none missing or repeated")
+    if status == "ok" and len(rows) != budget:
+        raise ValueError(
+            f"{name} has status 'ok' but {len(rows)} of {budget} epoch rows: it is incomplete (still running?)"
+        )
+    if len(rows) > budget:
+        raise ValueError(f"{name} has {len(rows)} epoch rows, more than its budget of {budget}")
+    return rows
+
+
+def _sorted_runs(runs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(runs, key=lambda m: (int(m.get("seed", 0)), str(m.get("path", ""))))
+
+
+def _check_methods(methods: Iterable[str], what: str) -> None:
+    methods = set(methods)
+    missing = [m for m in plotting.METHOD_ORDER if m not in methods]
+    if missing:
+        raise ValueError(f"{what}: missing method(s) {missing}; every one of {list(plotting.METHOD_ORDER)} is needed")
+    unknown = sorted(methods - set(plotting.METHOD_ORDER))
+    if unknown:
+        raise ValueError(f"{what}: unknown method(s) {unknown}; expected {list(plotting.METHOD_ORDER)}")
+
+
+# -------------------------------------------------------------------------------------------------------- curves
+
+
+def _curve(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+    return np.array([float(row[key]) for row in rows], dtype=np.float64)
+
+
+def _marker_kwargs(n_epochs: int) -> dict[str, Any]:
+    return {"marker": "o", "markersize": 3} if n_epochs <= MARKER_EPOCHS else {}
+
+
+def _epochs_text(n: int) -> str:
+    return f"{n} epoch" + ("s" if n != 1 else "")
+
+
+def _epoch_axis(ax, budget: int) -> None:
+    """x axis "Epoch", integer ticks, from just before epoch 1 to just after the budget."""
+    ax.set_xlabel("Epoch")
+    ax.set_xlim(0.5 if budget <= MARKER_EPOCHS else 0, budget + (0.5 if budget <= MARKER_EPOCHS else 1))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True, min_n_ticks=1))
+
+
+def _draw_mean_band(ax, epochs: np.ndarray, curves: np.ndarray, colour, linestyle: str,
+                    band_alpha: float = 0.2) -> None:
+    """Mean over seeds as a line, min-max over seeds as a band (an error bar when there is a single epoch)."""
+    mean, low, high = curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0)
+    ax.plot(epochs, mean, color=colour, linestyle=linestyle, linewidth=1.6, zorder=3, **_marker_kwargs(len(epochs)))
+    if len(epochs) == 1:
+        ax.errorbar(epochs, mean, yerr=[mean - low, high - mean], fmt="none", ecolor=colour, elinewidth=8,
+                    alpha=band_alpha, zorder=2)
+    else:
+        ax.fill_between(epochs, low, high, color=colour, alpha=band_alpha, linewidth=0, zorder=2)
+
+
+def _draw_diverged(ax, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], key: str, colour,
+                   linestyle: str) -> None:
+    """A diverged run: thin line over its completed epochs, then an x where it diverged (see the module doc)."""
+    epochs = np.arange(1, len(rows) + 1, dtype=np.float64)
+    values = _curve(rows, key)
+    end_epoch = float((metrics.get("diverged_at") or {}).get("epoch", len(rows) + 1))
+    end_value = float(metrics[key]) if metrics.get(key) is not None else (values[-1] if len(values) else np.nan)
+    if len(rows):
+        ax.plot(epochs, values, color=colour, linestyle=linestyle, linewidth=0.8, alpha=0.7, zorder=3)
+        ax.plot([epochs[-1], end_epoch], [values[-1], end_value], color=colour, linestyle=":", linewidth=0.8,
+                alpha=0.7, zorder=3)
+    ax.plot([end_epoch], [end_value], marker="x", markersize=7, markeredgewidth=1.8, color=colour,
+            linestyle="none", zorder=4)
+
+
+def _split_runs(runs: Sequence[Mapping[str, Any]], budget: int, method: str):
+    """(rows of every ``ok`` run, [(metrics, rows) of every diverged run]) in seed order."""
+    ok, diverged = [], []
+    for metrics in _sorted_runs(runs):
+        rows = _check_run(metrics, budget, method)
+        if metrics["status"] == "ok":
+            ok.append(rows)
+        else:
+            diverged.append((metrics, rows))
+    return ok, diverged
+
+
+def draw_curves(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    budget: int,
+    out_stem: str | Path,
+    *,
+    figure_id: str | None = None,
+) -> list[Path]:
+    """Figure 6.1 (``budget`` 20) or 6.2 (100); writes ``out_stem.png`` and ``out_stem.pdf`` and returns both paths.
+
+    ``runs`` maps each method of :data:`pblf.plotting.METHOD_ORDER` to its repeat seeds' metrics (e.g. from
+    :func:`load_metrics`). Panels (a)-(c): Top-1 and Top-1 validation of one method; (d): the three Top-1 curves.
+    ``figure_id`` (e.g. ``"6.1"``) only prefixes the title."""
+    _check_methods(runs, f"curves for budget {budget}")
+    checked = {}
+    for method in plotting.METHOD_ORDER:
+        if not runs[method]:
+            raise ValueError(f"curves for budget {budget}: method {method} has no runs")
+        checked[method] = _split_runs(runs[method], budget, method)
+    any_diverged = any(diverged for _, diverged in checked.values())
+
+    plotting.apply_style()
+    fig, axes = plt.subplots(2, 2, figsize=(8.4, 6.8), sharex=True, sharey=True)
+    panels = list(axes.flat)
+    epochs = np.arange(1, budget + 1, dtype=np.float64)
+    for letter, method, ax in zip("abc", plotting.METHOD_ORDER, panels):
+        ok, diverged = checked[method]
+        colour = plotting.METHOD_COLOURS[method]
+        for key, line_colour, linestyle in (("val_top1", VALIDATION_COLOUR, "--"), ("test_top1", colour, "-")):
+            if ok:
+                _draw_mean_band(ax, epochs, np.stack([_curve(rows, key) for rows in ok]), line_colour, linestyle)
+            for metrics, rows in diverged:
+                _draw_diverged(ax, metrics, rows, key, line_colour, linestyle)
+        n_seeds = len(ok) + len(diverged)
+        seeds_text = f"{n_seeds} seed" + ("s" if n_seeds != 1 else "")
+        if diverged:
+            seeds_text += f", {len(diverged)} diverged"
+        ax.set_title(f"({letter}) {method} ({seeds_text})")
+
+    ax_all = panels[3]
+    for method in plotting.METHOD_ORDER:
+        ok, diverged = checked[method]
+        colour = plotting.METHOD_COLOURS[method]
+        if ok:
+            _draw_mean_band(ax_all, epochs, np.stack([_curve(rows, "test_top1") for rows in ok]), colour, "-",
+                            band_alpha=0.12)
+        for metrics, rows in diverged:
+            _draw_diverged(ax_all, metrics, rows, "test_top1", colour, "-")
+    ax_all.set_title("(d) Top-1 of the three methods")
+
+    for ax in panels:
+        _epoch_axis(ax, budget)
+        ax.set_ylabel("Accuracy (%)")
+        ax.tick_params(labelbottom=True, labelleft=True)
+    # One legend for the whole figure, below the panels, so that it never hides a curve.
+    # Legends fill column by column: interleave so that row 1 holds the methods, row 2 the keys.
+    methods_row = [Line2D([], [], color=plotting.METHOD_COLOURS[m], linewidth=1.6, label=f"Top-1, {m}")
+                   for m in plotting.METHOD_ORDER]
+    keys_row = [
+        Line2D([], [], color=VALIDATION_COLOUR, linestyle="--", linewidth=1.6, label="Top-1 validation"),
+        Patch(facecolor="0.3", alpha=0.2, label="band: min–max over seeds (line: mean)"),
+    ]
+    if any_diverged:
+        keys_row.append(Line2D([], [], color="0.3", marker="x", linestyle=":", linewidth=0.8,
+                               label="diverged run (×: where it diverged)"))
+    handles = [h for pair in zip(methods_row, [*keys_row, None]) for h in pair if h is not None]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize="small")
+    prefix = f"Figure {figure_id}: " if figure_id else ""
+    fig.suptitle(f"{prefix}Top-1 and Top-1 validation accuracy, budget {_epochs_text(budget)}")
+    fig.tight_layout(rect=(0, 0.09 if any_diverged else 0.07, 1, 1))
+    return plotting.save_figure(fig, out_stem)
+
+
+# ------------------------------------------------------------------------------------------------ search scatter
+
+
+def _mode_bits(mode: Any) -> list[float]:
+    text = mode if isinstance(mode, str) else str(int(mode)).zfill(4)  # an int only when a reader dropped zeros
+    if len(text) != 4 or set(text) - {"0", "1"}:
+        raise ValueError(f"mode {mode!r} must be four bits such as '0010'")
+    return [float(bit) for bit in text]
+
+
+def candidate_features(row: Mapping[str, Any]) -> list[float]:
+    """The PCA input of one candidate: w1, w2, b1, b2 and the four mode bits as 0/1 (:data:`PCA_FEATURES`)."""
+    return [float(row[name]) for name in PHI_NAMES] + _mode_bits(row["mode"])
+
+
+def project_candidates(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project candidates onto their first two principal components.
+
+    Returns ``(coordinates, explained_variance_ratio, components)``: an (n, 2) array in the order of ``rows``, the
+    two ratios, and the (2, 8) loadings over :data:`PCA_FEATURES`. The PCA is fitted on the rows in a canonical
+    (sorted) order with the exact ``full`` SVD, and each component's sign is fixed so that its largest-magnitude
+    loading is positive; so the result does not depend on the order of ``rows``. Fewer than two candidates (or a
+    rank below two) give zero coordinates and ratios for the missing components."""
+    if not rows:
+        raise ValueError("no candidates to project")
+    features = np.array([candidate_features(row) for row in rows], dtype=np.float64)
+    order = np.lexsort(features.T[::-1])  # sort by w1, then w2, ..., then the mode bits
+    canonical = features[order]
+    n_components = min(2, len(canonical) - 1 if len(canonical) > 1 else 0, canonical.shape[1])
+    components = np.zeros((2, canonical.shape[1]))
+    ratios = np.zeros(2)
+    if n_components > 0 and np.ptp(canonical, axis=0).max() > 0:
+        pca = PCA(n_components=n_components, svd_solver="full").fit(canonical)
+        components[:n_components] = pca.components_
+        ratios[:n_components] = pca.explained_variance_ratio_
+    for i in range(2):
+        largest = int(np.argmax(np.abs(components[i])))
+        if components[i, largest] < 0:
+            components[i] = -components[i]
+    mean = canonical.mean(axis=0)
+    coordinates = (features - mean) @ components.T
+    return coordinates, ratios, components
+
+
+def _evaluation_order(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(rows, key=lambda r: (int(r["iteration"]), int(r["index"])))
+
+
+def chosen_candidate(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The search's chosen candidate: highest Top-1 validation, the earliest evaluated (iteration, index) on ties."""
+    return select_best(_evaluation_order(rows))
+
+
+def _search_row(row: Mapping[str, Any], key: tuple[int, str]) -> dict[str, Any]:
+    status = row.get("status", "ok")
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"search {key}: candidate {row.get('iteration')}/{row.get('index')} has status {status!r}")
+    return dict(row)
+
+
+def _check_searches(searches: Mapping[tuple[int, str], Sequence[Mapping[str, Any]]]):
+    if not searches:
+        raise ValueError("no searches to draw")
+    budgets = sorted({int(budget) for budget, _ in searches})
+    methods = [m for m in SEARCH_METHODS if any(method == m for _, method in searches)]
+    unknown = sorted({method for _, method in searches} - set(SEARCH_METHODS))
+    if unknown:
+        raise ValueError(f"searches of unknown method(s) {unknown}; expected {list(SEARCH_METHODS)}")
+    normalised = {(int(b), m): rows for (b, m), rows in searches.items()}
+    panels = {}
+    for budget in budgets:
+        for method in methods:
+            key = (budget, method)
+            if key not in normalised:
+                raise ValueError(f"search {method} at budget {budget} is missing (other searches exist at this "
+                                 f"budget or for this method)")
+            if not normalised[key]:
+                raise ValueError(f"search {method} at budget {budget} is empty: no evaluated candidates")
+            rows = [_search_row(row, key) for row in normalised[key]]
+            panels[key] = _evaluation_order(rows)
+    return budgets, methods, panels
+
+
+def draw_search_scatter(
+    searches: Mapping[tuple[int, str], Sequence[Mapping[str, Any]]],
+    out_stem: str | Path,
+    *,
+    figure_id: str | None = None,
+) -> list[Path]:
+    """Figure 6.3: every candidate of each search, in two principal components, coloured by Top-1.
+
+    ``searches`` maps ``(budget, method)`` to the search's rows as read from its ``trials.csv``
+    (:func:`pblf.select.read_csv`); one panel per key (budgets in rows, methods in columns). The PCA is fitted on all
+    candidates of all panels, so the panels share axes and colour scale. The chosen candidate (highest Top-1
+    validation, earliest on ties: :func:`pblf.select.select_best`) is starred."""
+    budgets, methods, panels = _check_searches(searches)
+    keys = [(b, m) for b in budgets for m in methods]
+    all_rows = [row for key in keys for row in panels[key]]
+    coordinates, ratios, _ = project_candidates(all_rows)
+    top1 = np.array([float(row["test_top1"]) for row in all_rows])
+    vmin, vmax = float(top1.min()), float(top1.max())
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+
+    plotting.apply_style()
+    nrows, ncols = len(budgets), len(methods)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols + 1.0, 3.4 * nrows + 0.6), sharex=True,
+                             sharey=True, squeeze=False, layout="constrained")
+    start = 0
+    mappable = None
+    for key, ax in zip(keys, axes.flat):
+        rows = panels[key]
+        xy = coordinates[start:start + len(rows)]
+        values = top1[start:start + len(rows)]
+        start += len(rows)
+        diverged = np.array([row.get("status", "ok") == "diverged" for row in rows])
+        common = {"c": None, "cmap": SCATTER_CMAP, "vmin": vmin, "vmax": vmax}
+        mappable = ax.scatter(xy[~diverged, 0], xy[~diverged, 1], **{**common, "c": values[~diverged]}, s=30,
+                              edgecolors="0.25", linewidths=0.4, zorder=3)
+        if diverged.any():
+            ax.scatter(xy[diverged, 0], xy[diverged, 1], **{**common, "c": values[diverged]}, marker="X", s=45,
+                       edgecolors="0.25", linewidths=0.4, zorder=3)
+        best = chosen_candidate(rows)
+        best_index = next(i for i, row in enumerate(rows) if row is best)
+        ax.scatter(xy[best_index, 0], xy[best_index, 1], marker="*", s=260, c=[values[best_index]], cmap=SCATTER_CMAP,
+                   vmin=vmin, vmax=vmax, edgecolors="black", linewidths=1.3, zorder=4)
+        budget, method = key
+        n_div = int(diverged.sum())
+        extra = f", {n_div} diverged" if n_div else ""
+        ax.set_title(f"{method}, budget {_epochs_text(budget)} ({len(rows)} candidates{extra})")
+        ax.set_xlabel(f"PC 1 ({100 * ratios[0]:.0f} %)")
+        ax.set_ylabel(f"PC 2 ({100 * ratios[1]:.0f} %)")
+        ax.tick_params(labelbottom=True, labelleft=True)
+    colourbar = fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.85, pad=0.02)
+    colourbar.set_label("Top-1 (%)")
+    handles = [
+        Line2D([], [], marker="o", color="0.6", markeredgecolor="0.25", linestyle="none", label="candidate"),
+        Line2D([], [], marker="*", markersize=12, color="0.6", markeredgecolor="black", linestyle="none",
+               label="chosen candidate (highest Top-1 validation)"),
+    ]
+    if any(row.get("status", "ok") == "diverged" for row in all_rows):
+        handles.append(Line2D([], [], marker="X", color="0.6", markeredgecolor="0.25", linestyle="none",
+                              label="diverged candidate"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
+    prefix = f"Figure {figure_id}: " if figure_id else ""
+    fig.suptitle(f"{prefix}sampled candidates in 2 principal components of (w1, w2, b1, b2, mode bits), "
+                 f"fitted on all {len(all_rows)}", fontsize="medium")
+    return plotting.save_figure(fig, out_stem)
+
+
+# --------------------------------------------------------------------------------------------------- convergence
+
+
+def draw_convergence(
+    runs: Mapping[str, Mapping[str, Any]],
+    out_stem: str | Path,
+    *,
+    figure_id: str | None = None,
+) -> list[Path]:
+    """Figure 6.4: the Top-1 curve of each method's convergence run, final Top-1 in the legend.
+
+    ``runs`` maps each method of :data:`pblf.plotting.METHOD_ORDER` to one metrics dict; every run must record the
+    same ``budget`` (the convergence budget) and, if ``ok``, have one epoch row per epoch of it."""
+    _check_methods(runs, "convergence curves")
+    budgets = {}
+    for method in plotting.METHOD_ORDER:
+        if "budget" not in runs[method]:
+            raise ValueError(f"{_describe(runs[method], method)} records no budget")
+        budgets[method] = int(runs[method]["budget"])
+    if len(set(budgets.values())) != 1:
+        raise ValueError(f"convergence runs have different budgets: {budgets}")
+    budget = budgets[plotting.METHOD_ORDER[0]]
+    checked = {method: _check_run(runs[method], budget, method) for method in plotting.METHOD_ORDER}
+
+    plotting.apply_style()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    handles = []
+    for method in plotting.METHOD_ORDER:
+        metrics, rows = runs[method], checked[method]
+        colour = plotting.METHOD_COLOURS[method]
+        if metrics["status"] == "ok":
+            epochs = np.arange(1, budget + 1, dtype=np.float64)
+            ax.plot(epochs, _curve(rows, "test_top1"), color=colour, linewidth=1.4, zorder=3,
+                    **_marker_kwargs(budget))
+            label = f"{method}: final Top-1 {float(metrics['test_top1']):.2f} %"
+            handles.append(Line2D([], [], color=colour, linewidth=1.4, label=label))
+        else:
+            _draw_diverged(ax, metrics, rows, "test_top1", colour, "-")
+            at = (metrics.get("diverged_at") or {}).get("epoch", len(rows) + 1)
+            label = f"{method}: diverged at epoch {at} (Top-1 {float(metrics['test_top1']):.2f} %)"
+            handles.append(Line2D([], [], color=colour, marker="x", linestyle=":", label=label))
+    ax.legend(handles=handles, loc="best", fontsize="small")
+    _epoch_axis(ax, budget)
+    ax.set_ylabel("Accuracy (%)")
+    prefix = f"Figure {figure_id}: " if figure_id else ""
+    ax.set_title(f"{prefix}Top-1 of the chosen candidates and Standard, {_epochs_text(budget)}")
+    fig.tight_layout()
+    return plotting.save_figure(fig, out_stem)
