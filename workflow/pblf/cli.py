@@ -16,7 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pblf.config import ConfigError, load_config, stage_config
+from pblf.config import load_config, stage_config
+from pblf.errors import ConfigError, DataError
 from pblf.provenance import Produced, now, write_records
 
 log = logging.getLogger("pblf")
@@ -343,8 +344,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    from pblf.data import DataError
-
     started = now()
     try:
         produced = args.func(args)

@@ -19,6 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from pblf.errors import ConfigError
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
 #: The configuration keys each stage reads. A stage's outputs are rebuilt only when these change, so that editing,
@@ -29,10 +31,6 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "search": ("seed", "search"),
     "appendix_c": ("seed", "appendix_c"),
 }
-
-
-class ConfigError(ValueError):
-    """A configuration that the pipeline refuses; the message names the key and what is allowed."""
 
 
 def load_schema() -> dict[str, Any]:

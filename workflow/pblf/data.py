@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pblf.errors import DataError
 from pblf.files import write_text
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,6 @@ THESIS_TRAIN_MEAN = (0.4914, 0.4822, 0.4465)
 THESIS_TRAIN_STD = (0.2023, 0.1994, 0.2010)
 THESIS_TEST_MEAN = (0.485, 0.456, 0.406)
 THESIS_TEST_STD = (0.229, 0.224, 0.225)
-
-
-class DataError(RuntimeError):
-    """A data set that is missing, corrupt or refused; the message says what to do."""
 
 
 @dataclass

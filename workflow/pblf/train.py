@@ -257,15 +257,16 @@ def train_candidate(
                 result["diverged_at"] = {"epoch": state.epoch + 1, "step": state.stats.step}
                 break
             save_checkpoint(checkpoint, model, optimizer, state, generator, fingerprint)
-    last = state.history[-1] if state.history else None
-    if result["status"] == "ok" and last is not None:
-        result["val_top1"], result["test_top1"] = last["val_top1"], last["test_top1"]
-    else:
-        result["val_top1"] = _percent(evaluate(forward, splits.validation, train_cfg["eval_batch_size"], autocast))
-        result["test_top1"] = _percent(evaluate(forward, splits.test, train_cfg["eval_batch_size"], autocast))
-        log.warning("candidate %s diverged at epoch %d: val %.2f%%, test %.2f%%", candidate.to_json(),
-                    state.epoch + 1, result["val_top1"], result["test_top1"])
-    write_json(result, out_dir / METRICS)
+        # a signal that arrives from here on finds the work done: finish and exit 0
+        last = state.history[-1] if state.history else None
+        if result["status"] == "ok" and last is not None:
+            result["val_top1"], result["test_top1"] = last["val_top1"], last["test_top1"]
+        else:
+            result["val_top1"] = _percent(evaluate(forward, splits.validation, train_cfg["eval_batch_size"], autocast))
+            result["test_top1"] = _percent(evaluate(forward, splits.test, train_cfg["eval_batch_size"], autocast))
+            log.warning("candidate %s diverged at epoch %d: val %.2f%%, test %.2f%%", candidate.to_json(),
+                        state.epoch + 1, result["val_top1"], result["test_top1"])
+        write_json(result, out_dir / METRICS)
     return result
 
 
