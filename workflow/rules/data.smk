@@ -1,4 +1,10 @@
 # Data stage: the seeded train/validation split, data-set checksums, normalisation constants and augmentation.
+# Both rules are local: they are cheap, and a data.download must happen where the network is (the login node).
+
+
+localrules:
+    stage_config,
+    split,
 
 
 rule stage_config:

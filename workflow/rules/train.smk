@@ -26,6 +26,7 @@ rule train:
     conda:
         PBLF_ENV
     shell:
-        "OMP_NUM_THREADS={threads} pblf train --config {input.config} --split {input.split}"
+        # exec: a SLURM signal then reaches pblf itself, and no shell dies before pblf has saved its checkpoint
+        "export OMP_NUM_THREADS={threads}; exec pblf train --config {input.config} --split {input.split}"
         " --candidate @{input.candidate} --index {params.spec.index}"
         " --budget {params.spec.budget} --seed {params.spec.seed} --out {params.out} >> {log} 2>&1"
