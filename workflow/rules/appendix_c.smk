@@ -14,7 +14,7 @@ rule trajectories:
         csv=expand(f"{RESULTS}/trajectories/figure_C_{{n}}.csv", n=(1, 2, 3)),
         velocity=f"{RESULTS}/trajectories/velocity.csv",
     params:
-        out_dir=f"{RESULTS}/trajectories",
+        out_dir=lambda w, output: os.path.dirname(output.velocity),
     log:
         f"{LOGS}/trajectories/trajectories.log",
     conda:
@@ -38,7 +38,7 @@ rule figure_c:
         pdf=f"{RESULTS}/figures/figure_C_{{n}}.pdf",
     params:
         velocity=lambda w: "--velocity" if w.n == "4" else "",
-        stem=lambda w: f"{RESULTS}/figures/figure_C_{w.n}",
+        stem=lambda w, output: output.png.removesuffix(".png"),
     log:
         f"{LOGS}/figures/figure_C_{{n}}.log",
     wildcard_constraints:

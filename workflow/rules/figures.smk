@@ -8,10 +8,6 @@ localrules:
     figure_convergence,
 
 
-def repeat_runs_of(budget):
-    return [pw.repeat_run(RESULTS, budget, m, s) for m in pw.METHODS for s in config["repeats"]["seeds"]]
-
-
 rule figure_curves:
     """Figure 6.1 (the smallest budget) and 6.2 (the largest)."""
     input:
@@ -27,7 +23,7 @@ rule figure_curves:
     params:
         runs=lambda w: repeat_runs_of(pw.curve_budget(config, w.n)),
         budget=lambda w: pw.curve_budget(config, w.n),
-        stem=lambda w: f"{RESULTS}/figures/figure_6_{w.n}",
+        stem=lambda w, output: output.png.removesuffix(".png"),
     log:
         f"{LOGS}/figures/figure_6_{{n}}.log",
     wildcard_constraints:
@@ -55,7 +51,7 @@ rule figure_scatter:
         ),
         pdf=f"{RESULTS}/figures/figure_6_3.pdf",
     params:
-        stem=f"{RESULTS}/figures/figure_6_3",
+        stem=lambda w, output: output.png.removesuffix(".png"),
     log:
         f"{LOGS}/figures/figure_6_3.log",
     conda:
@@ -78,7 +74,7 @@ rule figure_convergence:
         pdf=f"{RESULTS}/figures/figure_6_4.pdf",
     params:
         runs=[pw.convergence_run(RESULTS, m, config["convergence"]["seed"]) for m in config["convergence"]["methods"]],
-        stem=f"{RESULTS}/figures/figure_6_4",
+        stem=lambda w, output: output.png.removesuffix(".png"),
     log:
         f"{LOGS}/figures/figure_6_4.log",
     conda:

@@ -6,15 +6,6 @@ localrules:
     trials,
 
 
-def repeat_runs():
-    return [
-        pw.repeat_run(RESULTS, budget, method, seed)
-        for budget in config["budgets"]
-        for method in pw.METHODS
-        for seed in config["repeats"]["seeds"]
-    ]
-
-
 rule trials:
     input:
         [f"{run}/metrics.json" for run in repeat_runs()],

@@ -10,23 +10,6 @@ localrules:
     select_standard,
 
 
-def proposals_before(wildcards, upto):
-    """The proposal files of iterations 0..upto-1 (each waits for its checkpoint to have run)."""
-    return [
-        checkpoints.propose.get(budget=wildcards.budget, method=wildcards.method, iteration=f"{i:03d}").output[0]
-        for i in range(upto)
-    ]
-
-
-def search_metrics(wildcards, upto):
-    runs = pw.search_runs(RESULTS, wildcards.budget, wildcards.method, proposals_before(wildcards, upto))
-    return [f"{run}/metrics.json" for run in runs]
-
-
-def search_runs_dir(wildcards):
-    return f"{RESULTS}/runs/search/b{wildcards.budget}/{wildcards.method}"
-
-
 rule history:
     """Everything the search evaluated before this iteration: the proposer's input."""
     input:

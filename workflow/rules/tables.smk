@@ -23,7 +23,7 @@ rule tables:
         ],
         other=[f"{RESULTS}/tables/{name}.{ext}" for name in TABLES for ext in ("md", "tex")],
     params:
-        out=f"{RESULTS}/tables",
+        out=lambda w, output: os.path.dirname(output.csv[0]),
     log:
         f"{LOGS}/tables/tables.log",
     conda:

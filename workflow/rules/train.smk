@@ -13,7 +13,7 @@ rule train:
         f"{RESULTS}/runs/{{run}}/metrics.json",
     params:
         spec=lambda w: pw.run_spec(config, RESULTS, w.run),
-        out=lambda w: f"{RESULTS}/runs/{w.run}",
+        out=lambda w, output: os.path.dirname(output[0]),
     log:
         f"{LOGS}/runs/{{run}}.log",
     wildcard_constraints:
