@@ -36,7 +36,6 @@ All numbers measure this machine at this moment: compare ratios measured in one 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics

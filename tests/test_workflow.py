@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflow_helpers import ROOT, copy_workflow, snakemake
+from workflow_helpers import copy_workflow, snakemake
 
 
 @pytest.mark.parametrize("preset", [None, "presets/demo.yaml", "presets/smoke.yaml"])

@@ -20,6 +20,7 @@ from typing import Any
 
 from pblf.candidate import PHI_NAMES, Candidate
 from pblf.files import read_json, write_text
+from pblf.workflow import search_run_name
 
 HISTORY_COLUMNS = (*PHI_NAMES, "mode", "val_top1")
 SEARCH_COLUMNS = ("iteration", "index", "source", *PHI_NAMES, "mode", "status", "val_top1", "test_top1", "run")
@@ -48,7 +49,7 @@ def collect_search(proposals: Sequence[str | Path], runs_dir: str | Path) -> lis
     rows = []
     for iteration, proposal in enumerate(proposals):
         for index, entry in enumerate(read_json(proposal)["candidates"]):
-            run = Path(runs_dir) / f"i{iteration:03d}" / f"c{index:02d}"
+            run = Path(runs_dir) / search_run_name(iteration, index)
             metrics_path = run / "metrics.json"
             if not metrics_path.is_file():
                 raise FileNotFoundError(f"{metrics_path} is missing: candidate {index} of {proposal} has not finished")

@@ -25,14 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pblf.config import stage_config
-from pblf.files import read_json, write_json
+from pblf.config import stage_config  # noqa: F401 - the rules call it as pw.stage_config
+from pblf.files import read_json
 from pblf.seeding import derive_seed
 
-__all__ = [
-    "SEARCH_METHODS", "METHODS", "RunSpec", "final_outputs", "stage_config", "write_json", "proposal_sizes",
-    "proposal_seed", "run_spec", "search_run", "repeat_run", "convergence_run", "train_resources",
-]
 
 #: The searched methods and the proposer method each uses.
 SEARCH_METHODS: dict[str, str] = {"PBLF-BO": "bo", "PBLF-RS": "rs"}
@@ -68,8 +64,13 @@ def proposal_path(results: str, budget: int | str, method: str, iteration: int |
     return f"{search_dir(results, budget, method)}/i{int(iteration):03d}/proposal.json"
 
 
+def search_run_name(iteration: int, index: int) -> str:
+    """A search run's folder inside its search's folder under ``runs/search``."""
+    return f"i{iteration:03d}/c{index:02d}"
+
+
 def search_run(results: str, budget: int | str, method: str, iteration: int, index: int) -> str:
-    return f"{results}/runs/search/b{budget}/{method}/i{iteration:03d}/c{index:02d}"
+    return f"{results}/runs/search/b{budget}/{method}/{search_run_name(iteration, index)}"
 
 
 def repeat_run(results: str, budget: int | str, method: str, seed: int | str) -> str:
