@@ -282,7 +282,7 @@ def _train_epoch(model, optimizer, splits: Splits, train_cfg, budget, state: Tra
         generator.set_state(state.epoch_rng)  # replay this epoch's shuffle and augmentation from its start
     started = time.perf_counter()
     stats = state.stats
-    done_before = stats.step
+    done_before, seen_before = stats.step, stats.seen
     for step, (images, labels) in enumerate(splits.train.batches(train_cfg["batch_size"], generator, shuffle=True)):
         if step < done_before:
             continue
@@ -310,7 +310,7 @@ def _train_epoch(model, optimizer, splits: Splits, train_cfg, budget, state: Tra
         "val_top1": _percent(evaluate(model, splits.validation, eval_bs, autocast)),
         "test_top1": _percent(evaluate(model, splits.test, eval_bs, autocast)),
         "seconds": round(seconds, 3),
-        "images_per_second": round((stats.seen - 0) / max(seconds, 1e-9), 1),
+        "images_per_second": round((stats.seen - seen_before) / max(seconds, 1e-9), 1),
     }
     state.history.append(row)
     state.epoch += 1
