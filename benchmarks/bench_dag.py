@@ -8,14 +8,15 @@
     first proposals and their training runs); the rest of the DAG appears as checkpoints finish. Target <= 15 s.
 
 (b) overhead per BO iteration -- a real ``snakemake --cores 2`` run of one search (target
-    ``results/search/b1/PBLF-BO/trials.csv``) with N iterations, in a temporary copy of the workflow, with a config
+    ``results/search/b1/PBLF-BO/evaluations.csv``) with N iterations, in a temporary copy of the workflow, with a config
     derived from presets/smoke.yaml (budgets [1], BO initial 2 + N iterations of n_acq 1 + n_random 1, RS 1 sample,
     repeat seeds [0], convergence disabled, data.subset 20).
 
     THE TRAINING JOBS ARE FAKE. To measure Snakemake rather than training, a small script named ``pblf`` is put first
     on PATH for that run. For ``pblf train`` it writes, at once, a valid metrics.json (the candidate read from
-    ``--candidate @FILE --index I``, budget, seed, status ok, one epoch row, a deterministic pseudo-random val_top1
-    and test_top1); every other subcommand (split, propose, collect, select, ...) is handed to the real ``pblf`` of
+    ``--candidate-file FILE --index I``, the run identity of its flags, status ok, one epoch row per epoch, a
+    deterministic pseudo-random val_top1 and test_top1); every other subcommand (split, history, propose, ...) is
+    handed to the real ``pblf`` of
     the venv. The wrapper appends each command's start and end time to a log, so the iteration time can be split
     into the time the pblf commands on the critical path ran (train, history, propose) and the rest: Snakemake's own
     scheduling, DAG re-evaluation after each checkpoint, job start-up and file checks.
@@ -73,24 +74,23 @@ def record(status):
 
 
 if argv and argv[0] == "train":
-    text = option("--candidate")
-    data = json.load(open(text[1:])) if text.startswith("@") else json.loads(text)
-    if "candidates" in data:
-        data = data["candidates"][int(option("--index", "0"))]
-    elif "candidate" in data:
-        data = data["candidate"]
+    data = json.load(open(option("--candidate-file")))
+    index = option("--index")
+    data = data["candidates"][int(index)] if index is not None else data["candidate"]
     candidate = {{k: data[k] for k in ("w1", "w2", "b1", "b2", "mode")}}
     digest = hashlib.sha256(json.dumps(candidate, sort_keys=True).encode()).digest()
     noise = int.from_bytes(digest[:4], "big") / 2**32
     # a smooth function of the candidate plus deterministic noise, so the GP has something to model
     val = round(60 + 20 * (1 - (candidate["w1"] - 0.3) ** 2) * (1 - (candidate["b2"] - 0.7) ** 2) + 5 * noise, 4)
     test = round(val - 1 + noise, 4)
-    budget, seed = int(option("--budget")), int(option("--seed"))
+    run = {{key: option("--" + key) for key in ("kind", "method", "budget", "seed", "iteration", "index")}}
+    run = {{key: value if key in ("kind", "method") else int(value) for key, value in run.items() if value is not None}}
+    budget = run["budget"]
     out = option("--out")
     os.makedirs(out, exist_ok=True)
     rows = [{{"epoch": e + 1, "lr": 0.1, "train_loss": 1.0, "train_top1": val, "val_top1": val, "test_top1": test,
              "seconds": 0.0, "images_per_second": 0.0}} for e in range(budget)]
-    metrics = {{"candidate": candidate, "activation": "relu", "budget": budget, "seed": seed, "status": "ok",
+    metrics = {{"run": run, "candidate": candidate, "activation": "relu", "status": "ok",
                "epochs": rows, "val_top1": val, "test_top1": test, "fake": "bench_dag.py: no training was done"}}
     with open(os.path.join(out, "metrics.json.tmp"), "w") as handle:
         json.dump(metrics, handle, indent=1, sort_keys=True)
@@ -173,7 +173,7 @@ def bench_iterations(workdir: Path, iterations: int, n_random: int, cores: int, 
     }
     (workdir / "bench.yaml").write_text(json.dumps(overrides, indent=1) + "\n")  # JSON is YAML
     log = workdir / "pblf-commands.jsonl"
-    target = "results/search/b1/PBLF-BO/trials.csv"
+    target = "results/search/b1/PBLF-BO/evaluations.csv"
     command = [str(BIN / "snakemake"), "--cores", str(cores), "--configfile", "presets/smoke.yaml", "bench.yaml",
                "--", target]
     started = time.time()
@@ -201,7 +201,7 @@ def analyse(workdir: Path, iterations: int, started: float, ended: float) -> dic
     per_iter = [stamps[i] - stamps[i - 1] for i in range(1, len(stamps))]
 
     # the pblf commands on the critical path of each iteration, from the wrapper's log: the fake training runs of
-    # the previous proposal (in parallel: the longest), then history (`collect --history`) and `propose`; plus any
+    # the previous proposal (in parallel: the longest), then `history` and `propose`; plus any
     # command of no iteration (e.g. `split`, which the first training runs wait for) that ran inside the interval
     commands = [json.loads(line) for line in (workdir / "pblf-commands.jsonl").read_text().splitlines()]
     fakes = [c for c in commands if c["cmd"] == "train"]
@@ -218,12 +218,12 @@ def analyse(workdir: Path, iterations: int, started: float, ended: float) -> dic
     def other_in(lo: float, hi: float) -> float:
         return sum(c["end"] - c["start"] for c in others if c["start"] >= lo and c["end"] <= hi)
 
-    on_path = [duration.get(("train", i - 1), 0.0) + duration.get(("collect", i), 0.0)
+    on_path = [duration.get(("train", i - 1), 0.0) + duration.get(("history", i), 0.0)
                + duration.get(("propose", i), 0.0) + other_in(stamps[i - 1], stamps[i])
                for i in range(1, iterations + 1)]
     rest = [t - c for t, c in zip(per_iter, on_path)]
     propose_s = [duration.get(("propose", i), 0.0) for i in range(1, iterations + 1)]
-    history_s = [duration.get(("collect", i), 0.0) for i in range(1, iterations + 1)]
+    history_s = [duration.get(("history", i), 0.0) for i in range(1, iterations + 1)]
 
     def mean(values: list[float]) -> float:
         return round(sum(values) / len(values), 3) if values else float("nan")

@@ -15,6 +15,7 @@ import torch
 
 from pblf import data
 from pblf.config import validate
+from pblf.files import file_digest
 from pblf.data import (
     CIFAR10_FOLDER,
     THESIS_TEST_MEAN,
@@ -33,7 +34,7 @@ def cifar_cfg(root: Path, **data_overrides) -> dict:
 
 
 def fixture_md5s(folder: Path) -> dict[str, str]:
-    return {name: data.md5_of_file(folder / name) for name in data.CIFAR10_MD5}
+    return {name: file_digest(folder / name, "md5") for name in data.CIFAR10_MD5}
 
 
 def test_reader_decodes_channel_planar_rows(cifar_root):

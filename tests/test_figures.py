@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pblf import figures
-from pblf.plotting import METHOD_ORDER
+from pblf.errors import InputError
+from pblf.names import METHODS as METHOD_ORDER
 
 BUDGET = 3
 
@@ -25,7 +26,8 @@ def fake_metrics(method: str, seed: int, budget: int = BUDGET, status: str = "ok
          "images_per_second": 1000.0 + e}
         for e in range(1, epochs + 1)
     ]
-    metrics = {"budget": budget, "seed": seed, "status": status, "epochs": rows,
+    metrics = {"run": {"kind": "repeat", "method": method, "budget": budget, "seed": seed}, "status": status,
+               "epochs": rows,
                "candidate": {"w1": 0.0, "w2": 0.0, "b1": 0.0, "b2": 1.0, "mode": "1111"}, "activation": "relu"}
     if status == "diverged":
         metrics["diverged_at"] = {"epoch": epochs + 1, "step": 7}
@@ -40,7 +42,7 @@ def fake_runs(budget: int = BUDGET) -> dict[str, list[dict]]:
 
 
 def fake_search(budget: int, method: str, n: int = 5) -> list[dict[str, str]]:
-    """Rows as pblf.select.read_csv returns them from trials.csv: every value a string, mode with leading zeros."""
+    """Rows as pblf.files.read_csv returns them from evaluations.csv: every value a string, mode with leading zeros."""
     rng = np.random.default_rng([budget, METHOD_ORDER.index(method)])
     rows = []
     for i in range(n):
@@ -108,7 +110,7 @@ def test_load_metrics_names_the_missing_file(tmp_path: Path) -> None:
     loaded = figures.load_metrics([present])
     assert loaded[0]["status"] == "ok" and loaded[0]["path"] == str(present)
     missing = tmp_path / "s1" / "metrics.json"
-    with pytest.raises(FileNotFoundError, match="s1/metrics.json"):
+    with pytest.raises(InputError, match="s1/metrics.json"):
         figures.load_metrics([present, missing])
 
 
@@ -190,8 +192,10 @@ def test_projection_of_degenerate_inputs() -> None:
     np.testing.assert_array_equal(ratios, np.zeros(2))
     with pytest.raises(ValueError, match="mode"):
         figures.candidate_features(dict(one[0], mode="012"))
-    # A reader that dropped the mode's leading zeros (0011 -> 11) still gives the right bits.
-    assert figures.candidate_features(dict(one[0], mode=11))[4:] == [0.0, 0.0, 1.0, 1.0]
+    # A CSV whose mode lost its leading zeros (0011 -> "11") still gives the right bits; a number is refused.
+    assert figures.candidate_features(dict(one[0], mode="11"))[4:] == [0.0, 0.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="must be a string"):
+        figures.candidate_features(dict(one[0], mode=11))
 
 
 # ----------------------------------------------------------------------------------------------- diverged runs

@@ -18,12 +18,13 @@ def test_record_path_mirrors_the_results_layout(tmp_path):
 
 
 def select_standard(results: Path, budget: int = 3) -> Path:
-    out = results / "select" / f"b{budget}" / "Standard.json"
-    code = main(["--results", str(results), "select", "--candidate",
-                 '{"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}', "--budget", str(budget),
-                 "--method", "Standard", "--out", str(out)])
+    config = results.parent / "config.yaml"
+    config.write_text("standard: {b2: 1}\n")
+    out = results / "select" / f"b{budget}"
+    code = main(["--results", str(results), "select-standard", "--config", str(config), "--budget", str(budget),
+                 "--out", str(out)])
     assert code == 0
-    return out
+    return out / "Standard.json"
 
 
 def test_a_command_writes_a_complete_record(tmp_path):
@@ -44,12 +45,14 @@ def test_audit_follows_inputs_and_catches_a_change(tmp_path):
     results = tmp_path / "results"
     selection = select_standard(results)
     # a table made from the selection, through a record that lists it as input
-    from pblf.provenance import Produced, now, write_records
+    from pblf.files import read_json, track, write_text
+    from pblf.provenance import Outcome, now, write_records
 
     table = results / "tables" / "table.csv"
-    table.parent.mkdir(parents=True)
-    table.write_text("x\n")
-    write_records(Produced([selection], [table]), ["test"], now(), results)
+    with track() as io:
+        read_json(selection)
+        write_text("x\n", table)
+    write_records(io, Outcome(), ["test"], now(), results)
     audit = walk(results, [table])
     assert audit.ok, audit.problems
     assert any(str(selection) in line for line in audit.lines)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pblf.select import read_csv
+from pblf.files import read_csv
 from pblf.tables import read_trials, table_6_2, table_b, write_tables
 
 HEADER = "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
@@ -305,8 +305,8 @@ def test_a_group_with_two_candidates_is_an_error(tmp_path: Path) -> None:
         ("100,Standard,5,0.95e3,96.0,0,0,0,1,1111", r"line 3, column test_top1: .* not an accuracy in percent"),
         ("100,Standard,five,95.0,96.0,0,0,0,1,1111", r"line 3, column seed: 'five' is not an integer"),
         ("100,Standard,5,95.0,96.0,x,0,0,1,1111", r"line 3: candidate w1='x' is not a number"),
-        ("100,Standard,5,95.0,96.0,0,0,0,1,10", r"line 3: candidate mode '10' must be four bits"),
-        ("100,Standard,5,95.0,96.0,0,0,0,1", r"line 3: the row does not have as many fields as the header"),
+        ("100,Standard,5,95.0,96.0,0,0,0,1,0120", r"line 3: candidate mode '0120' must be four bits"),
+        ("100,Standard,5,95.0,96.0,0,0,0,1", r"line 3: the row has 9 fields, the header 10"),
         ("100,Standard,0,95.0,96.0,0,0,0,1,1111", r"line 3: budget 100, method Standard, seed 0 repeats line 2"),
     ],
 )

@@ -15,6 +15,7 @@ import yaml
 
 from pblf.candidate import Candidate
 from pblf.config import validate
+from pblf.layout import RunId
 from pblf.train import EXIT_PREEMPTED, learning_rate, train_candidate, without_timing
 
 CANDIDATE = {"w1": 0.3, "w2": -0.5, "b1": 0.1, "b2": 0.7, "mode": "0110"}
@@ -52,7 +53,8 @@ def reference(tmp_path_factory) -> dict:
 
 
 def test_metrics_have_every_field(reference):
-    assert reference["status"] == "ok" and reference["budget"] == 3 and reference["seed"] == 1
+    assert reference["status"] == "ok"
+    assert reference["run"] == {"kind": "manual", "budget": 3, "seed": 1}
     assert reference["candidate"] == CANDIDATE and reference["activation"] == "relu"
     assert [row["epoch"] for row in reference["epochs"]] == [1, 2, 3]
     assert set(reference["epochs"][0]) == {"epoch", "lr", "train_loss", "train_top1", "val_top1", "test_top1"}
@@ -69,9 +71,9 @@ def test_same_command_gives_the_same_metrics(reference, tmp_path):
 
 def test_seed_and_candidate_change_the_run(tmp_path):
     cfg = validate(TINY)
-    a = train_candidate(cfg, Candidate.from_dict(CANDIDATE), 1, 0, tmp_path / "a")
-    b = train_candidate(cfg, Candidate.from_dict(CANDIDATE), 1, 1, tmp_path / "b")
-    c = train_candidate(cfg, Candidate.from_dict({**CANDIDATE, "mode": "0000"}), 1, 0, tmp_path / "c")
+    a = train_candidate(cfg, Candidate.from_dict(CANDIDATE), RunId("manual", 1, 0), tmp_path / "a")
+    b = train_candidate(cfg, Candidate.from_dict(CANDIDATE), RunId("manual", 1, 1), tmp_path / "b")
+    c = train_candidate(cfg, Candidate.from_dict({**CANDIDATE, "mode": "0000"}), RunId("manual", 1, 0), tmp_path / "c")
     assert without_timing(a)["epochs"] != without_timing(b)["epochs"]
     assert without_timing(a)["epochs"] != without_timing(c)["epochs"]
 

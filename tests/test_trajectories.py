@@ -19,72 +19,72 @@ TRIALS = 2
 
 
 @pytest.fixture(scope="module")
-def trial() -> tj.Trial:
-    return tj.make_trial(tj.trial_seed(SEED, 0), N)
+def start() -> tj.Start:
+    return tj.make_start(tj.start_seed(SEED, 0), N)
 
 
-def _grad_with_plain_relu(trial: tj.Trial, w: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> torch.Tensor:
+def _grad_with_plain_relu(start: tj.Start, w: torch.Tensor, monkeypatch: pytest.MonkeyPatch) -> torch.Tensor:
     """The same graph with autograd's own ReLU at hidden layer 2."""
     with monkeypatch.context() as patch:
         patch.setattr(tj, "beta_relu", lambda x, beta: torch.relu(x))
-        return tj.trained_gradient(trial, w, 123.0)  # beta is ignored by the stand-in
+        return tj.trained_gradient(start, w, 123.0)  # beta is ignored by the stand-in
 
 
-def test_beta_one_is_autograd_relu_bit_for_bit(trial, monkeypatch):
+def test_beta_one_is_autograd_relu_bit_for_bit(start, monkeypatch):
     points = ([0.6, 0.3], [0.6, -0.3])  # both units active; unit 2 dead
-    for w in (trial.start, *(torch.tensor(p, dtype=torch.float64) for p in points)):
-        reference = _grad_with_plain_relu(trial, w, monkeypatch)
-        assert torch.equal(tj.trained_gradient(trial, w, 1.0), reference)
+    for w in (start.w0, *(torch.tensor(p, dtype=torch.float64) for p in points)):
+        reference = _grad_with_plain_relu(start, w, monkeypatch)
+        assert torch.equal(tj.trained_gradient(start, w, 1.0), reference)
         assert reference[0] != 0
 
 
-def test_loss_is_softmax_cross_entropy_of_the_described_network(trial):
+def test_loss_is_softmax_cross_entropy_of_the_described_network(start):
     w = torch.tensor([0.6, 0.3], dtype=torch.float64)
-    h1 = torch.relu(trial.x @ trial.w_in.T)
+    h1 = torch.relu(start.x @ start.w_in.T)
     h2 = torch.relu(h1 @ w.reshape(2, 1).T)
-    logits = torch.relu(h2 @ trial.w3.T) @ trial.w4.T
-    expected = torch.nn.functional.cross_entropy(logits, trial.y)
-    torch.testing.assert_close(tj.target_loss(trial, w, 5.0), expected, rtol=1e-14, atol=0)
-    assert trial.x.dtype == torch.float64 and trial.x.shape == (2 * N, 2)
-    assert trial.w_in.shape == (1, 2) and trial.w3.shape == (2, 2) and trial.w4.shape == (2, 2)
+    logits = torch.relu(h2 @ start.w3.T) @ start.w4.T
+    expected = torch.nn.functional.cross_entropy(logits, start.y)
+    torch.testing.assert_close(tj.target_loss(start, w, 5.0), expected, rtol=1e-14, atol=0)
+    assert start.x.dtype == torch.float64 and start.x.shape == (2 * N, 2)
+    assert start.w_in.shape == (1, 2) and start.w3.shape == (2, 2) and start.w4.shape == (2, 2)
 
 
-def test_beta_scales_the_gradient_where_the_unit_is_active(trial):
+def test_beta_scales_the_gradient_where_the_unit_is_active(start):
     # h1 >= 0, so with w1, w2 > 0 both units of hidden layer 2 are active wherever h1 > 0.
     w = torch.tensor([0.6, 0.3], dtype=torch.float64)
-    assert bool((trial.x @ trial.w_in.T > 0).any())
-    g1 = tj.trained_gradient(trial, w, 1.0)
+    assert bool((start.x @ start.w_in.T > 0).any())
+    g1 = tj.trained_gradient(start, w, 1.0)
     assert bool((g1 != 0).all())
     for c in (0.5, 5.0, 100.0):
-        torch.testing.assert_close(tj.trained_gradient(trial, w, c), c * g1, rtol=1e-12, atol=0)
-    assert torch.equal(tj.trained_gradient(trial, w, 0.0), torch.zeros(2, dtype=torch.float64))
+        torch.testing.assert_close(tj.trained_gradient(start, w, c), c * g1, rtol=1e-12, atol=0)
+    assert torch.equal(tj.trained_gradient(start, w, 0.0), torch.zeros(2, dtype=torch.float64))
     # Unit 2 dead (w2 < 0): its weight gets nothing whatever beta is, unit 1's still scales.
     w_dead = torch.tensor([0.6, -0.3], dtype=torch.float64)
-    g_dead = tj.trained_gradient(trial, w_dead, 1.0)
-    g_dead5 = tj.trained_gradient(trial, w_dead, 5.0)
+    g_dead = tj.trained_gradient(start, w_dead, 1.0)
+    g_dead5 = tj.trained_gradient(start, w_dead, 5.0)
     assert g_dead[1] == 0 and g_dead5[1] == 0 and g_dead[0] != 0
     torch.testing.assert_close(g_dead5, 5.0 * g_dead, rtol=1e-12, atol=0)
     # The forward pass does not see beta.
-    assert torch.equal(tj.target_loss(trial, w, 1.0), tj.target_loss(trial, w, 5.0))
+    assert torch.equal(tj.target_loss(start, w, 1.0), tj.target_loss(start, w, 5.0))
 
 
 def test_trajectories_are_deterministic_share_a_start_and_depend_on_the_seed():
-    seed = tj.trial_seed(SEED, 0)
+    seed = tj.start_seed(SEED, 0)
     a = tj.run_trajectory("gd_momentum", 5.0, EPOCHS, seed, N)
     b = tj.run_trajectory("gd_momentum", 5.0, EPOCHS, seed, N)
     assert a.shape == (EPOCHS + 1, 2) and a.dtype == np.float64
     assert np.array_equal(a, b)
     assert not np.allclose(a[1:], a[0])  # it moves
-    start = tj.make_trial(seed, N).start.numpy()
+    start = tj.make_start(seed, N).w0.numpy()
     for optimizer, beta in (("gd_momentum", 1.0), ("sgd", 0.5), ("adam", 100.0), ("adagrad", 0.0)):
         assert np.array_equal(tj.run_trajectory(optimizer, beta, 2, seed, N)[0], start)
-    other = tj.run_trajectory("gd_momentum", 5.0, EPOCHS, tj.trial_seed(SEED, 1), N)
+    other = tj.run_trajectory("gd_momentum", 5.0, EPOCHS, tj.start_seed(SEED, 1), N)
     assert not np.allclose(a, other)
-    assert tj.trial_seed(SEED, 0) != tj.trial_seed(SEED, 1) != tj.trial_seed(SEED + 1, 1)
+    assert tj.start_seed(SEED, 0) != tj.start_seed(SEED, 1) != tj.start_seed(SEED + 1, 1)
 
 
 def test_beta_acts_as_a_learning_rate_for_sgd_and_is_divided_out_by_adam():
-    seed = tj.trial_seed(SEED, 0)
+    seed = tj.start_seed(SEED, 0)
     scaled_beta = tj.run_trajectory("sgd", 2.0, EPOCHS, seed, N, lr=0.5)
     scaled_lr = tj.run_trajectory("sgd", 1.0, EPOCHS, seed, N, lr=1.0)
     np.testing.assert_allclose(scaled_beta, scaled_lr, rtol=1e-9, atol=1e-12)
@@ -100,13 +100,13 @@ def test_velocity_is_the_mean_step_length():
     assert tj.velocity(path[:1]) == 0.0
 
 
-def test_loss_landscape_layout_matches_target_loss(trial):
+def test_loss_landscape_layout_matches_target_loss(start):
     w1_grid, w2_grid = np.array([-0.5, 0.2, 0.7, 1.5]), np.array([-0.1, 0.4, 0.9])
-    loss = tj.loss_landscape(w1_grid, w2_grid, tj.trial_seed(SEED, 0), N)
+    loss = tj.loss_landscape(w1_grid, w2_grid, tj.start_seed(SEED, 0), N)
     assert loss.shape == (3, 4)
     for i, j in itertools.product(range(3), range(4)):
         point = torch.tensor([w1_grid[j], w2_grid[i]], dtype=torch.float64)
-        assert loss[i, j] == pytest.approx(float(tj.target_loss(trial, point)), rel=1e-12)
+        assert loss[i, j] == pytest.approx(float(tj.target_loss(start, point)), rel=1e-12)
     assert loss[0, 0] == pytest.approx(np.log(2.0), rel=1e-12)  # w1, w2 < 0: layer 2 dead, zero logits
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from pblf.errors import ConfigError
+from pblf.errors import ConfigError, DeviceError
+from pblf.files import read_text
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -29,6 +30,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "data": ("seed", "data"),
     "train": ("seed", "device", "deterministic", "data", "model", "train"),
     "search": ("seed", "search"),
+    "select": ("standard",),
     "appendix_c": ("seed", "appendix_c"),
 }
 
@@ -57,7 +59,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
     if data is None:
@@ -155,6 +157,28 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return filled
+
+
+def check_device(config: Mapping[str, Any]) -> None:
+    """Refuse ``device: cuda`` on a machine where torch sees no GPU, before any job starts.
+
+    Only ``cuda`` needs the check (and only it pays for importing torch): ``cpu`` always works and ``auto`` falls
+    back to the CPU. Call it where the jobs will run; a SLURM login node usually has no GPU of its own."""
+    if config["device"] != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise DeviceError("config key device: \"cuda\" but torch sees no GPU on this machine "
+                          "(torch.cuda.is_available() is False); use device: auto or cpu, or run where a GPU is")
+
+
+def stage_check_config(config: list[Path], device_check: bool = True) -> None:
+    """``pblf check-config``: validate the merged config files (and, unless told not to, the device)."""
+    merged = load_config(config)
+    if device_check:
+        check_device(merged)
+    print(f"configuration is valid: {', '.join(map(str, config))}")
 
 
 def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:

@@ -28,8 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from pblf.config import load_config, stage_config
 from pblf.errors import DataError
-from pblf.files import write_text
+from pblf.files import file_digest, read_json, write_text
+from pblf.layout import SPLIT
+from pblf.provenance import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +89,6 @@ class RawData:
 # ----------------------------------------------------------------------------------------------------------- readers
 
 
-def md5_of_file(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fetch_hint(root: Path) -> str:
     return (
         f"Fetch it on a machine with network access with\n"
@@ -117,7 +112,7 @@ def _unpickle_batch(path: Path, expected_md5: str | None) -> dict[bytes, Any]:
     if not path.is_file():
         raise DataError(f"CIFAR-10 file {path} is missing. {_fetch_hint(path.parent.parent)}")
     if expected_md5 is not None:
-        actual = md5_of_file(path)
+        actual = file_digest(path, "md5")
         if actual != expected_md5:
             raise DataError(
                 f"CIFAR-10 file {path} has md5 {actual}, expected {expected_md5}: refusing to unpickle it. "
@@ -142,7 +137,7 @@ def _read_cifar_split(folder: Path, files: tuple[str, ...], verify: bool) -> tup
         batch = _unpickle_batch(path, CIFAR10_MD5[name] if verify else None)
         images.append(_rows_to_images(batch[b"data"]))
         labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
-        checksums[name] = md5_of_file(path)
+        checksums[name] = file_digest(path, "md5")
     return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))), checksums
 
 
@@ -161,7 +156,7 @@ def read_cifar10(root: str | Path, download: bool = False, verify_checksums: boo
     num_classes = len(meta[b"label_names"])
     train, train_sums = _read_cifar_split(folder, CIFAR10_TRAIN_FILES, verify_checksums)
     test, test_sums = _read_cifar_split(folder, ("test_batch",), verify_checksums)
-    checksums = {**train_sums, **test_sums, "batches.meta": md5_of_file(folder / "batches.meta")}
+    checksums = {**train_sums, **test_sums, "batches.meta": file_digest(folder / "batches.meta", "md5")}
     return RawData("cifar10", train, test, num_classes, dict(sorted(checksums.items())))
 
 
@@ -284,7 +279,18 @@ def read_split(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"split record {path} does not exist; run the data stage first (snakemake results/data/split.json)")
-    return json.loads(path.read_text())
+    return read_json(path)
+
+
+def stage_split(config: list[Path], out: Path) -> Outcome:
+    """``pblf split``: read the data set (checksums before unpickling), split it, write ``out/split.json``."""
+    cfg = load_config(config)
+    record = make_split(cfg["data"], cfg["seed"])
+    path = write_split(record, Path(out) / SPLIT)
+    sizes = record["sizes"]
+    log.info("%s split (seed %d): %d train / %d validation / %d test, normalisation %s -> %s", record["dataset"],
+             cfg["seed"], sizes["train"], sizes["validation"], sizes["test"], record["normalisation"]["mode"], path)
+    return Outcome(stage_config(cfg, "data"), {"split_of": record["dataset"]})
 
 
 # ---------------------------------------------------------------------------------------------- on-device batches

@@ -1,10 +1,32 @@
 """The errors a user can fix, in a module that imports nothing heavy, so that every ``pblf`` command can catch them
-without paying for torch at start-up."""
+without paying for torch at start-up.
+
+The line between a user error and a bug is the line between one clear message and a traceback: ``pblf`` prints a
+:class:`UserError` as one line naming the value and the fix and exits with :data:`EXIT_USER_ERROR`; every other
+exception is a bug in pblf and keeps its traceback (exit status 1), so that it can be reported and fixed rather than
+mistaken for a typo. Each subclass also derives from the built-in type that callers of the library would expect
+(``ValueError`` for bad values, ``RuntimeError`` for an environment that cannot do the job).
+"""
+
+#: Exit status of a command that stopped on a :class:`UserError` (argparse uses the same for bad arguments).
+EXIT_USER_ERROR = 2
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Something the user can fix; the message names the file or value and what to do."""
+
+
+class ConfigError(UserError, ValueError):
     """A configuration that the pipeline refuses; the message names the key and what is allowed."""
 
 
-class DataError(RuntimeError):
+class InputError(UserError, ValueError):
+    """An input file that is missing, unreadable or malformed; the message names the file (and line and column)."""
+
+
+class DataError(UserError, RuntimeError):
     """A data set that is missing, corrupt or refused; the message says what to do."""
+
+
+class DeviceError(UserError, RuntimeError):
+    """A device that the configuration asks for but this machine does not have."""

@@ -1,4 +1,8 @@
-"""Figures 6.1-6.4 of Chapter 6, drawn from the runs' ``metrics.json`` and the searches' ``trials.csv``.
+"""Figures 6.1-6.4 of Chapter 6, drawn from the runs' ``metrics.json`` and the searches' ``evaluations.csv``.
+
+Each figure is split into the numbers it plots (pure functions: :func:`curve_summary` for the curves,
+:func:`project_candidates` and :func:`chosen_candidate` for the scatter), which the tests check against values
+worked out by hand, and the drawing, which only places those numbers on axes.
 
 * :func:`draw_curves` (Figures 6.1, 6.2): per method, the Top-1 and Top-1 validation curves of the chosen candidate's
   repeat seeds against epoch (panels (a)-(c)), and the three Top-1 curves together (panel (d)). Lines are the mean over
@@ -23,7 +27,9 @@ anything is computed, the PCA uses the exact ``full`` SVD with a fixed sign conv
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +41,15 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 
 from pblf import plotting
-from pblf.candidate import PHI_NAMES
+from pblf.candidate import Candidate
+from pblf.errors import InputError
 from pblf.files import read_json
-from pblf.select import select_best
+from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, SEARCH_METHODS, figure_stem
+from pblf.provenance import Outcome
+from pblf.select import read_evaluations, select_best
 
-#: The methods that search (Figure 6.3 has one column each).
-SEARCH_METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS")
-#: The statuses a finished run can have.
-FINISHED_STATUSES: tuple[str, ...] = ("ok", "diverged")
+log = logging.getLogger(__name__)
+
 #: The PCA inputs of Figure 6.3: phi, then the four mode bits as 0/1.
 PCA_FEATURES: tuple[str, ...] = (*PHI_NAMES, "mode_1", "mode_2", "mode_3", "mode_4")
 #: Curves with at most this many epochs also get a marker per epoch (a 1-epoch curve is otherwise invisible).
@@ -55,18 +62,23 @@ SCATTER_CMAP = "viridis"
 
 
 def load_metrics(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Read each ``metrics.json``; a missing file raises ``FileNotFoundError`` naming it.
+    """Read each ``metrics.json``; a missing file is an InputError naming it.
 
     Each dict gets a ``path`` key (the file it came from) so that later errors can name the run."""
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: its run has not finished (or never started)")
+            raise InputError(f"{path} is missing: its run has not finished (or never started)")
     return [{**read_json(path), "path": str(path)} for path in paths]
 
 
+def _run(metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The run's identity (:class:`pblf.layout.RunId` as a dict) recorded in its metrics."""
+    return metrics.get("run") or {}
+
+
 def _describe(metrics: Mapping[str, Any], method: str | None = None) -> str:
-    where = metrics.get("path") or f"seed {metrics.get('seed', '?')}"
+    where = metrics.get("path") or f"seed {_run(metrics).get('seed', '?')}"
     return f"{method} run {where}" if method else f"run {where}"
 
 
@@ -75,34 +87,34 @@ def _check_run(metrics: Mapping[str, Any], budget: int, method: str) -> list[dic
     name = _describe(metrics, method)
     status = metrics.get("status")
     if status not in FINISHED_STATUSES:
-        raise ValueError(f"{name} has status {status!r}, not one of {list(FINISHED_STATUSES)}: it has not finished")
-    if "budget" in metrics and int(metrics["budget"]) != int(budget):
-        raise ValueError(f"{name} was trained for a budget of {metrics['budget']} epochs, expected {budget}")
+        raise InputError(f"{name} has status {status!r}, not one of {list(FINISHED_STATUSES)}: it has not finished")
+    if "budget" in _run(metrics) and int(_run(metrics)["budget"]) != int(budget):
+        raise InputError(f"{name} was trained for a budget of {_run(metrics)['budget']} epochs, expected {budget}")
     rows = sorted(metrics.get("epochs") or [], key=lambda row: int(row["epoch"]))
     epochs = [int(row["epoch"]) for row in rows]
     if epochs != list(range(1, len(rows) + 1)):
-        raise ValueError(f"{name} has epoch rows {epochs}: expected 1, 2, ... with none missing or repeated")
+        raise InputError(f"{name} has epoch rows {epochs}: expected 1, 2, ... with none missing or repeated")
     if status == "ok" and len(rows) != budget:
-        raise ValueError(
+        raise InputError(
             f"{name} has status 'ok' but {len(rows)} of {budget} epoch rows: it is incomplete (still running?)"
         )
     if len(rows) > budget:
-        raise ValueError(f"{name} has {len(rows)} epoch rows, more than its budget of {budget}")
+        raise InputError(f"{name} has {len(rows)} epoch rows, more than its budget of {budget}")
     return rows
 
 
 def _sorted_runs(runs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(runs, key=lambda m: (int(m.get("seed", 0)), str(m.get("path", ""))))
+    return sorted(runs, key=lambda m: (int(_run(m).get("seed", 0)), str(m.get("path", ""))))
 
 
 def _check_methods(methods: Iterable[str], what: str) -> None:
     methods = set(methods)
-    missing = [m for m in plotting.METHOD_ORDER if m not in methods]
+    missing = [m for m in METHODS if m not in methods]
     if missing:
-        raise ValueError(f"{what}: missing method(s) {missing}; every one of {list(plotting.METHOD_ORDER)} is needed")
-    unknown = sorted(methods - set(plotting.METHOD_ORDER))
+        raise InputError(f"{what}: missing method(s) {missing}; every one of {list(METHODS)} is needed")
+    unknown = sorted(methods - set(METHODS))
     if unknown:
-        raise ValueError(f"{what}: unknown method(s) {unknown}; expected {list(plotting.METHOD_ORDER)}")
+        raise InputError(f"{what}: unknown method(s) {unknown}; expected {list(METHODS)}")
 
 
 # -------------------------------------------------------------------------------------------------------- curves
@@ -127,10 +139,47 @@ def _epoch_axis(ax, budget: int) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True, min_n_ticks=1))
 
 
-def _draw_mean_band(ax, epochs: np.ndarray, curves: np.ndarray, colour, linestyle: str,
-                    band_alpha: float = 0.2) -> None:
+@dataclass(frozen=True)
+class Band:
+    """Per epoch (1, 2, ..., budget): the mean, minimum and maximum of one accuracy over a method's completed runs."""
+
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+@dataclass(frozen=True)
+class MethodCurves:
+    """What Figures 6.1/6.2 draw for one method: a band per accuracy over its completed (``ok``) runs (None when
+    every run diverged), and each diverged run's metrics and epoch rows, drawn on its own."""
+
+    bands: dict[str, Band | None]
+    diverged: list[tuple[Mapping[str, Any], list[dict[str, Any]]]]
+    n_runs: int
+
+
+def curve_summary(runs: Mapping[str, Sequence[Mapping[str, Any]]], budget: int) -> dict[str, MethodCurves]:
+    """The numbers of Figures 6.1/6.2: per method of :data:`pblf.names.METHODS`, the mean, minimum and maximum
+    over its completed runs, per epoch, of Top-1 (``test_top1``) and Top-1 validation (``val_top1``).
+
+    Every run must have finished (see :func:`_check_run`); a diverged run is kept out of the band."""
+    _check_methods(runs, f"curves for budget {budget}")
+    summary = {}
+    for method in METHODS:
+        if not runs[method]:
+            raise InputError(f"curves for budget {budget}: method {method} has no runs")
+        ok, diverged = _split_runs(runs[method], budget, method)
+        bands: dict[str, Band | None] = {}
+        for key in ("test_top1", "val_top1"):
+            curves = np.stack([_curve(rows, key) for rows in ok]) if ok else None
+            bands[key] = None if curves is None else Band(curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0))
+        summary[method] = MethodCurves(bands, diverged, len(ok) + len(diverged))
+    return summary
+
+
+def _draw_mean_band(ax, epochs: np.ndarray, band: Band, colour, linestyle: str, band_alpha: float = 0.2) -> None:
     """Mean over seeds as a line, min-max over seeds as a band (an error bar when there is a single epoch)."""
-    mean, low, high = curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0)
+    mean, low, high = band.mean, band.low, band.high
     ax.plot(epochs, mean, color=colour, linestyle=linestyle, linewidth=1.6, zorder=3, **_marker_kwargs(len(epochs)))
     if len(epochs) == 1:
         ax.errorbar(epochs, mean, yerr=[mean - low, high - mean], fmt="none", ecolor=colour, elinewidth=8,
@@ -175,43 +224,36 @@ def draw_curves(
 ) -> list[Path]:
     """Figure 6.1 (``budget`` 20) or 6.2 (100); writes ``out_stem.png`` and ``out_stem.pdf`` and returns both paths.
 
-    ``runs`` maps each method of :data:`pblf.plotting.METHOD_ORDER` to its repeat seeds' metrics (e.g. from
+    ``runs`` maps each method of :data:`pblf.METHODS` to its repeat seeds' metrics (e.g. from
     :func:`load_metrics`). Panels (a)-(c): Top-1 and Top-1 validation of one method; (d): the three Top-1 curves.
     ``figure_id`` (e.g. ``"6.1"``) only prefixes the title."""
-    _check_methods(runs, f"curves for budget {budget}")
-    checked = {}
-    for method in plotting.METHOD_ORDER:
-        if not runs[method]:
-            raise ValueError(f"curves for budget {budget}: method {method} has no runs")
-        checked[method] = _split_runs(runs[method], budget, method)
-    any_diverged = any(diverged for _, diverged in checked.values())
+    summary = curve_summary(runs, budget)
+    any_diverged = any(curves.diverged for curves in summary.values())
 
     plotting.apply_style()
     fig, axes = plt.subplots(2, 2, figsize=(8.4, 6.8), sharex=True, sharey=True)
     panels = list(axes.flat)
     epochs = np.arange(1, budget + 1, dtype=np.float64)
-    for letter, method, ax in zip("abc", plotting.METHOD_ORDER, panels):
-        ok, diverged = checked[method]
+    for letter, method, ax in zip("abc", METHODS, panels):
+        curves = summary[method]
         colour = plotting.METHOD_COLOURS[method]
         for key, line_colour, linestyle in (("val_top1", VALIDATION_COLOUR, "--"), ("test_top1", colour, "-")):
-            if ok:
-                _draw_mean_band(ax, epochs, np.stack([_curve(rows, key) for rows in ok]), line_colour, linestyle)
-            for metrics, rows in diverged:
+            if curves.bands[key] is not None:
+                _draw_mean_band(ax, epochs, curves.bands[key], line_colour, linestyle)
+            for metrics, rows in curves.diverged:
                 _draw_diverged(ax, metrics, rows, key, line_colour, linestyle)
-        n_seeds = len(ok) + len(diverged)
-        seeds_text = f"{n_seeds} seed" + ("s" if n_seeds != 1 else "")
-        if diverged:
-            seeds_text += f", {len(diverged)} diverged"
+        seeds_text = f"{curves.n_runs} seed" + ("s" if curves.n_runs != 1 else "")
+        if curves.diverged:
+            seeds_text += f", {len(curves.diverged)} diverged"
         ax.set_title(f"({letter}) {method} ({seeds_text})")
 
     ax_all = panels[3]
-    for method in plotting.METHOD_ORDER:
-        ok, diverged = checked[method]
+    for method in METHODS:
+        curves = summary[method]
         colour = plotting.METHOD_COLOURS[method]
-        if ok:
-            _draw_mean_band(ax_all, epochs, np.stack([_curve(rows, "test_top1") for rows in ok]), colour, "-",
-                            band_alpha=0.12)
-        for metrics, rows in diverged:
+        if curves.bands["test_top1"] is not None:
+            _draw_mean_band(ax_all, epochs, curves.bands["test_top1"], colour, "-", band_alpha=0.12)
+        for metrics, rows in curves.diverged:
             _draw_diverged(ax_all, metrics, rows, "test_top1", colour, "-")
     ax_all.set_title("(d) Top-1 of the three methods")
 
@@ -222,7 +264,7 @@ def draw_curves(
     # One legend for the whole figure, below the panels, so that it never hides a curve.
     # Legends fill column by column: interleave so that row 1 holds the methods, row 2 the keys.
     methods_row = [Line2D([], [], color=plotting.METHOD_COLOURS[m], linewidth=1.6, label=f"Top-1, {m}")
-                   for m in plotting.METHOD_ORDER]
+                   for m in METHODS]
     keys_row = [
         Line2D([], [], color=VALIDATION_COLOUR, linestyle="--", linewidth=1.6, label="Top-1 validation"),
         Patch(facecolor="0.3", alpha=0.2, label="band: min–max over seeds (line: mean)"),
@@ -241,16 +283,10 @@ def draw_curves(
 # ------------------------------------------------------------------------------------------------ search scatter
 
 
-def _mode_bits(mode: Any) -> list[float]:
-    text = mode if isinstance(mode, str) else str(int(mode)).zfill(4)  # an int only when a reader dropped zeros
-    if len(text) != 4 or set(text) - {"0", "1"}:
-        raise ValueError(f"mode {mode!r} must be four bits such as '0010'")
-    return [float(bit) for bit in text]
-
-
 def candidate_features(row: Mapping[str, Any]) -> list[float]:
     """The PCA input of one candidate: w1, w2, b1, b2 and the four mode bits as 0/1 (:data:`PCA_FEATURES`)."""
-    return [float(row[name]) for name in PHI_NAMES] + _mode_bits(row["mode"])
+    candidate = Candidate.from_dict(dict(row))
+    return [*candidate.phi, *(float(bit) for bit in candidate.places)]
 
 
 def project_candidates(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -262,7 +298,7 @@ def project_candidates(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, n
     loading is positive; so the result does not depend on the order of ``rows``. Fewer than two candidates (or a
     rank below two) give zero coordinates and ratios for the missing components."""
     if not rows:
-        raise ValueError("no candidates to project")
+        raise InputError("no candidates to project")
     features = np.array([candidate_features(row) for row in rows], dtype=np.float64)
     order = np.lexsort(features.T[::-1])  # sort by w1, then w2, ..., then the mode bits
     canonical = features[order]
@@ -294,28 +330,28 @@ def chosen_candidate(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
 def _search_row(row: Mapping[str, Any], key: tuple[int, str]) -> dict[str, Any]:
     status = row.get("status", "ok")
     if status not in FINISHED_STATUSES:
-        raise ValueError(f"search {key}: candidate {row.get('iteration')}/{row.get('index')} has status {status!r}")
+        raise InputError(f"search {key}: candidate {row.get('iteration')}/{row.get('index')} has status {status!r}")
     return dict(row)
 
 
 def _check_searches(searches: Mapping[tuple[int, str], Sequence[Mapping[str, Any]]]):
     if not searches:
-        raise ValueError("no searches to draw")
+        raise InputError("no searches to draw")
     budgets = sorted({int(budget) for budget, _ in searches})
     methods = [m for m in SEARCH_METHODS if any(method == m for _, method in searches)]
     unknown = sorted({method for _, method in searches} - set(SEARCH_METHODS))
     if unknown:
-        raise ValueError(f"searches of unknown method(s) {unknown}; expected {list(SEARCH_METHODS)}")
+        raise InputError(f"searches of unknown method(s) {unknown}; expected {list(SEARCH_METHODS)}")
     normalised = {(int(b), m): rows for (b, m), rows in searches.items()}
     panels = {}
     for budget in budgets:
         for method in methods:
             key = (budget, method)
             if key not in normalised:
-                raise ValueError(f"search {method} at budget {budget} is missing (other searches exist at this "
+                raise InputError(f"search {method} at budget {budget} is missing (other searches exist at this "
                                  f"budget or for this method)")
             if not normalised[key]:
-                raise ValueError(f"search {method} at budget {budget} is empty: no evaluated candidates")
+                raise InputError(f"search {method} at budget {budget} is empty: no evaluated candidates")
             rows = [_search_row(row, key) for row in normalised[key]]
             panels[key] = _evaluation_order(rows)
     return budgets, methods, panels
@@ -399,23 +435,23 @@ def draw_convergence(
 ) -> list[Path]:
     """Figure 6.4: the Top-1 curve of each method's convergence run, final Top-1 in the legend.
 
-    ``runs`` maps each method of :data:`pblf.plotting.METHOD_ORDER` to one metrics dict; every run must record the
+    ``runs`` maps each method of :data:`pblf.METHODS` to one metrics dict; every run must record the
     same ``budget`` (the convergence budget) and, if ``ok``, have one epoch row per epoch of it."""
     _check_methods(runs, "convergence curves")
     budgets = {}
-    for method in plotting.METHOD_ORDER:
-        if "budget" not in runs[method]:
-            raise ValueError(f"{_describe(runs[method], method)} records no budget")
-        budgets[method] = int(runs[method]["budget"])
+    for method in METHODS:
+        if "budget" not in _run(runs[method]):
+            raise InputError(f"{_describe(runs[method], method)} records no budget")
+        budgets[method] = int(_run(runs[method])["budget"])
     if len(set(budgets.values())) != 1:
-        raise ValueError(f"convergence runs have different budgets: {budgets}")
-    budget = budgets[plotting.METHOD_ORDER[0]]
-    checked = {method: _check_run(runs[method], budget, method) for method in plotting.METHOD_ORDER}
+        raise InputError(f"convergence runs have different budgets: {budgets}")
+    budget = budgets[METHODS[0]]
+    checked = {method: _check_run(runs[method], budget, method) for method in METHODS}
 
     plotting.apply_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     handles = []
-    for method in plotting.METHOD_ORDER:
+    for method in METHODS:
         metrics, rows = runs[method], checked[method]
         colour = plotting.METHOD_COLOURS[method]
         if metrics["status"] == "ok":
@@ -436,3 +472,49 @@ def draw_convergence(
     ax.set_title(f"{prefix}Top-1 of the chosen candidates and Standard, {_epochs_text(budget)}")
     fig.tight_layout()
     return plotting.save_figure(fig, out_stem)
+
+
+# ---------------------------------------------------------------------------------------------------------- stage
+
+
+def _by_method(metrics: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for run in metrics:
+        grouped.setdefault(_run(run).get("method", "?"), []).append(run)
+    return grouped
+
+
+def _one_budget(metrics: Sequence[Mapping[str, Any]], figure: str) -> int:
+    budgets = sorted({int(_run(run).get("budget", 0)) for run in metrics})
+    if len(budgets) != 1 or budgets[0] < 1:
+        raise InputError(f"Figure {figure} draws runs of one budget; these record budgets {budgets}")
+    return budgets[0]
+
+
+def stage_figure(figure: str, inputs: list[Path], out: Path, config: list[Path] | None = None) -> Outcome:
+    """``pblf figure ID``: draw Figure ``ID`` into the folder ``out`` as ``figure_<ID>.png`` and ``.pdf``.
+
+    Inputs by figure: 6.1 and 6.2, the repeat runs' ``metrics.json`` of one budget; 6.3, the searches'
+    ``evaluations.csv``; 6.4, the convergence runs' ``metrics.json``; C.1-C.3, a trajectory CSV and the config it
+    was written with; C.4, ``velocity.csv``."""
+    stem = Path(out) / figure_stem(figure)
+    if figure in ("6.1", "6.2"):
+        metrics = load_metrics(inputs)
+        paths = draw_curves(_by_method(metrics), _one_budget(metrics, figure), stem, figure_id=figure)
+    elif figure == "6.3":
+        searches = {}
+        for path in inputs:
+            rows = read_evaluations(path)
+            searches[rows[0]["budget_epochs"], rows[0]["method"]] = rows
+        paths = draw_search_scatter(searches, stem, figure_id=figure)
+    elif figure == "6.4":
+        metrics = load_metrics(inputs)
+        _one_budget(metrics, figure)
+        paths = draw_convergence({method: runs[0] for method, runs in _by_method(metrics).items()}, stem,
+                                 figure_id=figure)
+    else:
+        from pblf.figures_c import stage_figure_c
+
+        return stage_figure_c(figure, inputs, stem, config)
+    log.info("drew %s", ", ".join(str(p) for p in paths))
+    return Outcome()

@@ -1,13 +1,15 @@
 """Figures C.1-C.4 of Appendix C, drawn from the CSVs that :mod:`pblf.trajectories` writes.
 
-Figures C.1-C.3 show, one panel per trial, the path of (w1^(2), w2^(2)) for each beta over the contours of the
-training loss (recomputed from the trial seed, the one thing not in the CSV); a black square marks the common start
+Figures C.1-C.3 show, one panel per start (see :mod:`pblf.trajectories`), the path of (w1^(2), w2^(2)) for each beta
+over the contours of the training loss (recomputed from the start's seed, the one thing not in the CSV); a black square marks the common start
 and a black-edged circle the end of each path. Figure C.4 shows the velocity of the paths against beta, one panel per
 optimiser, mean +/- std over runs. Beta includes 0, so its axis is categorical (evenly spaced, labelled by value).
 """
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,6 +19,12 @@ from matplotlib.lines import Line2D
 
 from pblf import plotting
 from pblf import trajectories as tj
+from pblf.config import load_config, stage_config
+from pblf.errors import InputError
+from pblf.files import read_text
+from pblf.provenance import Outcome
+
+log = logging.getLogger(__name__)
 
 #: Every beta any Appendix C figure uses, with one colour each, the same in every figure.
 BETA_ORDER: tuple[float, ...] = (0.0, 0.5, 1.0, 5.0, 100.0)
@@ -33,6 +41,13 @@ def beta_colour(beta: float):
 def _optimizer_title(optimizer: str) -> str:
     label, lr, momentum = tj.OPTIMIZERS[optimizer]
     return f"{label} (lr {lr:g}" + (f", momentum {momentum:g})" if momentum is not None else ")")
+
+
+def _read_frame(path: str | Path, dtypes: dict[str, type]) -> pd.DataFrame:
+    try:
+        return pd.read_csv(io.StringIO(read_text(path)), dtype=dtypes)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise InputError(f"{path}: not a CSV of Appendix C ({err})") from None
 
 
 def _landscape_window(paths: list[np.ndarray], grid_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,40 +70,40 @@ def draw_figure_c(
 ) -> list[Path]:
     """Draw one of Figures C.1-C.3 from its CSV; writes ``out_stem.png`` and ``out_stem.pdf``.
 
-    ``seed`` and ``n_samples`` must be those the CSV was written with: they rebuild each trial's loss landscape, and a
-    mismatch (the recomputed start point differs from the CSV's step 0) raises ``ValueError``. The first
-    ``max_panels`` trials are drawn; the loss is evaluated on a ``grid_points`` x ``grid_points`` grid per panel.
+    ``seed`` and ``n_samples`` must be those the CSV was written with: they rebuild each start's loss landscape, and
+    a mismatch (the recomputed start point differs from the CSV's step 0) raises ``InputError``. The first
+    ``max_panels`` starts are drawn; the loss is evaluated on a ``grid_points`` x ``grid_points`` grid per panel.
     """
-    frame = pd.read_csv(csv_path, dtype={"figure": str, "optimizer": str})
+    frame = _read_frame(csv_path, {"figure": str, "optimizer": str})
     missing = [c for c in tj.TRAJECTORY_COLUMNS if c not in frame.columns]
     if missing or frame.empty:
-        raise ValueError(f"{csv_path}: not a trajectory CSV (missing columns {missing} or no rows)")
+        raise InputError(f"{csv_path}: not a trajectory CSV (missing columns {missing} or no rows)")
     figures, optimizers = frame["figure"].unique(), frame["optimizer"].unique()
     if len(figures) != 1 or len(optimizers) != 1:
-        raise ValueError(f"{csv_path}: expected one figure and one optimizer, got {list(figures)}, {list(optimizers)}")
+        raise InputError(f"{csv_path}: expected one figure and one optimizer, got {list(figures)}, {list(optimizers)}")
     figure_id, optimizer = str(figures[0]), str(optimizers[0])
-    trials = sorted(int(t) for t in frame["trial"].unique())[:max_panels]
+    starts = sorted(int(t) for t in frame["start"].unique())[:max_panels]
     betas = sorted(float(b) for b in frame["beta"].unique())
 
     plotting.apply_style()
-    ncols = min(2, len(trials))
-    nrows = -(-len(trials) // ncols)
+    ncols = min(2, len(starts))
+    nrows = -(-len(starts) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.3 * nrows), squeeze=False)
-    for ax in axes.flat[len(trials):]:
+    for ax in axes.flat[len(starts):]:
         ax.set_visible(False)
 
-    for ax, trial in zip(axes.flat, trials):
-        rows = frame[frame["trial"] == trial]
+    for ax, number in zip(axes.flat, starts):
+        rows = frame[frame["start"] == number]
         paths = {
             beta: rows[rows["beta"] == beta].sort_values("step")[["w1", "w2"]].to_numpy(dtype=np.float64)
             for beta in betas
         }
-        seed_t = tj.trial_seed(seed, trial)
-        start = tj.make_trial(seed_t, n_samples).start.numpy()
+        seed_t = tj.start_seed(seed, number)
+        start = tj.make_start(seed_t, n_samples).w0.numpy()
         for beta, path in paths.items():
             if not np.allclose(path[0], start, rtol=10.0 ** (1 - tj.FLOAT_DIGITS), atol=1e-12):
-                raise ValueError(
-                    f"{csv_path}: trial {trial}, beta {beta:g} starts at {path[0]}, but seed {seed} with n_samples "
+                raise InputError(
+                    f"{csv_path}: start {number}, beta {beta:g} starts at {path[0]}, but seed {seed} with n_samples "
                     f"{n_samples} starts at {start}: pass the seed and n_samples the CSV was written with"
                 )
         w1_grid, w2_grid = _landscape_window(list(paths.values()), grid_points)
@@ -104,7 +119,7 @@ def draw_figure_c(
             ax.plot(*path[-1], marker="o", markersize=7, markerfacecolor=beta_colour(beta),
                     markeredgecolor="black", markeredgewidth=1.2, linestyle="none", zorder=4)
         ax.plot(*start, marker="s", markersize=7, color="black", linestyle="none", zorder=5)
-        ax.set_title(f"trial {trial}")
+        ax.set_title(f"start {number}")
         ax.set_xlabel(W1_LABEL)
         ax.set_ylabel(W2_LABEL)
 
@@ -123,9 +138,9 @@ def draw_figure_c(
 
 def draw_velocity(csv_path: str | Path, out_stem: str | Path) -> list[Path]:
     """Draw Figure C.4 from ``velocity.csv``: velocity against beta, one panel per optimiser, error bars = std."""
-    frame = pd.read_csv(csv_path, dtype={"optimizer": str})
+    frame = _read_frame(csv_path, {"optimizer": str})
     if list(frame.columns) != list(tj.VELOCITY_COLUMNS) or frame.empty:
-        raise ValueError(f"{csv_path}: expected columns {list(tj.VELOCITY_COLUMNS)} and at least one row")
+        raise InputError(f"{csv_path}: expected columns {list(tj.VELOCITY_COLUMNS)} and at least one row")
     known = [name for name in tj.VELOCITY_OPTIMIZERS if name in set(frame["optimizer"])]
     optimizers = known + sorted(set(frame["optimizer"]) - set(known))
 
@@ -150,3 +165,20 @@ def draw_velocity(csv_path: str | Path, out_stem: str | Path) -> list[Path]:
     fig.suptitle(f"Figure C.4: velocity of the gradient trajectory per β (mean ± std over {runs_text} runs)")
     fig.tight_layout()
     return plotting.save_figure(fig, out_stem)
+
+
+def stage_figure_c(figure: str, inputs: list[Path], stem: Path, config: list[Path] | None) -> Outcome:
+    """``pblf figure C.N``: Figure C.1-C.3 from its trajectory CSV (with the config it was written with, whose seed
+    and n_samples rebuild the loss landscape), or C.4 from ``velocity.csv``."""
+    if len(inputs) != 1:
+        raise InputError(f"Figure {figure} is drawn from one CSV, got {len(inputs)} inputs")
+    if figure == "C.4":
+        paths = draw_velocity(inputs[0], stem)
+        log.info("drew %s", ", ".join(str(p) for p in paths))
+        return Outcome()
+    if not config:
+        raise InputError(f"Figure {figure} needs --config: the seed and n_samples its CSV was written with")
+    cfg = load_config(config)
+    paths = draw_figure_c(inputs[0], stem, seed=cfg["seed"], n_samples=cfg["appendix_c"]["n_samples"])
+    log.info("drew %s", ", ".join(str(p) for p in paths))
+    return Outcome(stage_config(cfg, "appendix_c"))

@@ -1,27 +1,90 @@
-"""Byte-stable, atomic file writing shared by every stage.
+"""Every file a stage reads or writes goes through here: atomic, byte-stable writes, checked reads, and a log of both.
 
-A result that a killed job left half-written must never look finished, and the same data must always give the
-same bytes (tables and records are compared byte for byte across reruns). So everything is written to a temporary
-file in the same folder and renamed into place, with sorted keys and fixed float formatting.
+* **Atomic writes.** A result that a killed job left half-written must never look finished, so everything is written
+  to a temporary file in the same folder and renamed into place.
+* **Byte-stable writes.** The same data must always give the same bytes (tables and records are compared byte for
+  byte across reruns): JSON with sorted keys, CSV with Unix line ends and a fixed column list.
+* **Checked reads.** A missing, undecodable or malformed input is an :class:`~pblf.errors.InputError` that names the
+  file (and line), never a bare ``KeyError`` or ``UnicodeDecodeError`` from deep inside a stage.
+* **An I/O log.** Inside :func:`track`, every read is noted as an input and every write as an output. The ``pblf``
+  command runs each stage inside :func:`track` and writes the provenance record from that log, so a stage declares
+  what it reads and writes simply by reading and writing it: adding an input cannot silently leave it out of the
+  record (and so out of ``pblf audit``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import csv
 import hashlib
+import io
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pblf.errors import InputError
 
-def write_text(text: str, path: str | Path) -> Path:
-    """Write ``text`` atomically (temporary file, then rename)."""
+
+@dataclass
+class IOLog:
+    """The files one stage read and wrote, in first-touch order, without repeats."""
+
+    inputs: dict[Path, None] = field(default_factory=dict)
+    outputs: dict[Path, None] = field(default_factory=dict)
+
+
+_LOG: contextvars.ContextVar[IOLog | None] = contextvars.ContextVar("pblf_io_log", default=None)
+
+
+@contextlib.contextmanager
+def track() -> Iterator[IOLog]:
+    """Log every read and write made through this module until the block ends."""
+    log = IOLog()
+    token = _LOG.set(log)
+    try:
+        yield log
+    finally:
+        _LOG.reset(token)
+
+
+def note_input(path: str | Path) -> None:
+    """Record ``path`` as read by the current stage (for readers that cannot go through :func:`read_text`, such as
+    a checkpoint loaded by torch). Files the stage itself wrote first are its outputs, not its inputs."""
+    log = _LOG.get()
+    if log is not None and Path(path) not in log.outputs:
+        log.inputs.setdefault(Path(path), None)
+
+
+def note_output(path: str | Path) -> None:
+    log = _LOG.get()
+    if log is not None:
+        log.outputs.setdefault(Path(path), None)
+
+
+# ------------------------------------------------------------------------------------------------------- writing
+
+
+def write_bytes(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` atomically: a temporary file in the same folder, flushed to disk, then renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+    note_output(path)
     return path
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` (UTF-8) atomically."""
+    return write_bytes(text.encode("utf-8"), path)
 
 
 def write_json(data: Any, path: str | Path) -> Path:
@@ -29,13 +92,65 @@ def write_json(data: Any, path: str | Path) -> Path:
     return write_text(json.dumps(data, sort_keys=True, indent=2) + "\n", path)
 
 
+def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], path: str | Path) -> Path:
+    """A CSV with exactly ``columns`` (extra keys of a row are ignored), Unix line ends, floats in Python's shortest
+    round-trip form."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(buffer.getvalue(), path)
+
+
+# ------------------------------------------------------------------------------------------------------- reading
+
+
+def read_text(path: str | Path) -> str:
+    """The text of an input file; a missing or undecodable file is an InputError that names it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"input file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    note_input(path)
+    return text
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON input; text that does not parse is an InputError naming the file, line and column."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"input file {path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") \
+            from None
 
 
-def sha256_of_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV with a header, as dicts of strings; a row with more or fewer fields than the header is an
+    InputError naming the file and line (csv would otherwise fill in None and move values between columns)."""
+    text = read_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    for row in reader:
+        if None in row or None in row.values():
+            raise InputError(f"{path}, line {reader.line_num}: the row has {_count(row)} fields, the header "
+                             f"{len(reader.fieldnames or [])}")
+        rows.append(row)
+    return rows
+
+
+def _count(row: dict[str | None, Any]) -> int:
+    extra = row.get(None) or []
+    return sum(1 for key, value in row.items() if key is not None and value is not None) + len(extra)
+
+
+# ------------------------------------------------------------------------------------------------------ checksums
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (sha256 for provenance, md5 for the canonical CIFAR-10 checksums)."""
     with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()

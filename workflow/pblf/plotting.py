@@ -7,6 +7,7 @@ that draws calls :func:`apply_style` first and :func:`save_figure` last.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -17,10 +18,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-#: The methods in the order and colours (seaborn's colour-blind palette) every figure uses.
-METHOD_ORDER: tuple[str, ...] = ("PBLF-BO", "PBLF-RS", "Standard")
+from pblf.files import write_bytes  # noqa: E402
+from pblf.names import METHODS  # noqa: E402
+
+#: One colour per method (seaborn's colour-blind palette), in every figure.
 PALETTE = sns.color_palette("colorblind")
-METHOD_COLOURS: dict[str, tuple[float, float, float]] = dict(zip(METHOD_ORDER, PALETTE))
+METHOD_COLOURS: dict[str, tuple[float, float, float]] = dict(zip(METHODS, PALETTE))
 
 
 def apply_style() -> None:
@@ -42,9 +45,11 @@ def apply_style() -> None:
 def save_figure(fig: plt.Figure, stem: str | Path) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf`` with no date, software or other run-varying metadata; returns both paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], metadata={"Software": None})
-    fig.savefig(paths[1], metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    paths = []
+    for fmt, metadata in (("png", {"Software": None}), ("pdf", {"Creator": None, "Producer": None,
+                                                                 "CreationDate": None})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, metadata=metadata)
+        paths.append(write_bytes(buffer.getvalue(), stem.with_name(f"{stem.name}.{fmt}")))
     plt.close(fig)
     return paths

@@ -16,8 +16,7 @@ polishing the best pool points (and the best observations) with L-BFGS-B on phi,
 
 from __future__ import annotations
 
-import csv
-import json
+import logging
 import math
 import warnings
 from collections.abc import Callable, Collection, Sequence
@@ -32,13 +31,21 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
 from threadpoolctl import threadpool_limits
 
-from pblf.candidate import PHI_DECIMALS, PHI_NAMES, Candidate
+from pblf.candidate import PHI_DECIMALS, Candidate, write_proposal
+from pblf.config import load_config, stage_config
+from pblf.errors import ConfigError, InputError
+from pblf.files import read_csv
+from pblf.layout import PROPOSAL
+from pblf.names import HISTORY_COLUMNS, PHI_NAMES, PROPOSERS
+from pblf.plan import proposal_seed, proposal_sizes
+from pblf.provenance import Outcome
+
+log = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("bo", "rs")
 ACQUISITIONS: tuple[str, ...] = ("ucb", "ei")
 #: All 16 modes, in bit-string order.
 MODES: tuple[str, ...] = tuple(format(i, "04b") for i in range(16))
-HISTORY_COLUMNS: tuple[str, ...] = (*PHI_NAMES, "mode", "val_top1")
 N_INPUTS = len(PHI_NAMES) + 4
 #: Candidates keep phi to PHI_DECIMALS decimals; drawing inside |x| <= phi_bound - one step of that grid keeps the
 #: rounded value strictly inside the open box |x| < phi_bound.
@@ -73,52 +80,32 @@ class Observation:
 
 
 def read_history(path: str | Path) -> list[Observation]:
-    """Read the evaluated candidates from a CSV with at least the columns w1, w2, b1, b2, mode, val_top1.
+    """Read the evaluated candidates from a CSV with at least the columns of :data:`pblf.names.HISTORY_COLUMNS`.
 
-    An empty or header-only file is an empty history (the first iteration). ``mode`` is kept a 4-character string:
-    a file that went through a parser that read "0010" as the integer 10 is recovered by zero-padding, which is
-    unambiguous for bit strings. An empty val_top1 is NaN (:func:`propose` ignores it for the fit but never
-    re-proposes the candidate). Any other bad value raises ValueError naming the file, line and column.
-    """
-    path = Path(path)
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
-            return []
-        reader.fieldnames = [name.strip() for name in reader.fieldnames]
-        missing = [name for name in HISTORY_COLUMNS if name not in reader.fieldnames]
+    An empty or header-only file is an empty history (the first iteration). An empty val_top1 is NaN
+    (:func:`propose` ignores it for the fit but never re-proposes the candidate). Any other bad value raises
+    InputError naming the file, line and column."""
+    rows = read_csv(path)
+    if rows:
+        missing = [name for name in HISTORY_COLUMNS if name not in rows[0]]
         if missing:
-            raise ValueError(f"{path}, line 1: history lacks column(s) {', '.join(missing)}")
-        return [_parse_row(row, path, reader.line_num) for row in reader]
+            raise InputError(f"{path}, line 1: history lacks column(s) {', '.join(missing)}")
+    return [_parse_row(row, Path(path), line) for line, row in enumerate(rows, start=2)]
 
 
 def _parse_row(row: dict[str, str], path: Path, line: int) -> Observation:
     """One CSV row as an observation; errors say where (file, line, column) and what is wrong."""
-    values: dict[str, float | str] = {}
-    for column in HISTORY_COLUMNS:
-        text = (row.get(column) or "").strip()
-        where = f"{path}, line {line}, column {column!r}"
-        if column == "mode":
-            if not (1 <= len(text) <= 4 and set(text) <= {"0", "1"}):
-                raise ValueError(f"{where}: mode {text!r} must be four bits such as '0010'")
-            values[column] = text.zfill(4)
-        elif column == "val_top1" and text == "":
-            values[column] = math.nan
-        else:
-            try:
-                values[column] = float(text)
-            except ValueError:
-                raise ValueError(f"{where}: {text!r} is not a number") from None
-            if column != "val_top1" and not math.isfinite(values[column]):
-                raise ValueError(f"{where}: {text!r} must be finite")
-    return Observation(Candidate.from_dict(values), float(values["val_top1"]))
-
-
-def write_proposal(path: str | Path, candidates: Sequence[dict]) -> None:
-    """Write ``{"candidates": [...]}`` as byte-stable JSON (sorted keys, indent 2, trailing newline), so that a
-    rerun with the same inputs leaves the file, and everything Snakemake derives from it, unchanged."""
-    text = json.dumps({"candidates": list(candidates)}, sort_keys=True, indent=2) + "\n"
-    Path(path).write_text(text)
+    where = f"{path}, line {line}"
+    try:
+        candidate = Candidate.from_dict(row)
+    except ValueError as err:
+        raise InputError(f"{where}: {err}") from None
+    text = row["val_top1"].strip()
+    try:
+        val_top1 = math.nan if text == "" else float(text)
+    except ValueError:
+        raise InputError(f"{where}, column 'val_top1': {text!r} is not a number") from None
+    return Observation(candidate, val_top1)
 
 
 # --- encoding --------------------------------------------------------------------------------------------------
@@ -402,11 +389,11 @@ def propose(
     n_acq: int,
     n_random: int,
     seed: int,
-    beta: float = 0.1,
-    acquisition: str = "ucb",
-    xi: float = 0.01,
-    phi_bound: float = 1.0,
     *,
+    beta: float,
+    acquisition: str,
+    xi: float,
+    phi_bound: float,
     pool_size: int = 4096,
     n_restarts: int = 5,
     n_polish: int = 5,
@@ -442,3 +429,25 @@ def propose(
     randoms = random_candidates(n_left, _rng(seed, method, STREAM_RANDOM), phi_bound, exclude)
     proposals += [{**c.to_dict(), "source": "random"} for c in randoms]
     return proposals
+
+
+def stage_propose(config: list[Path], history: Path, budget: int, method: str, iteration: int, out: Path) -> Outcome:
+    """``pblf propose``: the proposal of iteration ``iteration`` of the search ``method`` at ``budget``, written to
+    ``out/proposal.json``. How many candidates, the seed and every acquisition setting come from the config
+    (``search``), so a rule passes only what varies per job."""
+    cfg = load_config(config)
+    if method not in PROPOSERS:
+        raise ConfigError(f"--method {method!r}: only {', '.join(PROPOSERS)} search")
+    search = cfg["search"]
+    n_acq, n_random = proposal_sizes(cfg, method, iteration)
+    seed = proposal_seed(cfg, budget, method, iteration)
+    observations = read_history(history)
+    candidates = propose(PROPOSERS[method], observations, n_acq, n_random, seed, beta=search["bo"]["beta"],
+                         acquisition=search["bo"]["acquisition"], xi=search["bo"]["xi"],
+                         phi_bound=search["phi_bound"])
+    path = write_proposal(Path(out) / PROPOSAL, candidates)
+    sources = ", ".join(sorted({c["source"] for c in candidates})) or "nothing"
+    log.info("%s at %d epochs, iteration %d: %d candidates (%s) from %d evaluated -> %s", method, budget, iteration,
+             len(candidates), sources, len(observations), path)
+    return Outcome(stage_config(cfg, "search"), {"proposal": {"budget": budget, "method": method,
+                                                              "iteration": iteration, "seed": seed}})

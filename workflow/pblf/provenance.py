@@ -2,8 +2,9 @@
 
 A reviewer who asks "where does 92.77 come from?" must get, in one command, the chain from that number to the
 training runs, their inputs, config, code version and hardware, with every checksum verified (``pblf audit``).
-So every ``pblf`` command that writes files also writes a record: its inputs and outputs with sha256, the config it
-read and its hash, the code version (git commit, dirty or not), package versions, Python, torch, CUDA/cuDNN, device,
+So every ``pblf`` command that writes files also writes a record: its inputs and outputs with sha256 (from the I/O log
+that :func:`pblf.files.track` keeps while the stage runs, so the record lists exactly what the stage read and
+wrote), the config it read and its hash, the code version (git commit, dirty or not), package versions, Python, torch, CUDA/cuDNN, device,
 host, SLURM job id, start and end time and the command line.
 
 Records live in one store beside the results, ``<results>/provenance/<path of the output relative to results>.json``
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pblf.config import config_hash
-from pblf.files import read_json, sha256_of_file, write_json
+from pblf.files import IOLog, file_digest, read_json, write_json
 
 RECORD_VERSION = 1
 STORE = "provenance"
@@ -37,13 +38,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class Produced:
-    """What a command read and wrote; the CLI turns it into records."""
+class Outcome:
+    """What a stage tells the record besides the files it read and wrote: the config subset it ran with, extra
+    fields for the record, the device it ran on, and the command's exit status (records are written only on 0)."""
 
-    inputs: list[Path] = field(default_factory=list)
-    outputs: list[Path] = field(default_factory=list)
     config: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
     exit_code: int = 0
 
 
@@ -107,25 +108,25 @@ def file_entry(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cannot record {path}: it does not exist")
-    return {"path": str(path), "sha256": sha256_of_file(path)}
+    return {"path": str(path), "sha256": file_digest(path)}
 
 
-def write_records(produced: Produced, argv: Sequence[str], started: str, results: str | Path = "results",
-                  device: str | None = None) -> list[Path]:
-    """Write one record per output of ``produced``; returns the record paths."""
+def write_records(io: IOLog, outcome: Outcome, argv: Sequence[str], started: str,
+                  results: str | Path = "results") -> list[Path]:
+    """Write one record per output in ``io`` (what a stage wrote); returns the record paths."""
     record = {
         "version": RECORD_VERSION,
         "command": ["pblf", *argv],
         "cwd": os.getcwd(),
-        "inputs": [file_entry(p) for p in sorted({str(p) for p in produced.inputs})],
-        "outputs": [file_entry(p) for p in sorted({str(p) for p in produced.outputs})],
-        "config": produced.config,
-        "config_sha256": None if produced.config is None else config_hash(produced.config),
+        "inputs": [file_entry(p) for p in sorted({str(p) for p in io.inputs})],
+        "outputs": [file_entry(p) for p in sorted({str(p) for p in io.outputs})],
+        "config": outcome.config,
+        "config_sha256": None if outcome.config is None else config_hash(outcome.config),
         "code": code_version(),
-        "environment": environment(device),
+        "environment": environment(outcome.device),
         "started": started,
         "ended": now(),
-        **produced.extra,
+        **outcome.extra,
     }
     return [write_json(record, record_path(entry["path"], results)) for entry in record["outputs"]]
 

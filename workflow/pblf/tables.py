@@ -24,6 +24,7 @@ B.2 in every format, and the group's average is over the seeds it has.
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,10 +33,13 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pblf.candidate import PHI_NAMES, Candidate
-from pblf.files import write_text
-from pblf.select import TRIALS_COLUMNS, read_csv, write_csv
-from pblf.workflow import METHODS
+from pblf.candidate import Candidate
+from pblf.errors import InputError
+from pblf.files import read_csv, write_csv, write_text
+from pblf.names import METHODS, PHI_NAMES, TABLES, TRIALS_COLUMNS
+from pblf.provenance import Outcome
+
+log = logging.getLogger(__name__)
 
 #: The fields of a trials row that Table B.1 and Table B.2 report, with the header of their average column.
 AVERAGE_HEADERS: dict[str, str] = {"test_top1": "Top-1 Avg.", "val_top1": "Top-1 Val Avg."}
@@ -76,10 +80,10 @@ def read_trials(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     raw_rows = read_csv(path)
     if not raw_rows:
-        raise ValueError(f"{path}: no trials (the file has no rows below its header)")
+        raise InputError(f"{path}: no trials (the file has no rows below its header)")
     missing = [column for column in TRIALS_COLUMNS if column not in raw_rows[0]]
     if missing:
-        raise ValueError(f"{path}: trials file lacks column(s) {', '.join(missing)} (has {', '.join(raw_rows[0])})")
+        raise InputError(f"{path}: trials file lacks column(s) {', '.join(missing)} (has {', '.join(raw_rows[0])})")
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[int, str, int], int] = {}
     for line, raw in enumerate(raw_rows, start=2):
@@ -87,7 +91,7 @@ def read_trials(path: str | Path) -> list[dict[str, Any]]:
         row = _parse_row(raw, where)
         group_seed = (row["budget_epochs"], row["method"], row["seed"])
         if group_seed in seen:
-            raise ValueError(
+            raise InputError(
                 f"{where}: budget {group_seed[0]}, method {group_seed[1]}, seed {group_seed[2]} "
                 f"repeats line {seen[group_seed]}"
             )
@@ -98,31 +102,29 @@ def read_trials(path: str | Path) -> list[dict[str, Any]]:
 
 def _parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
     """One typed trials row; ``where`` (file and line) starts every error message."""
-    if None in raw or None in raw.values():
-        raise ValueError(f"{where}: the row does not have as many fields as the header")
     method = raw["method"]
     if method not in METHODS:
-        raise ValueError(f"{where}, column method: {method!r} is not one of {', '.join(METHODS)}")
+        raise InputError(f"{where}, column method: {method!r} is not one of {', '.join(METHODS)}")
     row: dict[str, Any] = {"method": method}
     for column in ("budget_epochs", "seed"):
         try:
             row[column] = int(raw[column])
         except ValueError:
-            raise ValueError(f"{where}, column {column}: {raw[column]!r} is not an integer") from None
+            raise InputError(f"{where}, column {column}: {raw[column]!r} is not an integer") from None
     if row["budget_epochs"] <= 0:
-        raise ValueError(f"{where}, column budget_epochs: {row['budget_epochs']} is not a positive number of epochs")
+        raise InputError(f"{where}, column budget_epochs: {row['budget_epochs']} is not a positive number of epochs")
     for column in ("test_top1", "val_top1"):
         try:
             value = float(raw[column])
         except ValueError:
-            raise ValueError(f"{where}, column {column}: {raw[column]!r} is not a number") from None
+            raise InputError(f"{where}, column {column}: {raw[column]!r} is not a number") from None
         if not 0.0 <= value <= 100.0:
-            raise ValueError(f"{where}, column {column}: {raw[column]!r} is not an accuracy in percent (0 to 100)")
+            raise InputError(f"{where}, column {column}: {raw[column]!r} is not an accuracy in percent (0 to 100)")
         row[column] = value
     try:
         candidate = Candidate.from_dict(raw)
     except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise InputError(f"{where}: {err}") from None
     row.update(candidate.to_dict())
     return row
 
@@ -146,7 +148,7 @@ def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         candidates = sorted({Candidate.from_dict(row) for row in group}, key=lambda candidate: candidate.to_json())
         if len(candidates) != 1:
             listed = "; ".join(candidate.to_json() for candidate in candidates)
-            raise ValueError(f"budget {budget}, method {method}: its seeds trained different candidates: {listed}")
+            raise InputError(f"budget {budget}, method {method}: its seeds trained different candidates: {listed}")
         top1 = [row["test_top1"] for row in group]
         several = len(top1) > 1
         table.append(
@@ -253,11 +255,19 @@ def _write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out
 
 
 def write_tables(trials_path: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write table_6_2, table_B_1 and table_B_2 (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
+    """Write every table of :data:`pblf.names.TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
     rows = read_trials(trials_path)
     out_dir = Path(out_dir)
-    paths = _write_table(table_6_2(rows), TABLE_6_2_COLUMNS, out_dir, "table_6_2")
-    for name, field in (("table_B_1", "test_top1"), ("table_B_2", "val_top1")):
+    table_6_2_name, *b_names = TABLES
+    paths = _write_table(table_6_2(rows), TABLE_6_2_COLUMNS, out_dir, table_6_2_name)
+    for name, field in zip(b_names, AVERAGE_HEADERS):
         table = table_b(rows, field)
         paths += _write_table(table, _b_columns(table, field), out_dir, name)
     return sorted(paths)
+
+
+def stage_tables(trials: Path, out: Path) -> Outcome:
+    """``pblf tables``: Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from a trials file, into the folder ``out``."""
+    paths = write_tables(trials, out)
+    log.info("tables from %s: %s", trials, ", ".join(p.name for p in paths))
+    return Outcome()

@@ -17,6 +17,7 @@ Every search iteration, repeat and 600-epoch rerun is this function, so it is bu
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -30,16 +31,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pblf.candidate import Candidate
-from pblf.data import DeviceSplit, Splits, load_splits, make_split
-from pblf.files import write_json
+from pblf.candidate import Candidate, read_candidate
+from pblf.config import load_config, stage_config
+from pblf.data import DeviceSplit, Splits, load_splits, make_split, read_split
+from pblf.errors import ConfigError, DeviceError
+from pblf.files import write_bytes, write_json
+from pblf.layout import CHECKPOINT, METRICS, RunId
 from pblf.model import build_model
+from pblf.provenance import Outcome
 from pblf.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.json"
 #: Exit status after a preemption signal: "try again" (EX_TEMPFAIL). The checkpoint holds everything done so far.
 EXIT_PREEMPTED = 75
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -59,7 +62,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was requested but torch sees no GPU (torch.cuda.is_available() is False)")
+        raise DeviceError("device: cuda was requested but torch sees no GPU (torch.cuda.is_available() is False); "
+                          "set device: cpu or auto, or run on a machine with a GPU")
     return torch.device(name)
 
 
@@ -135,12 +139,9 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": state.history,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(buffer.getvalue(), path)
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -204,15 +205,16 @@ def _percent(value: float) -> float:
 def train_candidate(
     cfg: dict[str, Any],
     candidate: Candidate,
-    budget: int,
-    seed: int,
+    run: RunId,
     out_dir: str | Path,
     split: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train the target network with ``candidate``'s backward pass for ``budget`` epochs; write and return metrics.
+    """Train the target network with ``candidate``'s backward pass for ``run.budget`` epochs with ``run.seed``;
+    write and return the metrics, which record ``run`` (who this run is) next to the candidate.
 
     ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are read). Raises
     :class:`Preempted` after saving when a preemption signal arrives."""
+    budget, seed = run.budget, run.seed
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split = split or make_split(cfg["data"], cfg["seed"])
@@ -240,10 +242,9 @@ def train_candidate(
     autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": on_cuda and train_cfg["bf16"]}
 
     result = {
+        "run": run.to_dict(),
         "candidate": candidate.to_dict(),
         "activation": cfg["model"]["metanet_activation"],
-        "budget": budget,
-        "seed": seed,
         "status": "ok",
         "epochs": state.history,
     }
@@ -268,6 +269,41 @@ def train_candidate(
                         state.epoch + 1, result["val_top1"], result["test_top1"])
         write_json(result, out_dir / METRICS)
     return result
+
+
+def stage_train(
+    config: list[Path],
+    out: Path,
+    run: RunId,
+    candidate: str | None = None,
+    candidate_file: Path | None = None,
+    split: Path | None = None,
+) -> Outcome:
+    """``pblf train``: train one run into the folder ``out`` (``metrics.json``, ``checkpoint.pt``).
+
+    The candidate is given as JSON (``candidate``) or read from ``candidate_file``: the proposal entry ``run.index``
+    for a search run, otherwise a selection record. Without ``split`` the split is made from the config."""
+    if (candidate is None) == (candidate_file is None):
+        raise ConfigError("give the candidate either as JSON (--candidate) or as a file (--candidate-file)")
+    cfg = load_config(config)
+    if candidate_file is not None:
+        chosen = read_candidate(candidate_file, run.index if run.kind == "search" else None)
+    else:
+        try:
+            chosen = Candidate.from_json(candidate)
+        except ValueError as err:
+            raise ConfigError(f"--candidate {candidate}: {err}") from None
+    split_record = read_split(split) if split else None
+    try:
+        result = train_candidate(cfg, chosen, run, out, split_record)
+    except Preempted as err:
+        log.warning("preempted (%s); the checkpoint in %s holds the progress, rerun the same command to resume",
+                    err, out)
+        return Outcome(exit_code=EXIT_PREEMPTED)
+    log.info("%s: val %.2f%%, test %.2f%% -> %s", result["status"], result["val_top1"], result["test_top1"],
+             out / METRICS)
+    return Outcome(stage_config(cfg, "train"), {"run": run.to_dict(), "status": result["status"]},
+                   device=resolve_device(cfg["device"]).type)
 
 
 def _train_epoch(model, optimizer, splits: Splits, train_cfg, budget, state: TrainState, generator,

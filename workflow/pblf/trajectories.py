@@ -21,9 +21,10 @@ Choices the thesis leaves open, made here once:
   is active on some sample only if w_j > 0; a draw whose start point gives w1 or w2 no gradient at all would draw a
   line, not a trajectory, and a draw whose start loss is above log 2 (the loss of a dead layer 2) only descends into
   the dead quadrant w1, w2 <= 0 and stops at chance. Such draws are rejected and the *same* generator draws again
-  (still deterministic); see :func:`make_trial`.
-* **One run = one trial seed.** Within a trial, every beta and every optimiser starts from the same data, the same
-  frozen weights and the same (w1, w2); trials differ by :func:`trial_seed` (base seed, trial index).
+  (still deterministic); see :func:`make_start`.
+* **A start** is one draw of the data, the frozen weights and the initial (w1, w2): every beta and every optimiser
+  of a start begins from the same point, and starts differ by :func:`start_seed` (base seed, start index). The thesis
+  calls these "trials"; in this pipeline a trial is one repeat of Table B.1 (see :mod:`pblf.names`).
 * **Full batch everywhere.** Each of the ``epochs`` steps uses the whole data set ("batch gradient descent"). The
   caption of Figure C.2 says "SGD", but the text around it calls the same experiment "gradient descent (with
   momentum)" and the next paragraph contrasts Adam with "batch gradient descent"; with a two-weight toy that is also
@@ -49,12 +50,22 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+
+from pblf.config import load_config, stage_config
+from pblf.files import write_text
+from pblf.layout import VELOCITY
+from pblf.names import figure_stem
+from pblf.provenance import Outcome
+
+log = logging.getLogger(__name__)
 
 #: name -> (label used in figures, learning rate, momentum or None). Learning rates from the thesis's captions.
 OPTIMIZERS: dict[str, tuple[str, float, float | None]] = {
@@ -68,7 +79,7 @@ OPTIMIZERS: dict[str, tuple[str, float, float | None]] = {
 VELOCITY_OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adagrad")
 VELOCITY_BETAS: tuple[float, ...] = (0.0, 0.5, 1.0, 5.0, 100.0)
 
-TRAJECTORY_COLUMNS: tuple[str, ...] = ("figure", "optimizer", "beta", "trial", "step", "w1", "w2")
+TRAJECTORY_COLUMNS: tuple[str, ...] = ("figure", "optimizer", "beta", "start", "step", "w1", "w2")
 VELOCITY_COLUMNS: tuple[str, ...] = ("optimizer", "beta", "velocity_mean", "velocity_std", "runs")
 
 #: Significant digits of every float written to a CSV: fixed, so the same numbers always give the same bytes.
@@ -90,7 +101,7 @@ class FigureSetting:
     @property
     def stem(self) -> str:
         """File stem of the figure and of its CSV, e.g. ``figure_C_1``."""
-        return "figure_" + self.figure.replace(".", "_")
+        return figure_stem(self.figure)
 
 
 def trajectory_settings() -> tuple[FigureSetting, ...]:
@@ -112,9 +123,9 @@ def velocity_settings() -> tuple[tuple[str, float, float | None, tuple[float, ..
     return tuple((name, OPTIMIZERS[name][1], OPTIMIZERS[name][2], VELOCITY_BETAS) for name in VELOCITY_OPTIMIZERS)
 
 
-def trial_seed(seed: int, trial: int) -> int:
-    """The seed of trial ``trial`` under base seed ``seed`` (numpy SeedSequence: platform-independent, no overlap)."""
-    return int(np.random.SeedSequence([int(seed), int(trial)]).generate_state(1)[0])
+def start_seed(seed: int, number: int) -> int:
+    """The seed of start ``number`` under base seed ``seed`` (numpy SeedSequence: platform-independent, no overlap)."""
+    return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
 
 
 @contextlib.contextmanager
@@ -166,7 +177,7 @@ def make_data(n_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class Trial:
+class Start:
     """Everything a trajectory starts from: data, the frozen weights and the start point of w = (w1, w2)."""
 
     x: torch.Tensor  # (2n, 2)
@@ -174,7 +185,7 @@ class Trial:
     w_in: torch.Tensor  # (1, 2): input -> hidden layer 1 (one neuron)
     w3: torch.Tensor  # (2, 2): hidden 2 -> hidden 3
     w4: torch.Tensor  # (2, 2): hidden 3 -> logits
-    start: torch.Tensor  # (2,): w1^(2), w2^(2) at step 0
+    w0: torch.Tensor  # (2,): w1^(2), w2^(2) at step 0
 
 
 def _uniform(rng: np.random.Generator, shape: tuple[int, int]) -> torch.Tensor:
@@ -183,13 +194,13 @@ def _uniform(rng: np.random.Generator, shape: tuple[int, int]) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def make_trial(seed: int, n_samples: int) -> Trial:
-    """Data and initialisation of one trial, redrawn (same generator) until the start point is usable.
+def make_start(seed: int, n_samples: int) -> Start:
+    """Data and initialisation of one start, redrawn (same generator) until the start point is usable.
 
     Usable: both w1 and w2 get a non-zero gradient, and the loss is below log 2, the loss of a network whose layer 2
     is dead (zero logits). A draw above log 2 has frozen layers that map the class the first neuron sees to the wrong
     logit, so every descent runs into the dead quadrant w1, w2 <= 0 and stops at chance: no minimum to compare paths to.
-    Cached (every beta and optimiser of a trial starts here); callers must not modify the returned tensors in place.
+    Cached (every beta and optimiser of a start starts here); callers must not modify the returned tensors in place.
     """
     x, y = make_data(n_samples, seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -198,37 +209,37 @@ def make_trial(seed: int, n_samples: int) -> Trial:
         for _ in range(_MAX_INIT_DRAWS):
             w_in, w2 = _uniform(rng, (1, 2)), _uniform(rng, (2, 1))
             w3, w4 = _uniform(rng, (2, 2)), _uniform(rng, (2, 2))
-            trial = Trial(xt, yt, w_in, w3, w4, w2.reshape(2))
-            if bool((trained_gradient(trial, trial.start, 1.0) != 0).all()) and _beats_dead_layer(trial):
-                return trial
+            start = Start(xt, yt, w_in, w3, w4, w2.reshape(2))
+            if bool((trained_gradient(start, start.w0, 1.0) != 0).all()) and _beats_dead_layer(start):
+                return start
     raise RuntimeError(f"no usable initialisation in {_MAX_INIT_DRAWS} draws (seed {seed})")
 
 
-def _beats_dead_layer(trial: Trial) -> bool:
+def _beats_dead_layer(start: Start) -> bool:
     with torch.no_grad():
-        return float(target_loss(trial, trial.start)) < float(np.log(2.0))
+        return float(target_loss(start, start.w0)) < float(np.log(2.0))
 
 
-def target_loss(trial: Trial, w: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+def target_loss(start: Start, w: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """Mean cross-entropy of the target network with layer-2 weights ``w``.
 
     ``w`` has shape (..., 2); leading dimensions broadcast (one loss per point, used for the loss landscape).
     """
-    h1 = torch.relu(trial.x @ trial.w_in.T)  # (n, 1)
+    h1 = torch.relu(start.x @ start.w_in.T)  # (n, 1)
     z2 = h1 * w.unsqueeze(-2)  # (..., n, 2): h1 @ W2.T with W2 = w as a 2x1 matrix
     h2 = beta_relu(z2, beta)
-    h3 = torch.relu(h2 @ trial.w3.T)
-    logits = h3 @ trial.w4.T
+    h3 = torch.relu(h2 @ start.w3.T)
+    logits = h3 @ start.w4.T
     log_p = torch.log_softmax(logits, dim=-1)
-    picked = torch.gather(log_p, -1, trial.y.expand(*log_p.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    picked = torch.gather(log_p, -1, start.y.expand(*log_p.shape[:-1]).unsqueeze(-1)).squeeze(-1)
     return -picked.mean(dim=-1)
 
 
-def trained_gradient(trial: Trial, w: torch.Tensor, beta: float) -> torch.Tensor:
+def trained_gradient(start: Start, w: torch.Tensor, beta: float) -> torch.Tensor:
     """d loss / d (w1, w2) under f'(x; beta) at the second hidden layer."""
     with torch.enable_grad():
         w = w.detach().clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(target_loss(trial, w, beta), w)
+        (grad,) = torch.autograd.grad(target_loss(start, w, beta), w)
     return grad
 
 
@@ -258,19 +269,19 @@ def run_trajectory(
 ) -> np.ndarray:
     """Train (w1, w2) for ``epochs`` full-batch steps; returns the path, shape (epochs + 1, 2), row 0 the start.
 
-    ``seed`` is the run's own seed (see :func:`trial_seed`); ``lr``/``momentum`` default to :data:`OPTIMIZERS`.
+    ``seed`` is the run's own seed (see :func:`start_seed`); ``lr``/``momentum`` default to :data:`OPTIMIZERS`.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be non-negative, got {epochs}")
     with _one_thread():
-        trial = make_trial(seed, n_samples)
-        w = trial.start.clone().requires_grad_(True)
+        start = make_start(seed, n_samples)
+        w = start.w0.clone().requires_grad_(True)
         opt = _make_optimizer(optimizer, [w], lr, momentum)
         path = np.empty((epochs + 1, 2), dtype=np.float64)
         path[0] = w.detach().numpy()
         for step in range(1, epochs + 1):
             opt.zero_grad(set_to_none=False)
-            target_loss(trial, w, beta).backward()
+            target_loss(start, w, beta).backward()
             opt.step()
             path[step] = w.detach().numpy()
     return path
@@ -292,17 +303,17 @@ def loss_landscape(
     seed: int,
     n_samples: int,
 ) -> np.ndarray:
-    """Training loss over the grid of (w1, w2) for trial seed ``seed``; shape (len(w2_grid), len(w1_grid)).
+    """Training loss over the grid of (w1, w2) for start seed ``seed``; shape (len(w2_grid), len(w1_grid)).
 
     Row i, column j is the loss at (w1_grid[j], w2_grid[i]), the layout ``plt.contour(w1_grid, w2_grid, Z)`` expects.
     """
     w1s = torch.as_tensor(np.asarray(w1_grid, dtype=np.float64))
     out = np.empty((len(w2_grid), len(w1s)), dtype=np.float64)
     with _one_thread(), torch.no_grad():
-        trial = make_trial(seed, n_samples)
+        start = make_start(seed, n_samples)
         for i, w2 in enumerate(np.asarray(w2_grid, dtype=np.float64)):
             points = torch.stack([w1s, torch.full_like(w1s, w2)], dim=-1)  # (len(w1), 2)
-            out[i] = target_loss(trial, points).numpy()
+            out[i] = target_loss(start, points).numpy()
     return out
 
 
@@ -318,65 +329,73 @@ def _fmt_beta(beta: float) -> str:
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(buffer.getvalue(), path)
 
 
-def write_trajectories(out_dir: str | Path, epochs: int, trials: int, n_samples: int, seed: int) -> list[Path]:
+def write_trajectories(out_dir: str | Path, epochs: int, starts: int, n_samples: int, seed: int) -> list[Path]:
     """Write ``figure_C_1.csv`` .. ``figure_C_3.csv`` (columns :data:`TRAJECTORY_COLUMNS`) under ``out_dir``.
 
-    Rows are ordered by beta, trial, step. Returns the paths in figure order.
+    Rows are ordered by beta, start, step. Returns the paths in figure order.
     """
-    if trials < 1:
-        raise ValueError(f"trials must be at least 1, got {trials}")
+    if starts < 1:
+        raise ValueError(f"starts must be at least 1, got {starts}")
     paths = []
     for setting in trajectory_settings():
         rows = []
         for beta in setting.betas:
-            for trial in range(trials):
+            for number in range(starts):
                 path = run_trajectory(
-                    setting.optimizer, beta, epochs, trial_seed(seed, trial), n_samples,
+                    setting.optimizer, beta, epochs, start_seed(seed, number), n_samples,
                     lr=setting.lr, momentum=setting.momentum,
                 )
                 for step, (w1, w2) in enumerate(path):
                     rows.append(
-                        (setting.figure, setting.optimizer, _fmt_beta(beta), trial, step, _fmt(w1), _fmt(w2))
+                        (setting.figure, setting.optimizer, _fmt_beta(beta), number, step, _fmt(w1), _fmt(w2))
                     )
         paths.append(_write_csv(Path(out_dir) / f"{setting.stem}.csv", TRAJECTORY_COLUMNS, rows))
     return paths
 
 
-def velocity_table(epochs: int, trials: int, n_samples: int, seed: int) -> list[tuple[str, float, float, float, int]]:
+def velocity_table(epochs: int, starts: int, n_samples: int, seed: int) -> list[tuple[str, float, float, float, int]]:
     """(optimizer, beta, mean velocity, std, runs) per Figure C.4 setting, sorted by optimizer then beta.
 
     The std is the sample standard deviation over the runs (ddof = 1), 0 for a single run.
     """
-    if trials < 1:
-        raise ValueError(f"trials must be at least 1, got {trials}")
+    if starts < 1:
+        raise ValueError(f"starts must be at least 1, got {starts}")
     table = []
     for optimizer, lr, momentum, betas in velocity_settings():
         for beta in betas:
             speeds = np.array(
                 [
-                    velocity(run_trajectory(optimizer, beta, epochs, trial_seed(seed, t), n_samples,
+                    velocity(run_trajectory(optimizer, beta, epochs, start_seed(seed, t), n_samples,
                                             lr=lr, momentum=momentum))
-                    for t in range(trials)
+                    for t in range(starts)
                 ]
             )
-            std = float(speeds.std(ddof=1)) if trials > 1 else 0.0
-            table.append((optimizer, float(beta), float(speeds.mean()), std, trials))
+            std = float(speeds.std(ddof=1)) if starts > 1 else 0.0
+            table.append((optimizer, float(beta), float(speeds.mean()), std, starts))
     return sorted(table, key=lambda row: (row[0], row[1]))
 
 
-def write_velocity(path: str | Path, epochs: int, trials: int, n_samples: int, seed: int) -> Path:
+def write_velocity(path: str | Path, epochs: int, starts: int, n_samples: int, seed: int) -> Path:
     """Write Figure C.4's data, ``velocity.csv``: columns :data:`VELOCITY_COLUMNS`, one row per (optimizer, beta)."""
     rows = [
         (optimizer, _fmt_beta(beta), _fmt(mean), _fmt(std), runs)
-        for optimizer, beta, mean, std, runs in velocity_table(epochs, trials, n_samples, seed)
+        for optimizer, beta, mean, std, runs in velocity_table(epochs, starts, n_samples, seed)
     ]
     return _write_csv(Path(path), VELOCITY_COLUMNS, rows)
+
+
+def stage_trajectories(config: list[Path], out: Path) -> Outcome:
+    """``pblf trajectories``: the CSVs of Figures C.1-C.3 and ``velocity.csv`` of Figure C.4, into the folder ``out``."""
+    cfg = load_config(config)
+    c = cfg["appendix_c"]
+    paths = write_trajectories(out, c["epochs"], c["starts"], c["n_samples"], cfg["seed"])
+    paths.append(write_velocity(Path(out) / VELOCITY, c["epochs"], c["velocity_starts"], c["n_samples"], cfg["seed"]))
+    log.info("Appendix C: %s", ", ".join(str(p) for p in paths))
+    return Outcome(stage_config(cfg, "appendix_c"))

@@ -7,43 +7,42 @@ localrules:
 
 
 rule trajectories:
-    """Every step's (w1, w2) per trial for Figures C.1-C.3, and the velocity table of Figure C.4."""
+    """Every step's (w1, w2) per start for Figures C.1-C.3, and the velocity table of Figure C.4."""
     input:
-        config=f"{RESULTS}/config/appendix_c.json",
+        config=L.stage_config("appendix_c"),
     output:
-        csv=expand(f"{RESULTS}/trajectories/figure_C_{{n}}.csv", n=(1, 2, 3)),
-        velocity=f"{RESULTS}/trajectories/velocity.csv",
+        csv=[L.trajectory(figure) for figure in ("C.1", "C.2", "C.3")],
+        velocity=L.velocity(),
     params:
-        out_dir=lambda w, output: os.path.dirname(output.velocity),
+        out=out_dir,
     log:
-        f"{LOGS}/trajectories/trajectories.log",
+        L.log(L.velocity()),
     conda:
         PBLF_ENV
     shell:
-        "pblf trajectories --config {input.config} --out-dir {params.out_dir} > {log} 2>&1"
+        "pblf trajectories --config {input.config} --out {params.out} > {log} 2>&1"
 
 
 rule figure_c:
     """Figures C.1-C.3 (trajectories over the loss landscape) and C.4 (velocity against beta)."""
     input:
-        csv=lambda w: f"{RESULTS}/trajectories/" + ("velocity.csv" if w.n == "4" else f"figure_C_{w.n}.csv"),
-        config=f"{RESULTS}/config/appendix_c.json",
+        csv=lambda w: L.velocity() if w.n == "4" else L.trajectory(f"C.{w.n}"),
+        config=L.stage_config("appendix_c"),
     output:
         png=report(
-            f"{RESULTS}/figures/figure_C_{{n}}.png",
+            L.figure("C.{n}", "png"),
             caption="../../report/figure_C.rst",
             category="Appendix C",
             labels={"figure": "C.{n}"},
         ),
-        pdf=f"{RESULTS}/figures/figure_C_{{n}}.pdf",
+        pdf=L.figure("C.{n}", "pdf"),
     params:
-        velocity=lambda w: "--velocity" if w.n == "4" else "",
-        stem=lambda w, output: output.png.removesuffix(".png"),
+        out=out_dir,
     log:
-        f"{LOGS}/figures/figure_C_{{n}}.log",
+        L.log(L.figure("C.{n}", "png")),
     wildcard_constraints:
         n="[1-4]",
     conda:
         PBLF_ENV
     shell:
-        "pblf figure-c --config {input.config} --csv {input.csv} {params.velocity} --out {params.stem} > {log} 2>&1"
+        "pblf figure C.{wildcards.n} --inputs {input.csv} --config {input.config} --out {params.out} > {log} 2>&1"

@@ -1,24 +1,40 @@
-# Shared helpers: config validation (before any job), result paths and the list of final outputs.
+# Shared helpers: config validation (before any job), the results layout, and the input functions of the search.
+#
+# How one PBLF-BO iteration flows through the DAG (budget B, iteration III = 003, say):
+#   1. rule history      reads the proposals of iterations 000-002 and the metrics.json of every run they asked for
+#                        (each proposal is a checkpoint's output, so its runs are known only once it has run), and
+#                        writes search/bB/PBLF-BO/i003/history.csv;
+#   2. checkpoint propose reads that history and the search config and writes i003/proposal.json: the GP is fitted
+#                        to the history, and the proposal's candidates decide which runs iteration 003 has;
+#   3. rule train        trains each of them, runs/search/bB/PBLF-BO/i003/c<JJ>/metrics.json, reading its candidate
+#                        from the proposal (the run's identity comes from its folder, decoded by pblf.plan.run_id);
+#   4. rule history      of iteration 004 asks for i003/proposal.json through checkpoints.propose.get(), which makes
+#                        Snakemake re-evaluate the DAG after step 2, and for the metrics of step 3: the loop goes on
+#                        until the last iteration, whose runs rule evaluations gathers for the selection.
+# Iteration 000 is the random initial batch (its history is empty); PBLF-RS is a single iteration 000.
 import os
 
-import pblf.workflow as pw
 from snakemake.exceptions import WorkflowError
-from pblf.candidate import standard_candidate
-from pblf.config import ConfigError, validate
+from pblf import plan
+from pblf.config import STAGE_KEYS, check_device, stage_config, validate
+from pblf.errors import UserError
+from pblf.layout import RUN_WILDCARD, Layout
+from pblf.names import FIGURE_FORMATS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES, table_label
 
 try:
     config.update(validate(config))
-except ConfigError as err:
+    if workflow.local_exec and not workflow.dryrun:  # the jobs run on this machine: the GPU asked for must be here
+        check_device(config)
+except UserError as err:
     raise WorkflowError(str(err)) from None
 
-RESULTS = "results"
-LOGS = "logs"
+L = Layout("results", "logs")
 PBLF_ENV = "../../envs/pblf.yaml"
 
 
-def all_outputs():
-    """Every final file of the run, per the config (see pblf.workflow)."""
-    return pw.final_outputs(config, RESULTS)
+def out_dir(wildcards, output):
+    """Every pblf command writes into a folder (--out): the folder of the rule's first output."""
+    return os.path.dirname(output[0])
 
 
 # --- search: the proposals and runs of a search so far (each proposal waits for its checkpoint)
@@ -27,27 +43,29 @@ def all_outputs():
 def proposals_before(wildcards, upto):
     """The proposal files of iterations 0..upto-1 (each waits for its checkpoint to have run)."""
     return [
-        checkpoints.propose.get(budget=wildcards.budget, method=wildcards.method, iteration=f"{i:03d}").output[0]
+        checkpoints.propose.get(budget=wildcards.budget, method=wildcards.method, iteration=L.iteration(i)).output[0]
         for i in range(upto)
     ]
 
 
 def search_metrics(wildcards, upto):
-    runs = pw.search_runs(RESULTS, wildcards.budget, wildcards.method, proposals_before(wildcards, upto))
-    return [f"{run}/metrics.json" for run in runs]
+    """The metrics.json of every run the proposals of iterations 0..upto-1 asked for."""
+    runs = plan.search_runs(config, wildcards.budget, wildcards.method, proposals_before(wildcards, upto))
+    return [L.metrics(run) for run in runs]
 
 
-def search_runs_dir(wildcards):
-    return f"{RESULTS}/runs/search/b{wildcards.budget}/{wildcards.method}"
+# --- training
 
 
-# --- repeats and figures
+def run_of(wildcards):
+    return plan.run_id(config, wildcards.run)
 
 
-def repeat_runs_of(budget):
-    """The repeat run folders of one budget: every method, every repeat seed."""
-    return [pw.repeat_run(RESULTS, budget, m, s) for m in pw.METHODS for s in config["repeats"]["seeds"]]
+def run_flags(wildcards):
+    """The run's identity as pblf train's flags (--kind, --method, --budget, --seed, --iteration, --index)."""
+    return " ".join(f"--{key} {value}" for key, value in run_of(wildcards).to_dict().items())
 
 
-def repeat_runs():
-    return [run for budget in config["budgets"] for run in repeat_runs_of(budget)]
+def all_outputs():
+    """Every final file of the run, per the config (see pblf.plan)."""
+    return plan.final_outputs(config, L)

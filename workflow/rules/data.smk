@@ -10,13 +10,13 @@ localrules:
 rule stage_config:
     """The part of the config a stage reads, as JSON; it changes (and reruns that stage) only when those keys do."""
     output:
-        f"{RESULTS}/config/{{stage}}.json",
+        L.stage_config("{stage}"),
     params:
-        subset=lambda wildcards: pw.stage_config(config, wildcards.stage),
+        subset=lambda wildcards: stage_config(config, wildcards.stage),
     log:
-        f"{LOGS}/config/{{stage}}.log",
+        L.log(L.stage_config("{stage}")),
     wildcard_constraints:
-        stage="data|train|search|appendix_c",
+        stage="|".join(STAGE_KEYS),
     conda:
         PBLF_ENV
     script:
@@ -26,12 +26,14 @@ rule stage_config:
 rule split:
     """Read the data set (checksums before unpickling), split train/validation, record the normalisations."""
     input:
-        config=f"{RESULTS}/config/data.json",
+        config=L.stage_config("data"),
     output:
-        f"{RESULTS}/data/split.json",
+        L.split(),
+    params:
+        out=out_dir,
     log:
-        f"{LOGS}/data/split.log",
+        L.log(L.split()),
     conda:
         PBLF_ENV
     shell:
-        "pblf split --config {input.config} --out {output} > {log} 2>&1"
+        "pblf split --config {input.config} --out {params.out} > {log} 2>&1"

@@ -1,5 +1,5 @@
-# Repeats stage: the chosen candidate of each (budget, method), and Standard, retrained with every repeat seed,
-# gathered into results/tables/trials.csv (one row per trained seed; every table is made from it).
+# Repeats stage: the chosen candidate of each (budget, method), and Standard, retrained with every repeat seed
+# (rule train), gathered into results/tables/trials.csv (one row per repeat; every table is made from it).
 
 
 localrules:
@@ -8,14 +8,14 @@ localrules:
 
 rule trials:
     input:
-        [f"{run}/metrics.json" for run in repeat_runs()],
+        [L.metrics(run) for run in plan.repeat_runs(config)],
     output:
-        f"{RESULTS}/tables/trials.csv",
+        L.trials(),
     params:
-        runs=repeat_runs(),
+        out=out_dir,
     log:
-        f"{LOGS}/tables/trials.log",
+        L.log(L.trials()),
     conda:
         PBLF_ENV
     shell:
-        "pblf trials --runs {params.runs} --out {output} > {log} 2>&1"
+        "pblf trials --metrics {input} --out {params.out} > {log} 2>&1"

@@ -1,11 +1,12 @@
 # Search stage: PBLF-BO (a random initial batch, then one Snakemake checkpoint per GP iteration) and PBLF-RS
-# (one random batch). Each proposal decides the training runs of its iteration; the next proposer reads them all.
+# (one random batch). Each proposal decides the training runs of its iteration; the next proposer reads them all
+# (see the walk-through at the top of common.smk).
 
 
 localrules:
     history,
     propose,
-    collect_search,
+    evaluations,
     select,
     select_standard,
 
@@ -16,84 +17,81 @@ rule history:
         proposals=lambda w: proposals_before(w, int(w.iteration)),
         metrics=lambda w: search_metrics(w, int(w.iteration)),
     output:
-        f"{RESULTS}/search/b{{budget}}/{{method}}/i{{iteration}}/history.csv",
+        L.history("{budget}", "{method}", "{iteration}"),
     params:
-        runs_dir=search_runs_dir,
+        out=out_dir,
     log:
-        f"{LOGS}/search/b{{budget}}/{{method}}/i{{iteration}}/history.log",
+        L.log(L.history("{budget}", "{method}", "{iteration}")),
     conda:
         PBLF_ENV
     shell:
-        "pblf collect --history --proposals {input.proposals} --runs-dir {params.runs_dir} --out {output} > {log} 2>&1"
+        "pblf history --proposals {input.proposals} --metrics {input.metrics} --out {params.out} > {log} 2>&1"
 
 
 checkpoint propose:
-    """One proposal: random candidates for PBLF-RS and BO's initial batch, GP-UCB/EI plus random ones after."""
+    """One proposal: random candidates for PBLF-RS and BO's initial batch, GP-UCB/EI after (settings: search config)."""
     input:
-        history=f"{RESULTS}/search/b{{budget}}/{{method}}/i{{iteration}}/history.csv",
-        config=f"{RESULTS}/config/search.json",
+        history=L.history("{budget}", "{method}", "{iteration}"),
+        config=L.stage_config("search"),
     output:
-        f"{RESULTS}/search/b{{budget}}/{{method}}/i{{iteration}}/proposal.json",
+        L.proposal("{budget}", "{method}", "{iteration}"),
     params:
-        method=lambda w: pw.SEARCH_METHODS[w.method],
-        sizes=lambda w: pw.proposal_sizes(config, w.method, int(w.iteration)),
-        seed=lambda w: pw.proposal_seed(config, int(w.budget), w.method, int(w.iteration)),
-        bo=config["search"]["bo"],
-        phi_bound=config["search"]["phi_bound"],
+        out=out_dir,
     log:
-        f"{LOGS}/search/b{{budget}}/{{method}}/i{{iteration}}/propose.log",
+        L.log(L.proposal("{budget}", "{method}", "{iteration}")),
     conda:
         PBLF_ENV
     shell:
-        "pblf propose --method {params.method} --history {input.history}"
-        " --n-acq {params.sizes[0]} --n-random {params.sizes[1]} --seed {params.seed}"
-        " --beta {params.bo[beta]} --acquisition {params.bo[acquisition]} --xi {params.bo[xi]}"
-        " --phi-bound {params.phi_bound} --out {output} > {log} 2>&1"
+        "pblf propose --config {input.config} --history {input.history} --budget {wildcards.budget}"
+        " --method {wildcards.method} --iteration {wildcards.iteration} --out {params.out} > {log} 2>&1"
 
 
-rule collect_search:
+rule evaluations:
     """Every candidate the search evaluated, in order (Figure 6.3 and the selection read it)."""
     input:
-        proposals=lambda w: proposals_before(w, pw.iterations(config, w.method)),
-        metrics=lambda w: search_metrics(w, pw.iterations(config, w.method)),
+        proposals=lambda w: proposals_before(w, plan.iterations(config, w.method)),
+        metrics=lambda w: search_metrics(w, plan.iterations(config, w.method)),
     output:
-        f"{RESULTS}/search/b{{budget}}/{{method}}/trials.csv",
+        L.evaluations("{budget}", "{method}"),
     params:
-        runs_dir=search_runs_dir,
+        out=out_dir,
     log:
-        f"{LOGS}/search/b{{budget}}/{{method}}/collect.log",
+        L.log(L.evaluations("{budget}", "{method}")),
     conda:
         PBLF_ENV
     shell:
-        "pblf collect --proposals {input.proposals} --runs-dir {params.runs_dir} --out {output} > {log} 2>&1"
+        "pblf evaluations --proposals {input.proposals} --metrics {input.metrics} --out {params.out} > {log} 2>&1"
 
 
 rule select:
     """The search's candidate: highest Top-1 validation, the earliest among equals."""
     input:
-        f"{RESULTS}/search/b{{budget}}/{{method}}/trials.csv",
+        L.evaluations("{budget}", "{method}"),
     output:
-        f"{RESULTS}/select/b{{budget}}/{{method}}.json",
+        L.selection("{budget}", "{method}"),
+    params:
+        out=out_dir,
     log:
-        f"{LOGS}/select/b{{budget}}/{{method}}.log",
+        L.log(L.selection("{budget}", "{method}")),
     wildcard_constraints:
-        method="PBLF-BO|PBLF-RS",
+        method="|".join(SEARCH_METHODS),
     conda:
         PBLF_ENV
     shell:
-        "pblf select --trials {input} --budget {wildcards.budget} --method {wildcards.method} --out {output} > {log} 2>&1"
+        "pblf select --evaluations {input} --out {params.out} > {log} 2>&1"
 
 
 rule select_standard:
     """Standard backpropagation, phi = (0, 0, 0, 1) in mode 1111, recorded like a chosen candidate."""
+    input:
+        config=L.stage_config("select"),
     output:
-        f"{RESULTS}/select/b{{budget}}/Standard.json",
+        L.selection("{budget}", STANDARD),
     params:
-        candidate=lambda w: standard_candidate(config).to_json(),
+        out=out_dir,
     log:
-        f"{LOGS}/select/b{{budget}}/Standard.log",
+        L.log(L.selection("{budget}", STANDARD)),
     conda:
         PBLF_ENV
     shell:
-        "pblf select --candidate '{params.candidate}' --budget {wildcards.budget} --method Standard"
-        " --out {output} > {log} 2>&1"
+        "pblf select-standard --config {input.config} --budget {wildcards.budget} --out {params.out} > {log} 2>&1"

@@ -5,27 +5,24 @@ localrules:
     tables,
 
 
-TABLES = ("table_6_2", "table_B_1", "table_B_2")
-
-
 rule tables:
     input:
-        f"{RESULTS}/tables/trials.csv",
+        L.trials(),
     output:
         csv=[
             report(
-                f"{RESULTS}/tables/{name}.csv",
+                L.table(name, "csv"),
                 caption=f"../../report/{name}.rst",
                 category="Tables",
-                labels={"table": name.replace("table_", "").replace("_", ".")},
+                labels={"table": table_label(name)},
             )
             for name in TABLES
         ],
-        other=[f"{RESULTS}/tables/{name}.{ext}" for name in TABLES for ext in ("md", "tex")],
+        other=[L.table(name, fmt) for name in TABLES for fmt in TABLE_FORMATS if fmt != "csv"],
     params:
-        out=lambda w, output: os.path.dirname(output.csv[0]),
+        out=out_dir,
     log:
-        f"{LOGS}/tables/tables.log",
+        L.log(L.table("tables", "csv")),
     conda:
         PBLF_ENV
     shell:

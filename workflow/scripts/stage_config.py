@@ -2,10 +2,11 @@
 provenance record (its only input is the Snakemake config itself, which the record holds)."""
 from pathlib import Path
 
-from pblf.files import write_json
-from pblf.provenance import Produced, now, write_records
+from pblf.files import track, write_json
+from pblf.provenance import Outcome, now, write_records
 
 started = now()
-out = write_json(snakemake.params.subset, snakemake.output[0])  # noqa: F821 - injected by Snakemake
-write_records(Produced(outputs=[out], config=snakemake.params.subset), ["(snakemake stage_config)", str(out)], started)  # noqa: F821
+with track() as io:
+    out = write_json(snakemake.params.subset, snakemake.output[0])  # noqa: F821 - injected by Snakemake
+write_records(io, Outcome(config=snakemake.params.subset), ["(snakemake stage_config)", str(out)], started)  # noqa: F821
 Path(snakemake.log[0]).write_text(f"wrote {out}\n")  # noqa: F821

@@ -1,0 +1,244 @@
+"""The results layout: where every file of a run of the pipeline lives, written once, used by rules and code alike.
+
+Each path is one template below. :class:`Layout` fills templates in for the code (``layout.proposal(20, "PBLF-BO",
+3)`` is ``results/search/b20/PBLF-BO/i003/proposal.json``) and, given Snakemake wildcards instead of values, gives the
+rules their patterns (``layout.proposal("{budget}", "{method}", "{iteration}")``), so a rule never re-types a path.
+This is also the only module that reads a path back into its parts (:meth:`Layout.parse_run`, for the training
+rule's ``run`` wildcard); everything else reads a run's identity from its ``metrics.json`` (:class:`RunId`).
+
+Results layout (``results/`` by default; ``logs/`` mirrors it with one ``.log`` per job)::
+
+    config/<stage>.json                          the config keys a stage reads
+    data/split.json                              the train/validation split record
+    search/b<B>/<method>/i<III>/history.csv      what the proposer of iteration III saw
+    search/b<B>/<method>/i<III>/proposal.json    its proposal (a Snakemake checkpoint)
+    search/b<B>/<method>/evaluations.csv         every candidate the search evaluated, in order
+    select/b<B>/<method>.json                    the chosen candidate (highest Top-1 validation)
+    runs/search/b<B>/<method>/i<III>/c<JJ>/      one search run: metrics.json, checkpoint.pt
+    runs/repeats/b<B>/<method>/s<S>/             the chosen candidate retrained with repeat seed S
+    runs/convergence/<method>/s<S>/              the long reruns (Figure 6.4)
+    tables/trials.csv                            one row per repeat (SPEC section 3); every table is made from it
+    tables/<table>.{csv,md,tex}                  Tables 6.2, B.1, B.2
+    trajectories/figure_C_<N>.csv, velocity.csv  Appendix C
+    figures/figure_<id>.{png,pdf}                every figure
+    provenance/<path of a file above>.json       its provenance record
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pblf.names import RUN_KINDS, figure_stem
+
+#: The names of the files a stage writes into its ``--out`` folder (``pblf <command> --out DIR``).
+SPLIT = "split.json"
+HISTORY = "history.csv"
+PROPOSAL = "proposal.json"
+EVALUATIONS = "evaluations.csv"
+TRIALS = "trials.csv"
+VELOCITY = "velocity.csv"
+METRICS = "metrics.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+def selection_name(method: str) -> str:
+    """The file a selection writes into ``select/b<B>/``: one per method."""
+    return f"{method}.json"
+
+
+class Template:
+    """A path with named fields, e.g. ``search/b{budget}/{method}/i{iteration:03d}``.
+
+    :meth:`fill` formats integers with the field's spec and passes any other string through unchanged, so that
+    ``fill(iteration="{iteration}")`` leaves a Snakemake wildcard in place; :meth:`parse` reads a filled path back.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(text) if name]
+        regex = ""
+        for literal, name, spec, _ in string.Formatter().parse(text):
+            regex += re.escape(literal)
+            if name:
+                width = re.fullmatch(r"0(\d+)d", spec or "")
+                value = rf"\d{{{width.group(1)}}}" if width else r"[^/]+"
+                regex += f"(?P<{name}>{value})"
+        self.regex = re.compile(regex)
+
+    def value(self, name: str, value: Any) -> str:
+        """One field as the template writes it: an integer with the field's spec, anything else unchanged."""
+        spec = dict(self.fields)[name]
+        numeric = isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+        return format(int(value), spec) if spec and numeric else str(value)
+
+    def fill(self, **values: Any) -> str:
+        return self.text.format_map(_Raw({name: self.value(name, values[name]) for name, _ in self.fields}))
+
+    def parse(self, path: str) -> dict[str, str] | None:
+        match = self.regex.fullmatch(path)
+        return match.groupdict() if match else None
+
+
+class _Raw(dict):
+    """format_map values already formatted by :meth:`Template.fill`: their specs must not apply again."""
+
+    def __getitem__(self, key: str) -> "_Formatted":
+        return _Formatted(super().__getitem__(key))
+
+
+class _Formatted(str):
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+
+#: Every path of the layout, relative to the results folder.
+TEMPLATES: dict[str, Template] = {name: Template(text) for name, text in {
+    "stage_config": "config/{stage}.json",
+    "split": f"data/{SPLIT}",
+    "history": f"search/b{{budget}}/{{method}}/i{{iteration:03d}}/{HISTORY}",
+    "proposal": f"search/b{{budget}}/{{method}}/i{{iteration:03d}}/{PROPOSAL}",
+    "evaluations": f"search/b{{budget}}/{{method}}/{EVALUATIONS}",
+    "selection": "select/b{budget}/" + selection_name("{method}"),
+    "trials": f"tables/{TRIALS}",
+    "table": "tables/{table}.{format}",
+    "figure": "figures/{stem}.{format}",
+    "trajectory": "trajectories/{stem}.csv",
+    "velocity": f"trajectories/{VELOCITY}",
+}.items()}
+
+#: A run's folder under ``runs/``, per kind (manual runs live wherever ``pblf train --out`` puts them).
+RUN_TEMPLATES: dict[str, Template] = {kind: Template(text) for kind, text in {
+    "search": "search/b{budget}/{method}/i{iteration:03d}/c{index:02d}",
+    "repeat": "repeats/b{budget}/{method}/s{seed}",
+    "convergence": "convergence/{method}/s{seed}",
+}.items()}
+
+#: Snakemake's constraint for the training rule's ``run`` wildcard: a folder under one of the kinds' roots.
+RUN_WILDCARD = "(?:search|repeats|convergence)/.+"
+
+
+@dataclass(frozen=True)
+class RunId:
+    """Who a training run is: its kind, method, budget and seed, and for a search run its iteration and index.
+
+    Every run records this in its ``metrics.json`` (``run``), so collection, selection, tables, figures and the
+    audit never have to read it from a folder name."""
+
+    kind: str
+    budget: int
+    seed: int
+    method: str | None = None
+    iteration: int | None = None
+    index: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in RUN_KINDS:
+            raise ValueError(f"run kind {self.kind!r} must be one of {', '.join(RUN_KINDS)}")
+        if self.budget < 1 or self.seed < 0:
+            raise ValueError(f"run budget {self.budget} must be >= 1 and seed {self.seed} >= 0")
+        searched = self.iteration is not None and self.index is not None
+        if (self.kind == "search") != searched or (self.iteration is None) != (self.index is None):
+            raise ValueError(f"a {self.kind} run takes an iteration and an index only if it is a search run")
+        if self.kind != "manual" and not self.method:
+            raise ValueError(f"a {self.kind} run needs a method")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunId":
+        return cls(**{key: data.get(key) for key in ("kind", "budget", "seed", "method", "iteration", "index")})
+
+    @property
+    def folder(self) -> str:
+        """The run's folder under ``runs/``."""
+        if self.kind == "manual":
+            raise ValueError("a manual run has no folder in the results layout")
+        return RUN_TEMPLATES[self.kind].fill(**asdict(self))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths of one results folder (and its logs folder). Arguments are values, or wildcards for rules."""
+
+    results: str = "results"
+    logs: str = "logs"
+
+    @staticmethod
+    def iteration(iteration: int) -> str:
+        """An iteration as its folder writes it (``3`` -> ``003``): the value of a Snakemake ``iteration`` wildcard."""
+        return TEMPLATES["proposal"].value("iteration", iteration)
+
+    def _path(self, name: str, **values: Any) -> str:
+        return f"{self.results}/{TEMPLATES[name].fill(**values)}"
+
+    def stage_config(self, stage: str) -> str:
+        return self._path("stage_config", stage=stage)
+
+    def split(self) -> str:
+        return self._path("split")
+
+    def history(self, budget: int | str, method: str, iteration: int | str) -> str:
+        return self._path("history", budget=budget, method=method, iteration=iteration)
+
+    def proposal(self, budget: int | str, method: str, iteration: int | str) -> str:
+        return self._path("proposal", budget=budget, method=method, iteration=iteration)
+
+    def evaluations(self, budget: int | str, method: str) -> str:
+        return self._path("evaluations", budget=budget, method=method)
+
+    def selection(self, budget: int | str, method: str) -> str:
+        return self._path("selection", budget=budget, method=method)
+
+    def trials(self) -> str:
+        return self._path("trials")
+
+    def table(self, name: str, fmt: str) -> str:
+        return self._path("table", table=name, format=fmt)
+
+    def figure(self, figure: str, fmt: str) -> str:
+        """A figure by id ("6.1", "C.4"), or with ``figure`` a wildcard, the pattern of its file."""
+        stem = figure if figure.startswith("{") else figure_stem(figure)
+        return self._path("figure", stem=stem, format=fmt)
+
+    def trajectory(self, figure: str) -> str:
+        """The trajectory CSV of Figure C.1, C.2 or C.3."""
+        return self._path("trajectory", stem=figure_stem(figure))
+
+    def velocity(self) -> str:
+        return self._path("velocity")
+
+    def run(self, run: RunId | str) -> str:
+        """A run's folder: from its identity, or from the training rule's ``run`` wildcard."""
+        return f"{self.results}/runs/{run if isinstance(run, str) else run.folder}"
+
+    def metrics(self, run: RunId | str) -> str:
+        return f"{self.run(run)}/{METRICS}"
+
+    def run_log(self, run: RunId | str) -> str:
+        """The log of a training job, beside the logs of the other runs of its kind."""
+        return f"{self.logs}/runs/{run if isinstance(run, str) else run.folder}.log"
+
+    def log(self, output: str) -> str:
+        """The log of the job that writes ``output``: the same path under ``logs/``, with the suffix ``.log``."""
+        relative = output.removeprefix(f"{self.results}/")
+        return f"{self.logs}/{relative.rsplit('.', 1)[0]}.log"
+
+    @staticmethod
+    def parse_run(folder: str, search_seed: int, convergence_budget: int) -> RunId:
+        """The identity of a run from its folder under ``runs/`` (the training rule's wildcard); the two values a
+        folder name leaves out (every search run's seed, the convergence budget) come from the config."""
+        for kind, template in RUN_TEMPLATES.items():
+            parts = template.parse(folder)
+            if parts is None:
+                continue
+            fields: dict[str, Any] = {"kind": kind, "method": parts["method"]}
+            fields.update({key: int(value) for key, value in parts.items() if key != "method"})
+            fields.setdefault("seed", search_seed)
+            fields.setdefault("budget", convergence_budget)
+            return RunId(**fields)
+        shapes = ", ".join(t.text for t in RUN_TEMPLATES.values())
+        raise ValueError(f"{folder!r} is not a run folder of the results layout ({shapes})")

@@ -1,0 +1,72 @@
+"""The pipeline's vocabulary, each name written once: methods, run kinds, table and figure ids, CSV columns.
+
+Every module, rule and test that needs one of these names imports it from here, so a name cannot drift between
+the writer of a file and its reader. The words follow the thesis and the README's glossary:
+
+* a **candidate** is one point (phi, mode) of the search space;
+* a **run** is one training of one candidate for one budget with one seed (a folder under ``results/runs``), of
+  one **kind**: a search's evaluation, a repeat, or a convergence rerun;
+* an **evaluation** is a search's run of one proposed candidate, with its accuracies;
+* an **iteration** is one proposal of a search (PBLF-BO's iteration 0 is its random initial batch);
+* a **repeat** is the chosen candidate of a search (or Standard) retrained with one repeat seed;
+* a **trial** is one repeat's result, a row of ``tables/trials.csv`` (Appendix B's "experimental trials").
+
+This module imports nothing from the package, so the Snakefile and the lightest commands can use it.
+"""
+
+from __future__ import annotations
+
+# ------------------------------------------------------------------------------------------------------- methods
+
+#: The methods of Table 6.2, in the order every table and figure lists them.
+METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS", "Standard")
+STANDARD = "Standard"
+#: The methods that search, and the proposer each one uses (``pblf.propose``).
+PROPOSERS: dict[str, str] = {"PBLF-BO": "bo", "PBLF-RS": "rs"}
+SEARCH_METHODS: tuple[str, ...] = tuple(PROPOSERS)
+
+# ---------------------------------------------------------------------------------------------------------- runs
+
+#: The kinds of training run; ``manual`` is a run started by hand with ``pblf train``, outside any stage.
+RUN_KINDS: tuple[str, ...] = ("search", "repeat", "convergence", "manual")
+#: The statuses a finished run can have: ``diverged`` when its loss became non-finite (a result, not a failure).
+FINISHED_STATUSES: tuple[str, ...] = ("ok", "diverged")
+
+# ------------------------------------------------------------------------------------------- the meta-network
+
+#: The meta-network's weights, in the order of the thesis's Table 6.2 (W_1, W_2, B_1, B_2).
+PHI_NAMES: tuple[str, ...] = ("w1", "w2", "b1", "b2")
+#: The four places of the target network, in the bit order of a mode (left to right).
+PLACES: tuple[str, ...] = ("stem", "group 1", "group 2", "group 3")
+
+# ------------------------------------------------------------------------------------------- tables and figures
+
+#: The tables of the thesis, by file stem, and the formats each is written in.
+TABLES: tuple[str, ...] = ("table_6_2", "table_B_1", "table_B_2")
+TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
+#: The figures of the thesis, by id ("6.1"); a figure's file stem is :func:`figure_stem` of its id.
+FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4")
+FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
+
+
+def table_label(name: str) -> str:
+    """``table_6_2`` -> ``6.2``, as the thesis numbers it."""
+    return name.removeprefix("table_").replace("_", ".")
+
+
+def figure_stem(figure: str) -> str:
+    """``6.1`` -> ``figure_6_1``, the file stem of a figure."""
+    return "figure_" + figure.replace(".", "_")
+
+
+# ---------------------------------------------------------------------------------------------------- CSV columns
+
+#: ``search/.../i<III>/history.csv``: what the proposer of an iteration reads.
+HISTORY_COLUMNS: tuple[str, ...] = (*PHI_NAMES, "mode", "val_top1")
+#: ``search/.../evaluations.csv``: every candidate a search evaluated, in order, with its run's identity.
+EVALUATION_COLUMNS: tuple[str, ...] = (
+    "budget_epochs", "method", "iteration", "index", "source", *PHI_NAMES, "mode", "status", "val_top1", "test_top1",
+    "run",
+)
+#: ``tables/trials.csv`` (SPEC section 3): one row per repeat; every table is made from it.
+TRIALS_COLUMNS: tuple[str, ...] = ("budget_epochs", "method", "seed", "test_top1", "val_top1", *PHI_NAMES, "mode")
