@@ -98,3 +98,17 @@ def test_stage_config_holds_only_its_keys():
     cfg = validate({})
     assert set(stage_config(cfg, "data")) == {"seed", "data"}
     assert "search" not in stage_config(cfg, "train")
+
+
+def test_the_schema_names_the_methods_of_pblf_names():
+    from pblf.config import load_schema
+    from pblf.names import METHODS
+
+    methods = load_schema()["properties"]["convergence"]["properties"]["methods"]
+    assert tuple(methods["items"]["enum"]) == METHODS and methods["default"] == list(METHODS)
+
+
+def test_one_problem_is_one_line():
+    with pytest.raises(ConfigError) as error:
+        validate({"train": {"lr": 0}})
+    assert "\n" not in str(error.value) and "config key train.lr: 0 is out of range" in str(error.value)

@@ -216,3 +216,55 @@ def test_chosen_candidate_is_earliest_of_the_best() -> None:
     rows[2]["val_top1"] = rows[3]["val_top1"] = "70.0"
     best = figures.chosen_candidate(list(reversed(rows)))
     assert (best["iteration"], best["index"]) == (rows[2]["iteration"], rows[2]["index"])
+
+
+# ------------------------------------------------------------------------------------- the numbers each figure plots
+
+
+def test_curve_summary_is_the_mean_min_and_max_over_completed_runs() -> None:
+    runs = fake_runs()  # Top-1 = 20 + 10 * epoch + 5 * (method's place) + 1.5 * seed, seeds 0 and 1
+    runs["PBLF-RS"].append(fake_metrics("PBLF-RS", 2, status="diverged", epochs=1))
+    summary = figures.curve_summary(runs, BUDGET)
+    bo = summary["PBLF-BO"].bands["test_top1"]
+    np.testing.assert_allclose(bo.mean, [30.75, 40.75, 50.75])
+    np.testing.assert_allclose(bo.low, [30.0, 40.0, 50.0])
+    np.testing.assert_allclose(bo.high, [31.5, 41.5, 51.5])
+    np.testing.assert_allclose(summary["Standard"].bands["val_top1"].mean, [45.75, 55.75, 65.75])
+    rs = summary["PBLF-RS"]  # the diverged seed is drawn apart, not averaged in
+    np.testing.assert_allclose(rs.bands["test_top1"].mean, [35.75, 45.75, 55.75])
+    assert rs.n_runs == 3 and [m["run"]["seed"] for m, _ in rs.diverged] == [2]
+
+
+def test_curve_summary_of_a_method_whose_runs_all_diverged() -> None:
+    runs = fake_runs()
+    runs["PBLF-BO"] = [fake_metrics("PBLF-BO", s, status="diverged", epochs=1) for s in (0, 1)]
+    summary = figures.curve_summary(runs, BUDGET)
+    assert summary["PBLF-BO"].bands == {"test_top1": None, "val_top1": None}
+
+
+def test_projection_of_candidates_worked_out_by_hand() -> None:
+    """Four candidates spread along w1 (by 0.5) and w2 (by 0.2) only: the components are the w1 and w2 axes, the
+    coordinates the centred values, and the ratios 0.5 / 0.58 and 0.08 / 0.58 of the total variance."""
+    rows = [{"w1": w1, "w2": w2, "b1": 0.1, "b2": -0.3, "mode": "0110"}
+            for w1, w2 in ((0.5, 0.0), (-0.5, 0.0), (0.0, 0.2), (0.0, -0.2))]
+    coordinates, ratios, components = figures.project_candidates(rows)
+    np.testing.assert_allclose(coordinates, [[0.5, 0.0], [-0.5, 0.0], [0.0, 0.2], [0.0, -0.2]], atol=1e-12)
+    np.testing.assert_allclose(ratios, [0.5 / 0.58, 0.08 / 0.58])
+    np.testing.assert_allclose(np.abs(components), np.eye(2, len(figures.PCA_FEATURES)), atol=1e-12)
+
+
+def test_the_curves_drawn_are_the_summary(monkeypatch, tmp_path: Path) -> None:
+    """Panel (a) of Figure 6.1 draws PBLF-BO's mean Top-1 and mean Top-1 validation, and panel (d) every
+    method's mean Top-1: the drawing places the numbers of curve_summary, not other series."""
+    captured = {}
+    monkeypatch.setattr(figures.plotting, "save_figure", lambda fig, stem: captured.setdefault("fig", fig) and [])
+    runs = fake_runs()
+    figures.draw_curves(runs, BUDGET, tmp_path / "f")
+    summary = figures.curve_summary(runs, BUDGET)
+    panel_a, _, _, panel_d = captured["fig"].axes[:4]
+    drawn_a = [line.get_ydata() for line in panel_a.get_lines()]
+    expected_a = [summary["PBLF-BO"].bands[key].mean for key in ("val_top1", "test_top1")]
+    assert all(any(np.array_equal(e, d) for d in drawn_a) for e in expected_a)
+    drawn_d = [line.get_ydata() for line in panel_d.get_lines()]
+    for method in METHOD_ORDER:
+        assert any(np.array_equal(summary[method].bands["test_top1"].mean, d) for d in drawn_d), method

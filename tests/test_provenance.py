@@ -33,7 +33,7 @@ def test_a_command_writes_a_complete_record(tmp_path):
     record = read_record(out, results)
     assert record["outputs"][0]["path"] == str(out)
     assert len(record["outputs"][0]["sha256"]) == 64
-    assert record["command"][:2] == ["pblf", "--results"]
+    assert record["command"][:2] == ["pblf", "--results"] and record["stage"] == "select-standard"
     for key in ("git_commit", "git_dirty"):
         assert key in record["code"]
     env = record["environment"]
@@ -52,7 +52,7 @@ def test_audit_follows_inputs_and_catches_a_change(tmp_path):
     with track() as io:
         read_json(selection)
         write_text("x\n", table)
-    write_records(io, Outcome(), ["test"], now(), results)
+    write_records(io, Outcome(), "test", ["test"], now(), results)
     audit = walk(results, [table])
     assert audit.ok, audit.problems
     assert any(str(selection) in line for line in audit.lines)

@@ -142,7 +142,7 @@ def walk(results: str | Path, targets: list[Path] | None = None,
                 audit.problems.append(f"{other}: missing or changed since it was recorded (a sibling output of {path})")
         code = record.get("code", {})
         audit.lines.append(
-            f"{indent}{path}  <- {' '.join(record['command'][:2])}"
+            f"{indent}{path}  <- pblf {record.get('stage', '?')}"
             f" [{(code.get('git_commit') or 'no git')[:10]}{'+dirty' if code.get('git_dirty') else ''},"
             f" {record['environment'].get('device_name')}, {record['ended']}]"
         )

@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
+        force=True,  # main() may run more than once in a process (tests, notebooks): log to today's stderr
     )
     started = now()
     try:
@@ -171,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with track() as io:
             outcome = stage(**_arguments(stage, args)) or Outcome()
         if outcome.exit_code == 0 and io.outputs:
-            write_records(io, outcome, argv, started, args.results)
+            write_records(io, outcome, args.command, argv, started, args.results)
     except UserError as err:
         if os.environ.get("PBLF_DEBUG"):
             raise

@@ -154,6 +154,8 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
     problems = [_describe(error) for error in errors]
     if not problems:
         problems = _check_cross_keys(filled)
+    if len(problems) == 1:
+        raise ConfigError(f"invalid configuration: {problems[0]}")
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return filled

@@ -11,7 +11,7 @@ from typing import Any
 
 from pblf.candidate import read_proposal
 from pblf.layout import Layout, RunId
-from pblf.names import FIGURE_FORMATS, METHODS, TABLE_FORMATS, TABLES
+from pblf.names import FIGURE_FORMATS, METHODS, PROPOSERS, TABLE_FORMATS, TABLES
 from pblf.seeding import derive_seed
 
 # ------------------------------------------------------------------------------------------------------ search
@@ -19,12 +19,12 @@ from pblf.seeding import derive_seed
 
 def iterations(config: dict[str, Any], method: str) -> int:
     """How many proposals a search makes: BO its initial batch plus one per iteration, RS a single batch."""
-    return 1 + config["search"]["bo"]["iterations"] if method == "PBLF-BO" else 1
+    return 1 + config["search"]["bo"]["iterations"] if PROPOSERS[method] == "bo" else 1
 
 
 def proposal_sizes(config: dict[str, Any], method: str, iteration: int) -> tuple[int, int]:
     """(acquisition candidates, random candidates) of one proposal."""
-    if method == "PBLF-RS":
+    if PROPOSERS[method] == "rs":
         return 0, config["search"]["rs"]["samples"]
     bo = config["search"]["bo"]
     return (0, bo["initial"]) if iteration == 0 else (bo["n_acq"], bo["n_random"])

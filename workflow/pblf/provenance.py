@@ -111,11 +111,13 @@ def file_entry(path: str | Path) -> dict[str, str]:
     return {"path": str(path), "sha256": file_digest(path)}
 
 
-def write_records(io: IOLog, outcome: Outcome, argv: Sequence[str], started: str,
+def write_records(io: IOLog, outcome: Outcome, stage: str, argv: Sequence[str], started: str,
                   results: str | Path = "results") -> list[Path]:
-    """Write one record per output in ``io`` (what a stage wrote); returns the record paths."""
+    """Write one record per output in ``io`` (what ``stage`` wrote, run as ``pblf ARGV``); returns the record
+    paths."""
     record = {
         "version": RECORD_VERSION,
+        "stage": stage,
         "command": ["pblf", *argv],
         "cwd": os.getcwd(),
         "inputs": [file_entry(p) for p in sorted({str(p) for p in io.inputs})],

@@ -1,0 +1,126 @@
+"""``pblf audit`` on a small results folder made by the real commands (no training: the runs' metrics are written
+with provenance records by hand), and every kind of tampering it must catch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pblf.cli import main
+from pblf.files import read_json, track, write_json
+from pblf.layout import Layout, RunId
+from pblf.provenance import Outcome, now, record_path, write_records
+
+METHODS_SEEDS = [(m, s) for m in ("PBLF-BO", "PBLF-RS", "Standard") for s in (1, 2)]
+CANDIDATE = {"w1": 0.0, "w2": 0.0, "b1": 0.0, "b2": 1.0, "mode": "1111"}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> Path:
+    """A working folder whose results/ holds a split, two budgets of repeat runs (metrics recorded as made from
+    the split), trials and tables; every command ran inside it with relative paths, as Snakemake runs them."""
+    work = tmp_path_factory.mktemp("audit")
+    before = os.getcwd()
+    os.chdir(work)
+    try:
+        layout = Layout("results")
+        Path("config.yaml").write_text("data: {dataset: digits, subset: 100}\n")
+        assert main(["split", "--config", "config.yaml", "--out", "results/data"]) == 0
+        metrics = []
+        for budget in (1, 2):
+            for method, seed in METHODS_SEEDS:
+                run = RunId("repeat", budget, seed, method)
+                with track() as io:
+                    read_json(layout.split())
+                    path = write_json({"run": run.to_dict(), "candidate": CANDIDATE, "status": "ok",
+                                       "val_top1": 50.0 + seed, "test_top1": 40.0 + seed, "epochs": []},
+                                      layout.metrics(run))
+                write_records(io, Outcome(), "train", ["train"], now(), layout.results)
+                metrics.append(str(path))
+        assert main(["trials", "--metrics", *metrics, "--out", "results/tables"]) == 0
+        assert main(["tables", "--trials", layout.trials(), "--out", "results/tables"]) == 0
+    finally:
+        os.chdir(before)
+    return work
+
+
+@pytest.fixture
+def results(made, tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the folder for each test (which may tamper with it), as the working directory."""
+    work = tmp_path / "work"
+    shutil.copytree(made, work)
+    monkeypatch.chdir(work)
+    return Path("results")
+
+
+def audit(results: Path, *args: str, capsys) -> tuple[int, str, str]:
+    code = main(["audit", str(results), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_fresh_folder_passes_and_reaches_the_data_set(results, capsys):
+    code, out, err = audit(results, capsys=capsys)
+    assert code == 0, err
+    assert "audit passed" in out and "data/split.json" in out and "<- pblf split" in out
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("target", ["runs/repeats/b2/PBLF-RS/s1/metrics.json", "data/split.json",
+                                    "tables/trials.csv", "tables/table_6_2.csv"])
+def test_a_changed_byte_is_named(results, capsys, target):
+    flip_a_byte(results / target)
+    code, _, err = audit(results, capsys=capsys)
+    assert code == 1
+    assert target in err
+
+
+def test_a_deleted_record_is_named(results, capsys):
+    record_path(results / "tables/trials.csv", results).unlink()
+    code, _, err = audit(results, capsys=capsys)
+    assert code == 1 and "no provenance record for results/tables/trials.csv" in err
+
+
+def test_a_deleted_input_is_named(results, capsys):
+    (results / "runs/repeats/b1/Standard/s2/metrics.json").unlink()
+    code, _, err = audit(results, capsys=capsys)
+    assert code == 1 and "runs/repeats/b1/Standard/s2/metrics.json: missing" in err
+
+
+def test_a_changed_sibling_output_is_named(results, capsys):
+    flip_a_byte(results / "tables/table_B_2.tex")
+    code, _, err = audit(results, "--file", str(results / "tables/table_6_2.csv"), capsys=capsys)
+    assert code == 1 and "table_B_2.tex: missing or changed since it was recorded" in err
+
+
+def test_a_cell_follows_only_its_runs_by_their_recorded_identity(results, capsys):
+    code, out, err = audit(results, "--cell", "table_6_2:2:PBLF-RS", capsys=capsys)
+    assert code == 0, err
+    assert "table_6_2 [2 epochs, PBLF-RS]: " in out
+    walked = {line.split()[0] for line in out.splitlines() if "/runs/" in line}
+    assert walked == {str(results / f"runs/repeats/b2/PBLF-RS/s{s}/metrics.json") for s in (1, 2)}
+
+
+@pytest.mark.parametrize("cell", ["table_6_2:2", "table_9_9:2:PBLF-BO", "table_6_2:2:PBLF-XX"])
+def test_a_malformed_cell_is_a_one_line_user_error(results, capsys, cell):
+    code, _, err = audit(results, "--cell", cell, capsys=capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "expected TABLE:BUDGET:METHOD" in err
+
+
+def test_records_list_what_the_stage_read_and_wrote(results):
+    record = json.loads(record_path(results / "tables/trials.csv", results).read_text())
+    inputs = {entry["path"] for entry in record["inputs"]}
+    assert inputs == {str(results / f"runs/repeats/b{b}/{m}/s{s}/metrics.json") for b in (1, 2)
+                      for m, s in METHODS_SEEDS}
+    table_record = json.loads(record_path(results / "tables/table_B_1.md", results).read_text())
+    assert len(table_record["outputs"]) == 9 and table_record["inputs"][0]["path"].endswith("trials.csv")

@@ -1,0 +1,88 @@
+"""What a config implies: proposals per search, runs per stage, where each run's candidate comes from, outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pblf import plan
+from pblf.candidate import write_proposal
+from pblf.config import load_config, validate
+from pblf.layout import Layout, RunId
+
+ROOT = Path(__file__).resolve().parents[1]
+L = Layout()
+
+
+@pytest.fixture(scope="module")
+def thesis() -> dict:
+    return load_config([ROOT / "config.yaml"])
+
+
+@pytest.fixture(scope="module")
+def smoke() -> dict:
+    return load_config([ROOT / "config.yaml", ROOT / "presets" / "smoke.yaml"])
+
+
+def test_proposals_of_the_thesis_searches(thesis):
+    bo = thesis["search"]["bo"]
+    assert plan.iterations(thesis, "PBLF-BO") == 1 + bo["iterations"]
+    assert plan.iterations(thesis, "PBLF-RS") == 1
+    assert plan.proposal_sizes(thesis, "PBLF-BO", 0) == (0, bo["initial"])
+    assert plan.proposal_sizes(thesis, "PBLF-BO", 5) == (bo["n_acq"], bo["n_random"])
+    assert plan.proposal_sizes(thesis, "PBLF-RS", 0) == (0, thesis["search"]["rs"]["samples"])
+
+
+def test_proposal_seeds_differ_per_search_and_iteration(thesis):
+    seeds = {plan.proposal_seed(thesis, b, m, i) for b in (20, 100) for m in ("PBLF-BO", "PBLF-RS") for i in range(5)}
+    assert len(seeds) == 20 and all(0 <= s < 2**32 for s in seeds)
+
+
+def test_search_runs_follow_the_proposals(smoke, tmp_path):
+    proposals = []
+    for iteration, n in enumerate((2, 1)):
+        path = write_proposal(tmp_path / f"i{iteration}.json",
+                              [{"w1": 0.1 * k, "w2": 0, "b1": 0, "b2": 0, "mode": "0000", "source": "random"}
+                               for k in range(n)])
+        proposals.append(str(path))
+    runs = plan.search_runs(smoke, 2, "PBLF-BO", proposals)
+    seed = smoke["search"]["train_seed"]
+    assert runs == [RunId("search", 2, seed, "PBLF-BO", 0, 0), RunId("search", 2, seed, "PBLF-BO", 0, 1),
+                    RunId("search", 2, seed, "PBLF-BO", 1, 0)]
+
+
+def test_repeat_and_convergence_runs(smoke):
+    repeats = plan.repeat_runs(smoke)
+    assert len(repeats) == len(smoke["budgets"]) * 3 * len(smoke["repeats"]["seeds"])
+    assert plan.repeat_runs(smoke, 1) == [r for r in repeats if r.budget == 1]
+    conv = smoke["convergence"]
+    assert plan.convergence_runs(smoke) == [RunId("convergence", conv["epochs"], conv["seed"], m) for m in conv["methods"]]
+    off = validate({**smoke, "convergence": {**conv, "enabled": False}})
+    assert plan.convergence_runs(off) == [] and "6.4" not in plan.figures(off)
+
+
+def test_each_run_trains_the_candidate_of_its_file(smoke):
+    conv = smoke["convergence"]
+    search = plan.run_id(smoke, "search/b2/PBLF-BO/i001/c00")
+    assert plan.candidate_source(smoke, L, search) == L.proposal(2, "PBLF-BO", 1)
+    repeat = plan.run_id(smoke, "repeats/b1/PBLF-RS/s1")
+    assert plan.candidate_source(smoke, L, repeat) == L.selection(1, "PBLF-RS")
+    rerun = plan.run_id(smoke, "convergence/Standard/s0")
+    assert rerun.budget == conv["epochs"]
+    assert plan.candidate_source(smoke, L, rerun) == L.selection(conv["from_budget"], "Standard")
+
+
+def test_final_outputs_of_the_thesis_config(thesis):
+    outputs = plan.final_outputs(thesis, L)
+    assert L.table("table_6_2", "tex") in outputs and L.trials() in outputs
+    assert {L.figure(f, "png") for f in ("6.1", "6.2", "6.3", "6.4", "C.1", "C.4")} <= set(outputs)
+    one_budget = validate({**thesis, "budgets": [100]})
+    assert L.figure("6.2", "png") not in plan.final_outputs(one_budget, L)
+    assert plan.curve_budget(thesis, "6.1") == 20 and plan.curve_budget(thesis, "6.2") == 100
+
+
+def test_training_resources_grow_with_the_budget(thesis):
+    res = thesis["resources"]
+    assert plan.train_resources(thesis, 100)["runtime"] == round(res["minutes_overhead"] + 100 * res["minutes_per_epoch"])
+    assert plan.train_resources(thesis, 1)["gpu"] == res["gpu"]
