@@ -4,6 +4,7 @@ report, provenance and audit; reruns, determinism across directories, and recove
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from pblf import plan
+from pblf.config import load_config
+from pblf.files import read_csv
+from pblf.layout import RunId
 from workflow_helpers import BIN, copy_workflow, env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -44,12 +49,29 @@ def test_every_output_exists(smoke_run):
     assert len(trials) == 1 + 2 * 3 * 2  # budgets x methods x repeat seeds
     # the search: 2 initial + 2 iterations x (1 acquisition + 1 random) for BO, 2 random for RS, at both budgets
     for budget in (1, 2):
-        bo = (results / "search" / f"b{budget}" / "PBLF-BO" / "trials.csv").read_text().splitlines()
-        rs = (results / "search" / f"b{budget}" / "PBLF-RS" / "trials.csv").read_text().splitlines()
-        assert len(bo) == 1 + 2 + 2 * 2 and len(rs) == 1 + 2
-        assert {line.split(",")[2] for line in bo[1:]} == {"random", "ucb"}
+        bo = read_csv(results / "search" / f"b{budget}" / "PBLF-BO" / "evaluations.csv")
+        rs = read_csv(results / "search" / f"b{budget}" / "PBLF-RS" / "evaluations.csv")
+        assert len(bo) == 2 + 2 * 2 and len(rs) == 2
+        assert {row["source"] for row in bo} == {"random", "ucb"}
+        assert {(row["budget_epochs"], row["method"]) for row in bo} == {(str(budget), "PBLF-BO")}
     for method in ("PBLF-BO", "PBLF-RS", "Standard"):
         assert (results / "runs" / "convergence" / method / "s0" / "metrics.json").is_file()
+
+
+def test_every_run_records_who_it_is(smoke_run):
+    """Each metrics.json names its run's kind, method, budget and seed (and a search run's iteration and index),
+    and that identity is the one its folder stands for."""
+    config = load_config([smoke_run / "config.yaml", smoke_run / "presets/smoke.yaml"])
+    runs = sorted((smoke_run / "results/runs").rglob("metrics.json"))
+    assert len(runs) == 2 * (2 + 2 * 2 + 2) + 2 * 3 * 2 + 3  # search runs, repeats, convergence runs
+    kinds = set()
+    for path in runs:
+        recorded = json.loads(path.read_text())["run"]
+        folder = path.parent.relative_to(smoke_run / "results/runs").as_posix()
+        assert RunId.from_dict(recorded) == plan.run_id(config, folder), path
+        assert {"kind", "method", "budget", "seed"} <= set(recorded)
+        kinds.add(recorded["kind"])
+    assert kinds == {"search", "repeat", "convergence"}
 
 
 def test_second_run_does_nothing(smoke_run):

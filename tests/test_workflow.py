@@ -26,3 +26,15 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "config key data.normalisation" in proc.stderr
     assert not (work / "results").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_stops_before_any_job(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    (work / "cuda.yaml").write_text("device: cuda\n")
+    proc = snakemake("--cores", "1", "--configfile", "presets/smoke.yaml", "cuda.yaml", cwd=work, check=False)
+    assert proc.returncode != 0
+    assert 'device: "cuda" but torch sees no GPU' in proc.stderr and "Traceback" not in proc.stderr
+    assert not (work / "results").exists()
+    # a dry run plans the jobs anyway: on a login node they would run elsewhere
+    snakemake("-n", "--quiet", "rules", "--configfile", "presets/smoke.yaml", "cuda.yaml", cwd=work)

@@ -23,10 +23,18 @@ from pblf.names import FIGURE_FORMATS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, 
 
 try:
     config.update(validate(config))
-    if workflow.local_exec and not workflow.dryrun:  # the jobs run on this machine: the GPU asked for must be here
-        check_device(config)
 except UserError as err:
     raise WorkflowError(str(err)) from None
+
+
+onstart:
+    # Before the first job of a real run (not a dry run): if the jobs run on this machine, the GPU asked for must be
+    # here. A cluster executor runs them elsewhere (a login node usually has no GPU), so it is not checked then.
+    if workflow.local_exec:
+        try:
+            check_device(config)
+        except UserError as err:
+            raise WorkflowError(str(err)) from None
 
 L = Layout("results", "logs")
 PBLF_ENV = "../../envs/pblf.yaml"
