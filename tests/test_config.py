@@ -18,8 +18,11 @@ def test_thesis_config_matches_the_thesis():
     assert cfg["budgets"] == [20, 100]
     bo = cfg["search"]["bo"]
     assert (bo["initial"], bo["iterations"], bo["acquisition"], bo["beta"]) == (20, 100, "ucb", 0.1)
+    # the thesis's budgets: 20 random + 100 UCB candidates (120 trainings) against RS's 100
+    assert (bo["n_acq"], bo["n_random"]) == (1, 0)
     assert cfg["search"]["rs"]["samples"] == 100
-    assert cfg["repeats"]["seeds"] == [0, 1, 2, 3, 4]
+    assert cfg["repeats"]["seeds"] == [1, 2, 3, 4, 5] and cfg["search"]["train_seed"] == 0
+    assert cfg["train"]["bf16"] is False
     assert cfg["convergence"]["epochs"] == 600
 
 
@@ -28,6 +31,7 @@ def test_presets_are_valid_and_only_override(preset):
     path = ROOT / "presets" / f"{preset}.yaml"
     cfg = load_config([ROOT / "config.yaml", path])
     assert cfg["data"]["dataset"] == "digits"
+    assert cfg["search"]["train_seed"] not in cfg["repeats"]["seeds"]
     # a preset names only what it changes: everything it sets differs from the thesis config
     thesis = load_config([ROOT / "config.yaml"])
     override = yaml.safe_load(path.read_text())
@@ -40,6 +44,12 @@ def test_presets_are_valid_and_only_override(preset):
                 yield f"{prefix}{key}"
 
     assert list(same_leaves(override, thesis)) == []
+
+
+def test_the_wrn_28_10_preset_is_the_thesis_run_on_the_larger_network():
+    cfg = load_config([ROOT / "config.yaml", ROOT / "presets" / "wrn-28-10.yaml"])
+    assert (cfg["model"]["depth"], cfg["model"]["widen_factor"], cfg["data"]["dataset"]) == (28, 10, "cifar10")
+    assert cfg["resources"]["minutes_per_epoch"] > load_config([ROOT / "config.yaml"])["resources"]["minutes_per_epoch"]
 
 
 def test_defaults_fill_an_empty_config():
@@ -67,6 +77,7 @@ def test_defaults_fill_an_empty_config():
         ({"convergence": {"from_budget": 50}}, "convergence.from_budget", "not one of budgets"),
         ({"train": {"lr_milestones": [0.6, 0.3]}}, "train.lr_milestones", "increasing"),
         ({"device": "tpu"}, "device", "allowed"),
+        ({"repeats": {"seeds": [0, 1]}}, "repeats.seeds", "winner's curse"),
     ],
 )
 def test_bad_configs_name_the_key(override, key, fragment):

@@ -47,11 +47,11 @@ def test_every_output_exists(smoke_run):
     trials = (results / "tables" / "trials.csv").read_text().splitlines()
     assert trials[0] == "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
     assert len(trials) == 1 + 2 * 3 * 2  # budgets x methods x repeat seeds
-    # the search: 2 initial + 2 iterations x (1 acquisition + 1 random) for BO, 2 random for RS, at both budgets
+    # the search: 2 initial + 2 iterations x 1 acquisition for BO, 2 random for RS, at both budgets
     for budget in (1, 2):
         bo = read_csv(results / "search" / f"b{budget}" / "PBLF-BO" / "evaluations.csv")
         rs = read_csv(results / "search" / f"b{budget}" / "PBLF-RS" / "evaluations.csv")
-        assert len(bo) == 2 + 2 * 2 and len(rs) == 2
+        assert len(bo) == 2 + 2 * 1 and len(rs) == 2
         assert {row["source"] for row in bo} == {"random", "ucb"}
         assert {(row["budget_epochs"], row["method"]) for row in bo} == {(str(budget), "PBLF-BO")}
     for method in ("PBLF-BO", "PBLF-RS", "Standard"):
@@ -63,7 +63,7 @@ def test_every_run_records_who_it_is(smoke_run):
     and that identity is the one its folder stands for."""
     config = load_config([smoke_run / "config.yaml", smoke_run / "presets/smoke.yaml"])
     runs = sorted((smoke_run / "results/runs").rglob("metrics.json"))
-    assert len(runs) == 2 * (2 + 2 * 2 + 2) + 2 * 3 * 2 + 3  # search runs, repeats, convergence runs
+    assert len(runs) == 2 * (2 + 2 * 1 + 2) + 2 * 3 * 2 + 3  # search runs, repeats, convergence runs
     kinds = set()
     for path in runs:
         recorded = json.loads(path.read_text())["run"]
@@ -109,13 +109,13 @@ def test_audit_passes_on_a_fresh_run(smoke_run):
 def test_audit_of_one_cell(smoke_run):
     proc = pblf("audit", "results", "--cell", "table_6_2:2:PBLF-BO", cwd=smoke_run)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "runs/repeats/b2/PBLF-BO/s0/metrics.json" in proc.stdout
+    assert "runs/repeats/b2/PBLF-BO/s1/metrics.json" in proc.stdout
     assert "runs/repeats/b1/" not in proc.stdout
 
 
 @pytest.mark.parametrize(
     "target",
-    ["results/runs/repeats/b2/PBLF-RS/s1/metrics.json", "results/runs/repeats/b1/Standard/s0/checkpoint.pt",
+    ["results/runs/repeats/b2/PBLF-RS/s1/metrics.json", "results/runs/repeats/b1/Standard/s2/checkpoint.pt",
      "results/data/split.json", "results/runs/search/b1/PBLF-BO/i001/c00/metrics.json"],
 )
 def test_audit_fails_naming_a_changed_file(smoke_run, tmp_path, target):

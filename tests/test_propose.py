@@ -28,7 +28,7 @@ from pblf.propose import (
 #: The search settings of the schema's defaults, the only place a default is written.
 SEARCH = validate({})["search"]
 DEFAULTS = dict(beta=SEARCH["bo"]["beta"], acquisition=SEARCH["bo"]["acquisition"], xi=SEARCH["bo"]["xi"],
-                phi_bound=SEARCH["phi_bound"])
+                phi_bound=SEARCH["phi_bound"], min_distance=SEARCH["bo"]["min_distance"])
 
 
 def propose(method, history, n_acq, n_random, seed, **settings):
@@ -220,6 +220,25 @@ def test_acquisition_optimum_at_an_evaluated_candidate_is_not_proposed_again():
     proposals = propose("bo", history, n_acq=3, n_random=0, seed=0, beta=0.0, **FAST)
     assert_valid(proposals, history, 1.0)
     assert [p["source"] for p in proposals] == ["ucb"] * 3
+    assert proposals[0]["replaced"] == "next-best"  # the maximiser was the evaluated corner: the next distinct one
+    X = encode(as_candidates(proposals), 1.0)
+    taken = encode([o.candidate for o in history], 1.0)
+    for i, x in enumerate(X):  # no proposal is within min_distance of an evaluated candidate or of the batch
+        others = np.vstack([taken, np.delete(X, i, axis=0)])
+        assert np.linalg.norm(others - x, axis=1).min() >= DEFAULTS["min_distance"]
+
+
+def test_a_proposal_next_to_an_observation_is_replaced_and_says_so():
+    """The maximiser that sits *near* (not on) the best observation is replaced too, within min_distance."""
+    history = corner_history()
+    plain = propose("bo", history, n_acq=1, n_random=0, seed=0, beta=0.0, min_distance=0.0, **FAST)
+    near = Candidate.from_dict(plain[0])
+    gap = np.linalg.norm(encode([near], 1.0) - encode([o.candidate for o in history], 1.0), axis=1).min()
+    wide = propose("bo", history, n_acq=1, n_random=0, seed=0, beta=0.0, min_distance=gap + 0.05, **FAST)
+    assert "replaced" not in plain[0] or plain[0]["replaced"] == "next-best"
+    assert wide[0]["replaced"] == "next-best" and Candidate.from_dict(wide[0]) != near
+    assert np.linalg.norm(encode(as_candidates(wide), 1.0) - encode([o.candidate for o in history], 1.0),
+                          axis=1).min() >= gap + 0.05
 
 
 # --- the acquisition ---------------------------------------------------------------------------------------------
@@ -276,6 +295,7 @@ def test_surrogate_interpolates_and_is_uncertain_far_away():
         (dict(acquisition="pi"), "acquisition"),
         (dict(n_acq=-1), "n_acq"),
         (dict(beta=-0.1), "beta"),
+        (dict(min_distance=-1.0), "min_distance"),
         (dict(phi_bound=0.0), "phi_bound"),
     ],
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pblf.files import read_csv
-from pblf.tables import read_trials, table_6_2, table_b, write_tables
+from pblf.tables import paired, read_trials, table_6_2, table_6_2_paired, table_b, write_tables
 
 HEADER = "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
 
@@ -53,7 +53,8 @@ THESIS_PLUS_MINUS = {
     (20, "PBLF-RS"): 0.13,
     (20, "Standard"): 0.03,
 }
-TABLE_NAMES = [f"{name}.{ext}" for name in ("table_6_2", "table_B_1", "table_B_2") for ext in ("csv", "md", "tex")]
+TABLE_NAMES = [f"{name}.{ext}" for name in ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
+               for ext in ("csv", "md", "tex")]
 
 
 def thesis_lines(shuffle_seed: int | None = None) -> list[str]:
@@ -156,7 +157,8 @@ def test_table_6_2_order_and_candidates(trials: Path) -> None:
 @pytest.mark.parametrize(("field", "source"), [("test_top1", TOP1), ("val_top1", VAL)])
 def test_table_b_has_one_column_per_seed_and_the_mean(trials: Path, field: str, source: dict) -> None:
     rows = table_b(read_trials(trials), field)
-    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "seed 3", "seed 4", f"{field}_mean"]
+    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "seed 3", "seed 4", f"{field}_mean",
+                             f"{field}_var", f"{field}_std"]
     for row in rows:
         values = source[row["budget_epochs"], row["method"]]
         assert [row[f"seed {seed}"] for seed in range(5)] == list(values)
@@ -176,16 +178,23 @@ def test_partial_run_leaves_missing_seeds_empty(tmp_path: Path) -> None:
     ]
     trials = write_trials(tmp_path / "trials.csv", lines)
     rows = table_b(read_trials(trials), "test_top1")
-    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "test_top1_mean"]
+    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "test_top1_mean",
+                             "test_top1_var", "test_top1_std"]
     assert rows[0]["seed 1"] is None and rows[0]["test_top1_mean"] == pytest.approx((95.0 + 94.0) / 2)
     assert rows[1]["seed 2"] is None and rows[1]["test_top1_mean"] == pytest.approx((95.5 + 95.3) / 2)
 
     write_tables(trials, tmp_path / "out")
     assert read_csv(tmp_path / "out" / "table_B_1.csv")[0]["seed 1"] == ""
     markdown = markdown_rows((tmp_path / "out" / "table_B_1.md").read_text())
-    assert markdown[0] == ["100 epochs", "PBLF-BO", "95.00", "", "94.00", "94.50"]
-    assert markdown[1] == ["100 epochs", "Standard", "95.50", "95.30", "", "95.40"]
-    assert "PBLF-BO & 95.00 &  & 94.00 & 94.50 \\\\" in (tmp_path / "out" / "table_B_1.tex").read_text()
+    # variance of (95, 94) = 0.5, std 0.7071; of (95.5, 95.3) = 0.02, std 0.1414
+    assert markdown[0] == ["100 epochs", "PBLF-BO", "95.00", "", "94.00", "94.50 ± 0.50", "0.7071"]
+    assert markdown[1] == ["100 epochs", "Standard", "95.50", "95.30", "", "95.40 ± 0.02", "0.1414"]
+    tex = (tmp_path / "out" / "table_B_1.tex").read_text()
+    assert "PBLF-BO & 95.00 &  & 94.00 & $94.50\\ \\pm\\ 0.50$ & 0.7071 \\\\" in tex
+    # only seed 0 is shared with Standard: one pair, so a difference but no interval and no p
+    (row,) = [r for r in table_6_2(read_trials(trials)) if r["method"] == "PBLF-BO"]
+    assert row["vs_standard_n"] == 1 and row["vs_standard_diff"] == pytest.approx(-0.5)
+    assert row["vs_standard_ci_low"] is None and row["vs_standard_p"] is None
 
 
 def test_table_b_rejects_an_unknown_field(trials: Path) -> None:
@@ -209,16 +218,21 @@ def test_write_tables_writes_the_contract_names_byte_stably(tmp_path: Path, tria
         assert (tmp_path / "a" / name).read_bytes() == data
         assert (tmp_path / "b" / name).read_bytes() == data
         assert b"\r" not in data and data.endswith(b"\n")
-    assert not list((tmp_path / "a").glob("*.tmp")) and len(second) == 9
+    assert not list((tmp_path / "a").glob("*.tmp")) and len(second) == 12
 
 
 def test_csv_headers_and_unrounded_numbers(tmp_path: Path, trials: Path) -> None:
     write_tables(trials, tmp_path)
     headers = {name: (tmp_path / name).read_text().splitlines()[0] for name in TABLE_NAMES if name.endswith(".csv")}
     assert headers == {
-        "table_6_2.csv": "budget_epochs,method,w1,w2,b1,b2,mode,test_top1_mean,test_top1_std,test_top1_var,n",
-        "table_B_1.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,test_top1_mean",
-        "table_B_2.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,val_top1_mean",
+        "table_6_2.csv": "budget_epochs,method,w1,w2,b1,b2,mode,test_top1_mean,test_top1_std,test_top1_var,n,"
+                         "search_candidates,search_epochs,vs_standard_diff,vs_standard_ci_low,vs_standard_ci_high,"
+                         "vs_standard_p,vs_standard_n",
+        "table_6_2_paired.csv": "budget_epochs,method,versus,diff,ci_low,ci_high,p,n",
+        "table_B_1.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,test_top1_mean,test_top1_var,"
+                         "test_top1_std",
+        "table_B_2.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,val_top1_mean,val_top1_var,"
+                         "val_top1_std",
     }
     bo = read_csv(tmp_path / "table_6_2.csv")[0]
     assert float(bo["test_top1_var"]) == pytest.approx(0.51803, abs=1e-12)  # not rounded to 4 decimals
@@ -230,22 +244,24 @@ def test_markdown_formatting(tmp_path: Path, trials: Path) -> None:
     write_tables(trials, tmp_path)
     text = (tmp_path / "table_6_2.md").read_text()
     header = [cell.strip() for cell in text.splitlines()[0].strip("|").split("|")]
-    assert header == ["Budget", "Method", "W_1", "W_2", "B_1", "B_2", "Mode", "Top-1", "Std", "Var", "n"]
+    assert header == ["Budget", "Method", "W_1", "W_2", "B_1", "B_2", "Mode", "Top-1", "Std", "Var", "n",
+                      "Candidates", "Epochs", "Δ vs Standard", "95 % CI", "p"]
     rows = markdown_rows(text)
     assert rows[0] == ["100 epochs", "PBLF-BO", "0.0365", "0.0000", "0.5816", "0.3750", "0010", "95.00", "0.7197",
-                       "0.5180", "5"]
+                       "0.5180", "5", "", "", "-0.47", "[-1.56, 0.61]", "0.2912"]
     assert rows[1][4] == "-0.7650"
+    assert rows[2][-5:] == ["", "", "", "", ""]  # Standard against itself
     assert [row[:2] for row in rows][3] == ["20 epochs", "PBLF-BO"]
     b1 = markdown_rows((tmp_path / "table_B_1.md").read_text())
-    assert b1[0] == ["100 epochs", "PBLF-BO", "95.42", "95.38", "95.29", "95.17", "93.72", "95.00"]
-    assert "Top-1 Avg." in (tmp_path / "table_B_1.md").read_text()
+    assert b1[0] == ["100 epochs", "PBLF-BO", "95.42", "95.38", "95.29", "95.17", "93.72", "95.00 ± 0.52", "0.7197"]
+    assert "Top-1 Avg. ± var" in (tmp_path / "table_B_1.md").read_text()
     b2 = markdown_rows((tmp_path / "table_B_2.md").read_text())
-    assert b2[0] == ["100 epochs", "PBLF-BO", "96.12", "96.14", "96.10", "96.02", "94.82", "95.84"]
+    assert b2[0] == ["100 epochs", "PBLF-BO", "96.12", "96.14", "96.10", "96.02", "94.82", "95.84 ± 0.33", "0.5720"]
 
 
 def test_latex_is_a_booktabs_tabular_with_budget_blocks(tmp_path: Path, trials: Path) -> None:
     write_tables(trials, tmp_path)
-    for name in ("table_6_2.tex", "table_B_1.tex", "table_B_2.tex"):
+    for name in ("table_6_2.tex", "table_6_2_paired.tex", "table_B_1.tex", "table_B_2.tex"):
         lines = (tmp_path / name).read_text().splitlines()
         assert lines[0].startswith("\\begin{tabular}{l") and lines[-1] == "\\end{tabular}"
         assert lines[1] == "\\toprule" and lines[-2] == "\\bottomrule"
@@ -255,10 +271,12 @@ def test_latex_is_a_booktabs_tabular_with_budget_blocks(tmp_path: Path, trials: 
         assert hundred < twenty and lines[twenty - 1] == "\\midrule" and lines[twenty + 1] == "\\midrule"
         assert "\\caption" not in "\n".join(lines) and "\\begin{table}" not in "\n".join(lines)
     text = (tmp_path / "table_6_2.tex").read_text()
-    assert "\\multicolumn{10}{l}{\\textbf{100 epochs}} \\\\" in text
-    assert "PBLF-BO & 0.0365 & 0.0000 & 0.5816 & 0.3750 & 0010 & 95.00 & 0.7197 & 0.5180 & 5 \\\\" in text
-    assert "PBLF-RS & 0.2282 & 0.2304 & $-$0.7650 & 0.8942 & 1110 & 95.28 & 0.1710 & 0.0292 & 5 \\\\" in text
-    assert "PBLF-BO & 95.42 & 95.38 & 95.29 & 95.17 & 93.72 & 95.00 \\\\" in (tmp_path / "table_B_1.tex").read_text()
+    assert "\\multicolumn{15}{l}{\\textbf{100 epochs}} \\\\" in text
+    assert ("PBLF-BO & 0.0365 & 0.0000 & 0.5816 & 0.3750 & 0010 & 95.00 & 0.7197 & 0.5180 & 5 &  &  & $-$0.47 & "
+            "$[-1.56,\\ 0.61]$ & 0.2912 \\\\") in text
+    assert "PBLF-RS & 0.2282 & 0.2304 & $-$0.7650 & 0.8942 & 1110 & 95.28 & 0.1710 & 0.0292 & 5 &" in text
+    b1 = (tmp_path / "table_B_1.tex").read_text()
+    assert "PBLF-BO & 95.42 & 95.38 & 95.29 & 95.17 & 93.72 & $95.00\\ \\pm\\ 0.52$ & 0.7197 \\\\" in b1
 
 
 def test_mode_0010_survives_in_every_output(tmp_path: Path, trials: Path) -> None:
@@ -281,10 +299,11 @@ def test_a_single_seed_has_undefined_spread_and_does_not_crash(tmp_path: Path) -
     write_tables(trials, tmp_path / "out")
     csv_row = read_csv(tmp_path / "out" / "table_6_2.csv")[0]
     assert (csv_row["test_top1_std"], csv_row["test_top1_var"], csv_row["n"]) == ("", "", "1")
-    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-3:] == ["n/a", "n/a", "1"]
-    assert "& 92.50 & n/a & n/a & 1 \\\\" in (tmp_path / "out" / "table_6_2.tex").read_text()
+    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-8:-5] == ["n/a", "n/a", "1"]
+    assert "& 92.50 & n/a & n/a & 1 &" in (tmp_path / "out" / "table_6_2.tex").read_text()
     assert list(read_csv(tmp_path / "out" / "table_B_1.csv")[0]) == ["budget_epochs", "method", "seed 7",
-                                                                     "test_top1_mean"]
+                                                                     "test_top1_mean", "test_top1_var", "test_top1_std"]
+    assert (tmp_path / "out" / "table_6_2_paired.csv").read_text() == "budget_epochs,method,versus,diff,ci_low,ci_high,p,n\n"
 
 
 def test_a_group_with_two_candidates_is_an_error(tmp_path: Path) -> None:
@@ -330,4 +349,57 @@ def test_a_missing_column_is_named(tmp_path: Path) -> None:
     path = tmp_path / "trials.csv"
     path.write_text("budget_epochs,method,seed,test_top1,w1,w2,b1,b2,mode\n100,Standard,0,95.0,0,0,0,1,1111\n")
     with pytest.raises(ValueError, match="lacks column.* val_top1"):
+        read_trials(path)
+
+
+# --- paired statistics and the searches' cost ----------------------------------------------------------------------
+
+
+def test_paired_difference_to_standard_worked_out_by_hand(table: dict) -> None:
+    """PBLF-BO - Standard at 100 epochs, seed by seed: 0.04, 0.08, -0.19, -0.29, -2.01."""
+    from scipy import stats
+
+    bo = table[100, "PBLF-BO"]
+    diffs = [0.04, 0.08, -0.19, -0.29, -2.01]
+    mean = sum(diffs) / 5
+    assert bo["vs_standard_diff"] == pytest.approx(mean) == pytest.approx(-0.474)
+    # deviations from -0.474: 0.514, 0.554, 0.284, 0.184, -1.536
+    sd = math.sqrt((0.514**2 + 0.554**2 + 0.284**2 + 0.184**2 + 1.536**2) / 4)
+    half = 2.776445105 * sd / math.sqrt(5)  # t(0.975, 4 degrees of freedom)
+    assert (bo["vs_standard_ci_low"], bo["vs_standard_ci_high"]) == (pytest.approx(mean - half),
+                                                                     pytest.approx(mean + half))
+    t = mean / (sd / math.sqrt(5))
+    assert bo["vs_standard_p"] == pytest.approx(2 * stats.t.sf(abs(t), 4)) == pytest.approx(0.2912, abs=1e-4)
+    assert bo["vs_standard_n"] == 5
+    assert table[100, "Standard"]["vs_standard_diff"] is None
+
+
+def test_bo_against_rs_is_paired_by_seed(trials: Path) -> None:
+    rows = {row["budget_epochs"]: row for row in table_6_2_paired(read_trials(trials))}
+    # 20 epochs: 92.78-92.87, 92.89-92.74, 92.94-92.65, 92.45-92.71, 92.78-91.97
+    assert rows[20]["diff"] == pytest.approx((-0.09 + 0.15 + 0.29 - 0.26 + 0.81) / 5)
+    assert (rows[20]["method"], rows[20]["versus"], rows[20]["n"]) == ("PBLF-BO", "PBLF-RS", 5)
+    assert rows[20]["ci_low"] < rows[20]["diff"] < rows[20]["ci_high"] and 0 < rows[20]["p"] < 1
+
+
+def test_paired_edges() -> None:
+    assert paired({1: 2.0}, {2: 1.0})["n"] == 0 and paired({1: 2.0}, {2: 1.0})["diff"] is None
+    same = paired({1: 2.0, 2: 3.0}, {1: 1.0, 2: 2.0})  # the same difference twice: no spread, no t-test
+    assert (same["diff"], same["ci_low"], same["ci_high"], same["p"]) == (1.0, 1.0, 1.0, None)
+
+
+def test_search_cost_and_the_meta_network_come_from_optional_columns(tmp_path: Path) -> None:
+    header = HEADER + ",activation,places,search_candidates,search_epochs"
+    extra = {"PBLF-BO": ",relu,stem/group 1/group 2/group 3,120,2400", "Standard": ",relu,stem/group 1/group 2/group 3,0,0"}
+    lines = [f"20,{m},{s},9{s}.0,9{s}.5,0,0,0,1,1111{extra[m]}" for m in ("PBLF-BO", "Standard") for s in (1, 2)]
+    path = tmp_path / "trials.csv"
+    path.write_text("\n".join([header, *lines]) + "\n")
+    rows = {row["method"]: row for row in table_6_2(read_trials(path))}
+    assert (rows["PBLF-BO"]["search_candidates"], rows["PBLF-BO"]["search_epochs"]) == (120, 2400)
+    assert (rows["Standard"]["search_candidates"], rows["Standard"]["search_epochs"]) == (0, 0)
+    assert rows["PBLF-BO"]["vs_standard_diff"] == 0.0 and rows["PBLF-BO"]["vs_standard_p"] is None
+    write_tables(path, tmp_path / "out")
+    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][11:13] == ["120", "2400"]
+    path.write_text(path.read_text().replace(",120,2400", ",120,abc", 1))
+    with pytest.raises(ValueError, match="column search_epochs: 'abc' is not an integer"):
         read_trials(path)

@@ -11,14 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pblf.candidate import Candidate
 from pblf.config import validate
 from pblf.layout import RunId
-from pblf.train import EXIT_PREEMPTED, learning_rate, train_candidate, without_timing
+from pblf.cli import main
+from pblf.train import EXIT_PREEMPTED, initial_model, learning_rate, train_candidate, without_timing
 
+ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = {"w1": 0.3, "w2": -0.5, "b1": 0.1, "b2": 0.7, "mode": "0110"}
+STANDARD = {"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}
 TINY = {
     "device": "cpu",
     # 540 training images in batches of 4: ~135 steps per epoch, long enough that a kill lands inside an epoch
@@ -67,6 +71,43 @@ def test_same_command_gives_the_same_metrics(reference, tmp_path):
     assert metrics(tmp_path / "run") == reference
     raw = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert all(row["seconds"] > 0 and row["images_per_second"] > 0 for row in raw["epochs"])
+
+
+def test_standard_through_the_op_trains_exactly_like_a_plain_network(tmp_path):
+    """Common random numbers: phi = (0, 0, 0, 1) at all four places, and mode 0000 (no op anywhere, whatever phi),
+    train the same network from the same weights on the same batches, so their metrics are identical (timings
+    aside), on the smoke preset."""
+    config = [str(ROOT / "config.yaml"), str(ROOT / "presets/smoke.yaml")]
+    results = []
+    for name, candidate in (("standard", STANDARD), ("plain", {**STANDARD, "mode": "0000"}),
+                            ("inactive", {**CANDIDATE, "mode": "0000"})):
+        out = tmp_path / name
+        assert main(["-q", "train", "--config", *config, "--candidate", json.dumps(candidate), "--budget", "2",
+                     "--seed", "1", "--out", str(out)]) == 0
+        result = metrics(out)
+        del result["candidate"]
+        results.append(result)
+    assert results[0] == results[1] == results[2]
+    assert results[0]["epochs"][0]["train_loss"] != results[0]["epochs"][1]["train_loss"]  # it did train
+
+
+def test_different_candidates_start_from_identical_weights():
+    cfg = validate(TINY)
+    first = initial_model(cfg, Candidate.from_dict(CANDIDATE), 3, 10, 1).state_dict()
+    second = initial_model(cfg, Candidate.from_dict({**STANDARD, "mode": "1010"}), 3, 10, 1).state_dict()
+    other_seed = initial_model(cfg, Candidate.from_dict(CANDIDATE), 4, 10, 1).state_dict()
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert not all(torch.equal(first[key], other_seed[key]) for key in first)
+
+
+def test_a_repeat_with_the_search_seed_reproduces_the_search_run(tmp_path):
+    """What the old overlap of search and repeat seeds gave for free: a run's result depends only on its candidate,
+    budget and seed, not on what it is for, so rerunning a search's winner with the search's seed reproduces it."""
+    cfg, candidate = validate(TINY), Candidate.from_dict(CANDIDATE)
+    search = train_candidate(cfg, candidate, RunId("search", 1, 0, "PBLF-BO", 2, 1), tmp_path / "search")
+    repeat = train_candidate(cfg, candidate, RunId("repeat", 1, 0, "PBLF-BO"), tmp_path / "repeat")
+    assert {**without_timing(search), "run": None} == {**without_timing(repeat), "run": None}
 
 
 def test_seed_and_candidate_change_the_run(tmp_path):

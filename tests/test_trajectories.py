@@ -143,14 +143,17 @@ def test_velocity_csv_has_one_row_per_optimizer_and_beta(written_twice):
         rows = list(csv.DictReader(handle))
         handle.seek(0)
         header = handle.readline().strip().split(",")
-    assert header == ["optimizer", "beta", "velocity_mean", "velocity_std", "runs"]
-    keys = [(r["optimizer"], float(r["beta"])) for r in rows]
-    assert keys == sorted(itertools.product(tj.VELOCITY_OPTIMIZERS, tj.VELOCITY_BETAS))
+    assert header == ["optimizer", "lr", "beta", "velocity_mean", "velocity_std", "runs"]
+    keys = [(r["optimizer"], float(r["lr"]), float(r["beta"])) for r in rows]
+    assert keys == sorted((o, lr, b) for (o, lr), b in itertools.product(tj.VELOCITY_PANELS, tj.VELOCITY_BETAS))
+    assert len({(o, lr) for o, lr, _ in keys}) == 5 and {lr for o, lr, _ in keys if o == "sgd"} == {0.1, 0.5, 1.5}
     assert all(int(r["runs"]) == TRIALS for r in rows)
     speed = {key: float(r["velocity_mean"]) for key, r in zip(keys, rows)}
-    assert all(speed[(opt, 0.0)] == 0.0 for opt in tj.VELOCITY_OPTIMIZERS)  # beta = 0: nothing moves
-    assert speed[("sgd", 0.5)] < speed[("sgd", 1.0)] < speed[("sgd", 5.0)]
-    assert speed[("adam", 0.5)] == pytest.approx(speed[("adam", 100.0)], rel=1e-3)
+    assert all(speed[(o, lr, 0.0)] == 0.0 for o, lr in tj.VELOCITY_PANELS)  # beta = 0: nothing moves
+    for lr in (0.1, 0.5, 1.5):  # SGD: beta acts as a learning-rate factor at every rate
+        assert speed[("sgd", lr, 0.5)] < speed[("sgd", lr, 1.0)] < speed[("sgd", lr, 5.0)]
+    assert speed[("sgd", 0.1, 1.0)] < speed[("sgd", 0.5, 1.0)] < speed[("sgd", 1.5, 1.0)]
+    assert speed[("adam", 0.5, 0.5)] == pytest.approx(speed[("adam", 0.5, 100.0)], rel=1e-3)
 
 
 def test_writers_and_figures_are_byte_stable(written_twice):

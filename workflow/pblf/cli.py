@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("trials", "pblf.collect:stage_trials", "gather the repeat runs into trials.csv")
     p.add_argument("--metrics", nargs="+", required=True, type=Path, help="the repeat runs' metrics.json")
+    p.add_argument("--evaluations", nargs="*", default=[], type=Path,
+                   help="the searches' evaluations.csv, for what each search cost")
     _add_out(p, "trials.csv")
 
     p = add("tables", "pblf.tables:stage_tables", "Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from a trials file")

@@ -3,7 +3,8 @@
 * :func:`collect_search`: every candidate of a search, in evaluation order, with its measured accuracies: a search's
   ``evaluations.csv`` (which the selection and Figure 6.3 read) and, reduced to the columns the proposer reads, the
   ``history.csv`` of the next BO iteration;
-* :func:`collect_trials`: one row per repeat, the ``trials.csv`` of SPEC section 3 that every table is made of.
+* :func:`collect_trials`: one row per repeat, the ``trials.csv`` of SPEC section 3 that every table is made of, with
+  what each method's search cost (from the searches' ``evaluations.csv``).
 
 Each run's identity (kind, method, budget, seed, iteration, index) is read from its ``metrics.json``, never from its
 folder name, and checked against what the caller expects: a search must never go on from a partial or mixed-up
@@ -21,8 +22,9 @@ from pblf.candidate import Candidate, read_proposal
 from pblf.errors import InputError
 from pblf.files import read_json, write_csv
 from pblf.layout import EVALUATIONS, HISTORY, TRIALS, RunId
-from pblf.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, TRIALS_COLUMNS
+from pblf.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, PROPOSERS, TRIALS_COLUMNS, places_text
 from pblf.provenance import Outcome
+from pblf.select import read_evaluations
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,10 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
                 "iteration": iteration,
                 "index": index,
                 "source": entry.get("source", ""),
+                "replaced": entry.get("replaced", ""),
                 **trained.to_dict(),
                 "status": result["status"],
+                "epochs": epochs_trained(result),
                 "val_top1": result["val_top1"],
                 "test_top1": result["test_top1"],
                 "run": str(path.parent),
@@ -84,13 +88,33 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
     return rows
 
 
-def collect_trials(metrics: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One trials row per repeat run, from its metrics: budget, method and seed from the run's identity."""
+def epochs_trained(metrics: dict[str, Any]) -> int:
+    """The epochs a run cost: its completed epochs, plus the one a diverged run stopped in."""
+    return len(metrics["epochs"]) + (metrics["status"] == "diverged")
+
+
+def search_cost(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], tuple[int, int]]:
+    """(candidates trained, epochs spent) of each search (budget, method) in ``evaluations``."""
+    cost = {}
+    for path in evaluations:
+        rows = read_evaluations(path)
+        cost[rows[0]["budget_epochs"], rows[0]["method"]] = (len(rows), sum(row["epochs"] for row in rows))
+    return cost
+
+
+def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
+    """One trials row per repeat run, from its metrics: budget, method and seed from the run's identity, the
+    meta-network's activation and places, and what the search of its method at its budget cost (from
+    ``evaluations``; Standard searches nothing). A searched method whose evaluations are missing is an error."""
+    cost = search_cost(evaluations)
     rows = []
     for path in metrics:
         run, result = read_run(path)
         if run.kind != "repeat":
             raise InputError(f"{path} is a {run.kind} run, not a repeat")
+        if run.method in PROPOSERS and (run.budget, run.method) not in cost:
+            raise InputError(f"{path}: no evaluations.csv of the {run.method} search at {run.budget} epochs was given")
+        candidates, epochs = cost.get((run.budget, run.method), (0, 0))
         rows.append({
             "budget_epochs": run.budget,
             "method": run.method,
@@ -98,6 +122,10 @@ def collect_trials(metrics: Sequence[str | Path]) -> list[dict[str, Any]]:
             "test_top1": result["test_top1"],
             "val_top1": result["val_top1"],
             **Candidate.from_dict(result["candidate"]).to_dict(),
+            "activation": result["activation"],
+            "places": places_text(),
+            "search_candidates": candidates,
+            "search_epochs": epochs,
         })
     return rows
 
@@ -121,9 +149,9 @@ def stage_evaluations(proposals: list[Path], metrics: list[Path], out: Path) -> 
     return Outcome()
 
 
-def stage_trials(metrics: list[Path], out: Path) -> Outcome:
-    """``pblf trials``: the repeats gathered into ``out/trials.csv``, one row per run."""
-    rows = collect_trials(metrics)
+def stage_trials(metrics: list[Path], evaluations: list[Path], out: Path) -> Outcome:
+    """``pblf trials``: the repeats gathered into ``out/trials.csv``, one row per run, with their searches' cost."""
+    rows = collect_trials(metrics, evaluations)
     path = write_csv(rows, TRIALS_COLUMNS, Path(out) / TRIALS)
     log.info("%d trials -> %s", len(rows), path)
     return Outcome()

@@ -140,6 +140,12 @@ def _check_cross_keys(config: dict[str, Any]) -> list[str]:
     milestones = config["train"]["lr_milestones"]
     if milestones != sorted(set(milestones)):
         problems.append(f"config key train.lr_milestones: {milestones} must be strictly increasing")
+    train_seed = config["search"]["train_seed"]
+    if train_seed in config["repeats"]["seeds"]:
+        problems.append(
+            f"config key repeats.seeds: {config['repeats']['seeds']} contains search.train_seed {train_seed}; the "
+            "repeat with that seed would be the search's winning run itself (winner's curse): choose seeds without it"
+        )
     bo = config["search"]["bo"]
     if bo["iterations"] and bo["n_acq"] + bo["n_random"] == 0:
         problems.append("config key search.bo.n_acq: n_acq + n_random must be at least 1 when iterations > 0")

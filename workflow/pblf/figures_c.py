@@ -136,18 +136,29 @@ def draw_figure_c(
     return plotting.save_figure(fig, out_stem)
 
 
+def _panel_title(letter: str, optimizer: str, lr: float) -> str:
+    label, _, momentum = tj.OPTIMIZERS.get(optimizer, (optimizer, lr, None))
+    return f"({letter}) {label}, lr {lr:g}" + (f", momentum {momentum:g}" if momentum is not None else "")
+
+
 def draw_velocity(csv_path: str | Path, out_stem: str | Path) -> list[Path]:
-    """Draw Figure C.4 from ``velocity.csv``: velocity against beta, one panel per optimiser, error bars = std."""
+    """Draw Figure C.4 from ``velocity.csv``: velocity against beta, one panel per (optimiser, learning rate) in the
+    order of :data:`pblf.trajectories.VELOCITY_PANELS` (three SGD panels, then Adam and Adagrad), error bars = std."""
     frame = _read_frame(csv_path, {"optimizer": str})
     if list(frame.columns) != list(tj.VELOCITY_COLUMNS) or frame.empty:
         raise InputError(f"{csv_path}: expected columns {list(tj.VELOCITY_COLUMNS)} and at least one row")
-    known = [name for name in tj.VELOCITY_OPTIMIZERS if name in set(frame["optimizer"])]
-    optimizers = known + sorted(set(frame["optimizer"]) - set(known))
+    present = sorted({(str(o), float(lr)) for o, lr in zip(frame["optimizer"], frame["lr"])})
+    panels = [panel for panel in tj.VELOCITY_PANELS if panel in present]
+    panels += [panel for panel in present if panel not in panels]
 
     plotting.apply_style()
-    fig, axes = plt.subplots(1, len(optimizers), figsize=(4.2 * len(optimizers), 3.6), squeeze=False)
-    for ax, optimizer in zip(axes[0], optimizers):
-        rows = frame[frame["optimizer"] == optimizer].sort_values("beta")
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, letter, (optimizer, lr) in zip(axes.flat, "abcdefghijklmnopqrstuvwxyz", panels):
+        rows = frame[(frame["optimizer"] == optimizer) & (frame["lr"] == lr)].sort_values("beta")
         positions = np.arange(len(rows))
         colours = [beta_colour(b) for b in rows["beta"]]
         ax.plot(positions, rows["velocity_mean"], color="0.6", linewidth=1.0, zorder=1)
@@ -158,11 +169,10 @@ def draw_velocity(csv_path: str | Path, out_stem: str | Path) -> list[Path]:
         ax.set_xlabel("β (ReLU derivative at hidden layer 2)")
         ax.set_ylabel("velocity (mean ‖Δw‖ per step)")
         ax.set_ylim(bottom=0)
-        title = _optimizer_title(optimizer) if optimizer in tj.OPTIMIZERS else optimizer
-        ax.set_title(title)
+        ax.set_title(_panel_title(letter, optimizer, lr))
     runs = sorted(int(r) for r in frame["runs"].unique())
     runs_text = str(runs[0]) if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
-    fig.suptitle(f"Figure C.4: velocity of the gradient trajectory per β (mean ± std over {runs_text} runs)")
+    fig.suptitle(f"Figure C.4: velocity of the gradient trajectory per β (mean ± std over {runs_text} start points)")
     fig.tight_layout()
     return plotting.save_figure(fig, out_stem)
 

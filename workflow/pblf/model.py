@@ -18,9 +18,8 @@ from torch import nn
 
 from pblf.candidate import Candidate
 from pblf.metanet import MetaDerivative, check_activation
+from pblf.names import PLACES
 
-#: Number of places for the meta-network op; a candidate's mode has one bit per place.
-PLACES = 4
 
 
 class BasicBlock(nn.Module):
@@ -89,8 +88,8 @@ class WideResNet(nn.Module):
         self.group3 = _group(widths[2], widths[3], blocks, stride=2)
         self.bn = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
-        places = candidate.places if candidate is not None else (False,) * PLACES
-        #: metanet[i] sits at place i: after the stem, group 1, group 2, group 3.
+        places = candidate.places if candidate is not None else (False,) * len(PLACES)
+        #: metanet[i] sits at place i (pblf.names.PLACES): after the stem, group 1, group 2, group 3.
         self.metanet = nn.ModuleList(
             MetaDerivative(candidate.phi, activation) if candidate is not None and active else nn.Identity()
             for active in places

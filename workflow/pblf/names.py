@@ -39,10 +39,16 @@ PHI_NAMES: tuple[str, ...] = ("w1", "w2", "b1", "b2")
 #: The four places of the target network, in the bit order of a mode (left to right).
 PLACES: tuple[str, ...] = ("stem", "group 1", "group 2", "group 3")
 
+
+def places_text() -> str:
+    """The places as one cell of a CSV file or a caption: ``stem/group 1/group 2/group 3``."""
+    return "/".join(PLACES)
+
 # ------------------------------------------------------------------------------------------- tables and figures
 
-#: The tables of the thesis, by file stem, and the formats each is written in.
-TABLES: tuple[str, ...] = ("table_6_2", "table_B_1", "table_B_2")
+#: The tables of the thesis (and ``table_6_2_paired``, PBLF-BO against PBLF-RS seed by seed), by file stem, and the
+#: formats each is written in.
+TABLES: tuple[str, ...] = ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
 TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
 #: The figures of the thesis, by id ("6.1"); a figure's file stem is :func:`figure_stem` of its id.
 FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4")
@@ -64,9 +70,15 @@ def figure_stem(figure: str) -> str:
 #: ``search/.../i<III>/history.csv``: what the proposer of an iteration reads.
 HISTORY_COLUMNS: tuple[str, ...] = (*PHI_NAMES, "mode", "val_top1")
 #: ``search/.../evaluations.csv``: every candidate a search evaluated, in order, with its run's identity.
+#: ``source`` is ucb, ei or random; ``replaced`` says when an acquisition candidate replaced a too-close maximiser
+#: (next-best, random); ``epochs`` is what the run trained (a diverged run's last, partial epoch included).
 EVALUATION_COLUMNS: tuple[str, ...] = (
-    "budget_epochs", "method", "iteration", "index", "source", *PHI_NAMES, "mode", "status", "val_top1", "test_top1",
-    "run",
+    "budget_epochs", "method", "iteration", "index", "source", "replaced", *PHI_NAMES, "mode", "status", "epochs",
+    "val_top1", "test_top1", "run",
 )
-#: ``tables/trials.csv`` (SPEC section 3): one row per repeat; every table is made from it.
-TRIALS_COLUMNS: tuple[str, ...] = ("budget_epochs", "method", "seed", "test_top1", "val_top1", *PHI_NAMES, "mode")
+#: ``tables/trials.csv`` (SPEC section 3): one row per repeat; every table is made from it. The first ten columns
+#: are the contract any trials file meets (``pblf tables`` reads the thesis's own numbers from them); the rest say
+#: what the meta-network was (its activation, the places of the mode's bits) and what the search that chose the
+#: candidate cost (candidates trained, epochs spent; 0 for Standard).
+TRIALS_REQUIRED: tuple[str, ...] = ("budget_epochs", "method", "seed", "test_top1", "val_top1", *PHI_NAMES, "mode")
+TRIALS_COLUMNS: tuple[str, ...] = (*TRIALS_REQUIRED, "activation", "places", "search_candidates", "search_epochs")

@@ -321,6 +321,7 @@ class AcquisitionSettings:
     beta: float
     xi: float
     phi_bound: float
+    min_distance: float
     pool_size: int
     n_restarts: int
     n_polish: int
@@ -356,31 +357,56 @@ def _acquisition_batch(
     seed: int,
     settings: AcquisitionSettings,
     exclude: Collection[Candidate],
-) -> list[Candidate]:
-    """Up to ``n_acq`` (>= 1) acquisition maximisers, none in ``exclude``. For more than one, the kriging
-    believer: each chosen candidate is added as a fake observation at its posterior mean, which collapses the
-    uncertainty there, so that the next maximiser looks elsewhere."""
+) -> list[tuple[Candidate, str]]:
+    """Up to ``n_acq`` (>= 1) acquisition maximisers, each with what it replaced ("" for none).
+
+    A maximiser closer than ``min_distance`` to a candidate of ``exclude`` (every evaluated one) or of the batch
+    would teach the surrogate nothing: it is replaced by the best distinct candidate of the acquisition's ranking
+    ("next-best"). Fewer than ``n_acq`` come back only when no ranked candidate is distinct, in a box a few
+    rounding steps wide; the caller fills those slots randomly. For more than one, the kriging believer: each
+    chosen candidate is added as a fake observation at its posterior mean, which collapses the uncertainty there,
+    so that the next maximiser looks elsewhere."""
     phi_bound = settings.phi_bound
     surrogate = fit_surrogate(history, seed, phi_bound, settings.n_restarts)
     X = encode([o.candidate for o in history], phi_bound)
     y = np.array([o.val_top1 for o in history], dtype=float)
     starts = X[np.argsort(-y, kind="stable")[: settings.n_polish]]
     rng = _rng(seed, "bo", STREAM_POOL)
-    chosen: list[Candidate] = []
+    taken = list(exclude)
+    chosen: list[tuple[Candidate, str]] = []
     X_believed, y_believed = X, y
     while True:
         score = acquisition_function(surrogate, y, settings.acquisition, settings.beta, settings.xi)
-        ranked = rank_acquisition(score, rng, phi_bound, starts, settings.pool_size, settings.n_polish)
-        candidate = next((c for _, c in ranked if c not in exclude and c not in chosen), None)
-        if candidate is None:  # every ranked candidate is taken: only in a box a few rounding steps wide
+        ranked = [c for _, c in rank_acquisition(score, rng, phi_bound, starts, settings.pool_size,
+                                                 settings.n_polish)]
+        distinct = _distinct_from(ranked, taken, phi_bound, settings.min_distance)
+        if distinct is None:
             return chosen
-        chosen.append(candidate)
+        chosen.append((ranked[distinct], "" if distinct == 0 else "next-best"))
+        candidate = ranked[distinct]
+        taken.append(candidate)
         if len(chosen) == n_acq:
             return chosen
         x = encode([candidate], phi_bound)
         X_believed = np.vstack([X_believed, x])
         y_believed = np.append(y_believed, surrogate.predict(x)[0])
         surrogate = surrogate.condition(X_believed, y_believed)
+
+
+def _distinct_from(ranked: Sequence[Candidate], taken: Sequence[Candidate], phi_bound: float,
+                   min_distance: float) -> int | None:
+    """The position in ``ranked`` of the first candidate that is not in ``taken`` and at least ``min_distance`` from
+    each of them (in surrogate inputs); None when there is none."""
+    taken_set = set(taken)
+    taken_X = encode(taken, phi_bound)
+    ranked_X = encode(ranked, phi_bound)
+    for position, candidate in enumerate(ranked):
+        if candidate in taken_set:
+            continue
+        if len(taken_X) and np.linalg.norm(taken_X - ranked_X[position], axis=1).min() < min_distance:
+            continue
+        return position
+    return None
 
 
 def propose(
@@ -394,6 +420,7 @@ def propose(
     acquisition: str,
     xi: float,
     phi_bound: float,
+    min_distance: float,
     pool_size: int = 4096,
     n_restarts: int = 5,
     n_polish: int = 5,
@@ -403,7 +430,9 @@ def propose(
     ``method`` "rs" proposes ``n_acq + n_random`` random candidates. "bo" proposes ``n_acq`` acquisition
     candidates, then ``n_random`` random ones; with fewer than two finite observations there is nothing to fit,
     and the acquisition slots are filled randomly too. No proposed candidate equals (after rounding) an evaluated
-    one or another of the batch. Same arguments, same output.
+    one or another of the batch, and no acquisition candidate is closer than ``min_distance`` to one: an entry's
+    ``replaced`` says when the acquisition's maximiser was replaced, by the best distinct candidate of its ranking
+    ("next-best") or, when there was none, by a random draw ("random"). Same arguments, same output.
     """
     if method not in METHODS:
         raise ValueError(f"method {method!r} must be one of {', '.join(METHODS)}")
@@ -411,24 +440,32 @@ def propose(
         raise ValueError(f"acquisition {acquisition!r} must be one of {', '.join(ACQUISITIONS)}")
     if n_acq < 0 or n_random < 0 or pool_size < 1 or n_polish < 0 or n_restarts < 0:
         raise ValueError("n_acq, n_random, n_restarts and n_polish must be >= 0, pool_size >= 1")
-    if not beta >= 0 or not xi >= 0:
-        raise ValueError(f"beta={beta!r} and xi={xi!r} must be >= 0")
+    if not beta >= 0 or not xi >= 0 or not min_distance >= 0:
+        raise ValueError(f"beta={beta!r}, xi={xi!r} and min_distance={min_distance!r} must be >= 0")
     _inner_bound(phi_bound)
     exclude = {o.candidate for o in history}
     finite = _finite(history) if method == "bo" else []
     proposals: list[dict] = []
+    n_replaced = 0
     if method == "bo" and len(finite) >= 2 and n_acq > 0:
-        settings = AcquisitionSettings(acquisition, beta, xi, phi_bound, pool_size, n_restarts, n_polish)
+        settings = AcquisitionSettings(acquisition, beta, xi, phi_bound, min_distance, pool_size, n_restarts,
+                                       n_polish)
         # One BLAS thread: on matrices this small, threads cost more than they save (and far more on a busy
         # machine), and a fixed thread count keeps the floating-point sums, hence the proposals, reproducible.
         with threadpool_limits(limits=1):
             batch = _acquisition_batch(finite, n_acq, seed, settings, exclude)
-        exclude.update(batch)
-        proposals += [{**c.to_dict(), "source": acquisition} for c in batch]
+        exclude.update(c for c, _ in batch)
+        proposals += [_entry(c, acquisition, replaced) for c, replaced in batch]
+        n_replaced = n_acq - len(batch)
     n_left = n_acq + n_random - len(proposals)
     randoms = random_candidates(n_left, _rng(seed, method, STREAM_RANDOM), phi_bound, exclude)
-    proposals += [{**c.to_dict(), "source": "random"} for c in randoms]
+    proposals += [_entry(c, "random", "random" if i < n_replaced else "") for i, c in enumerate(randoms)]
     return proposals
+
+
+def _entry(candidate: Candidate, source: str, replaced: str) -> dict:
+    """A proposal entry: the candidate, where it came from and, only if so, what it replaced."""
+    return {**candidate.to_dict(), "source": source, **({"replaced": replaced} if replaced else {})}
 
 
 def stage_propose(config: list[Path], history: Path, budget: int, method: str, iteration: int, out: Path) -> Outcome:
@@ -442,12 +479,13 @@ def stage_propose(config: list[Path], history: Path, budget: int, method: str, i
     n_acq, n_random = proposal_sizes(cfg, method, iteration)
     seed = proposal_seed(cfg, budget, method, iteration)
     observations = read_history(history)
-    candidates = propose(PROPOSERS[method], observations, n_acq, n_random, seed, beta=search["bo"]["beta"],
-                         acquisition=search["bo"]["acquisition"], xi=search["bo"]["xi"],
-                         phi_bound=search["phi_bound"])
+    bo = search["bo"]
+    candidates = propose(PROPOSERS[method], observations, n_acq, n_random, seed, beta=bo["beta"],
+                         acquisition=bo["acquisition"], xi=bo["xi"], phi_bound=search["phi_bound"],
+                         min_distance=bo["min_distance"])
     path = write_proposal(Path(out) / PROPOSAL, candidates)
-    sources = ", ".join(sorted({c["source"] for c in candidates})) or "nothing"
+    sources = ", ".join(sorted({c["source"] + (" (replaced)" if "replaced" in c else "") for c in candidates}))
     log.info("%s at %d epochs, iteration %d: %d candidates (%s) from %d evaluated -> %s", method, budget, iteration,
-             len(candidates), sources, len(observations), path)
+             len(candidates), sources or "nothing", len(observations), path)
     return Outcome(stage_config(cfg, "search"), {"proposal": {"budget": budget, "method": method,
                                                               "iteration": iteration, "seed": seed}})

@@ -43,7 +43,7 @@ def read_evaluations(path: str | Path) -> list[dict[str, Any]]:
     for line, raw in enumerate(read_csv(path), start=2):
         try:
             row = {**raw, **Candidate.from_dict(raw).to_dict()}
-            for key in ("budget_epochs", "iteration", "index"):
+            for key in ("budget_epochs", "iteration", "index", "epochs"):
                 row[key] = int(raw[key])
             for key in ("val_top1", "test_top1"):
                 row[key] = float(raw[key])

@@ -1,8 +1,10 @@
-"""Table 6.2, Table B.1 and Table B.2 of the thesis, made from the flat trials file (SPEC section 3).
+"""Table 6.2, Table B.1 and Table B.2 of the thesis, and a paired comparison of the two searches, made from the flat
+trials file (SPEC section 3).
 
 Every table is a pure function of ``trials.csv`` (one row per trained seed), so that a researcher can rebuild them
-with ``pblf tables --trials TRIALS.csv --out DIR`` from any run, partial or complete, and so that the same trials
-always give the same bytes. Each table is written three times, under names that are a contract:
+with ``pblf tables --trials TRIALS.csv --out DIR`` from any run, partial or complete (or from the thesis's own
+numbers), and so that the same trials always give the same bytes. Each table is written three times, under names
+that are a contract:
 
 * ``.csv``: for programs; a ``budget_epochs`` column, numbers unrounded in Python's shortest round-trip form, an
   undefined or missing number as an empty cell;
@@ -14,17 +16,26 @@ Budgets are listed largest first (the thesis lists 100 epochs, then 20) and meth
 Standard.
 
 Spread: the thesis writes "Top-1 95 +- 0.52" for PBLF-BO at 100 epochs, but the sample standard deviation of its five
-Top-1 values (Table B.1) is 0.72; 0.52 is their sample *variance* (so are the other five "+-" values of Table 6.2),
-while "+-" usually announces a standard deviation. Because the thesis's "+-" is ambiguous we never write "+-":
-Table 6.2 reports the sample standard deviation and the sample variance (both ddof = 1) as separate columns, with n.
-With n = 1 both are undefined: the CSV leaves them empty and Markdown and LaTeX write "n/a" (not 0, which would claim
-a spread was measured). A seed that a (budget, method) group lacks (a partial run) is an empty cell in Table B.1 /
-B.2 in every format, and the group's average is over the seeds it has.
+Top-1 values (Table B.1) is 0.72; 0.52 is their sample *variance* (so are the other "+-" values of Tables 6.2, B.1
+and B.2), while "+-" usually announces a standard deviation. Table 6.2 therefore reports the sample standard
+deviation and the sample variance (both ddof = 1) as separate columns, with n; Tables B.1 and B.2 repeat the
+thesis's "Avg. +- variance" (in Markdown and LaTeX; the CSV has the mean and the variance as numbers) and add the
+std. With n = 1 both are undefined: the CSV leaves them empty and Markdown and LaTeX write "n/a" (not 0, which
+would claim a spread was measured). A seed that a (budget, method) group lacks (a partial run) is an empty cell in
+Table B.1 / B.2 in every format, and the group's statistics are over the seeds it has.
+
+Paired statistics, beyond the thesis: with common random numbers, seed s of every method starts from the same
+weights and sees the same batches, so methods are compared seed by seed. Table 6.2 gives, for each search, the mean
+over the seeds it shares with Standard of (its Top-1 - Standard's Top-1), with the 95 % confidence interval and
+the two-sided p-value of the paired t-test (``scipy.stats.ttest_rel``); ``table_6_2_paired`` gives the same for
+PBLF-BO - PBLF-RS. Table 6.2 also reports what each search cost: the candidates it trained and the epochs they
+spent (0 for Standard), when the trials file says so.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,7 +47,7 @@ from tabulate import tabulate
 from pblf.candidate import Candidate
 from pblf.errors import InputError
 from pblf.files import read_csv, write_csv, write_text
-from pblf.names import METHODS, PHI_NAMES, TABLES, TRIALS_COLUMNS
+from pblf.names import METHODS, PHI_NAMES, SEARCH_METHODS, STANDARD, TABLES, TRIALS_COLUMNS, TRIALS_REQUIRED
 from pblf.provenance import Outcome
 
 log = logging.getLogger(__name__)
@@ -44,22 +55,51 @@ log = logging.getLogger(__name__)
 #: The fields of a trials row that Table B.1 and Table B.2 report, with the header of their average column.
 AVERAGE_HEADERS: dict[str, str] = {"test_top1": "Top-1 Avg.", "val_top1": "Top-1 Val Avg."}
 #: Decimal places in Markdown and LaTeX, per kind of number (CSV keeps every digit).
-DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4}
-#: What Markdown and LaTeX write for a standard deviation or variance that n = 1 leaves undefined.
+DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4, "p": 4}
+#: What Markdown and LaTeX write for a statistic that too few seeds leave undefined.
 UNDEFINED = "n/a"
+#: The confidence level of the paired intervals.
+CONFIDENCE = 0.95
+#: The columns a trials file may add to the required ones, and their types.
+OPTIONAL_COLUMNS: dict[str, type] = {"activation": str, "places": str, "search_candidates": int, "search_epochs": int}
 
 
 @dataclass(frozen=True)
 class Column:
-    """How one column of a table is labelled and formatted for people.
+    """How one column of a table is labelled and formatted.
 
-    ``kind`` is ``text``, ``int`` or a key of :data:`DECIMALS`; ``missing`` is what a ``None`` cell shows."""
+    ``kind`` is ``text``, ``int`` or a key of :data:`DECIMALS`, or, for a cell that shows two numbers to people,
+    ``pm`` ("mean +- pair") or ``interval`` ("[key, pair]"); such a cell is not in the CSV, which has both numbers
+    in columns of their own. ``missing`` is what a ``None`` shows."""
 
     key: str
     header: str
     latex: str
     kind: str
     missing: str = ""
+    pair: str | None = None
+    in_csv: bool = True
+    for_people: bool = True
+    #: the key that must be non-zero for the cell to apply (empty otherwise: e.g. Standard against itself)
+    when: str | None = None
+
+
+def _csv_only(key: str, kind: str) -> Column:
+    return Column(key, key, key, kind, for_people=False)
+
+
+#: The paired difference of one method to another, as its columns (``prefix`` + diff, ci_low, ci_high, p, n).
+def _paired_columns(prefix: str, header: str) -> tuple[Column, ...]:
+    n = f"{prefix}n"
+    return (
+        Column(f"{prefix}diff", header, header.replace("Δ", "$\\Delta$"), "accuracy", when=n),
+        Column(f"{prefix}ci_low", "95 % CI", "95\\,\\% CI", "interval", UNDEFINED, pair=f"{prefix}ci_high",
+               in_csv=False, when=n),
+        _csv_only(f"{prefix}ci_low", "accuracy"),
+        _csv_only(f"{prefix}ci_high", "accuracy"),
+        Column(f"{prefix}p", "p", "$p$", "p", UNDEFINED, when=n),
+        _csv_only(n, "int"),
+    )
 
 
 TABLE_6_2_COLUMNS: tuple[Column, ...] = (
@@ -69,6 +109,13 @@ TABLE_6_2_COLUMNS: tuple[Column, ...] = (
     Column("test_top1_std", "Std", "Std", "spread", UNDEFINED),
     Column("test_top1_var", "Var", "Var", "spread", UNDEFINED),
     Column("n", "n", "$n$", "int"),
+    Column("search_candidates", "Candidates", "Candidates", "int"),
+    Column("search_epochs", "Epochs", "Epochs", "int"),
+    *_paired_columns("vs_standard_", "Δ vs Standard"),
+)
+PAIRED_COLUMNS: tuple[Column, ...] = (
+    Column("versus", "vs", "vs", "text"),
+    *_paired_columns("", "Δ Top-1"),
 )
 
 
@@ -81,7 +128,7 @@ def read_trials(path: str | Path) -> list[dict[str, Any]]:
     raw_rows = read_csv(path)
     if not raw_rows:
         raise InputError(f"{path}: no trials (the file has no rows below its header)")
-    missing = [column for column in TRIALS_COLUMNS if column not in raw_rows[0]]
+    missing = [column for column in TRIALS_REQUIRED if column not in raw_rows[0]]
     if missing:
         raise InputError(f"{path}: trials file lacks column(s) {', '.join(missing)} (has {', '.join(raw_rows[0])})")
     rows: list[dict[str, Any]] = []
@@ -126,6 +173,12 @@ def _parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
     except ValueError as err:
         raise InputError(f"{where}: {err}") from None
     row.update(candidate.to_dict())
+    for column, kind in OPTIONAL_COLUMNS.items():
+        text = raw.get(column, "")
+        try:
+            row[column] = kind(text) if text != "" else None
+        except ValueError:
+            raise InputError(f"{where}, column {column}: {text!r} is not an integer") from None
     return row
 
 
@@ -138,19 +191,57 @@ def _groups(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[int, str], list[
     return [(key, sorted(groups[key], key=lambda row: row["seed"])) for key in order]
 
 
+def _one(group: Sequence[dict[str, Any]], column: str, budget: int, method: str) -> Any:
+    """The value every row of a group has in ``column`` (None when the trials file lacks it)."""
+    values = sorted({row[column] for row in group}, key=str)
+    if len(values) > 1:
+        raise InputError(f"budget {budget}, method {method}: its seeds disagree on {column}: {values}")
+    return values[0]
+
+
+def paired(first: dict[int, float], second: dict[int, float], prefix: str = "") -> dict[str, Any]:
+    """The paired difference first - second over the seeds both have: its mean, the 95 % confidence interval and
+    the two-sided p-value of the paired t-test, and the number of pairs (keys ``prefix`` + diff, ci_low, ci_high, p,
+    n). Undefined statistics are None: everything with no shared seed, the interval and p with one, and p when
+    every difference is the same (a t-test needs a spread)."""
+    from scipy import stats
+
+    seeds = sorted(set(first) & set(second))
+    diffs = [first[s] - second[s] for s in seeds]
+    result: dict[str, Any] = {"diff": statistics.mean(diffs) if diffs else None, "ci_low": None, "ci_high": None,
+                              "p": None, "n": len(seeds)}
+    if len(diffs) > 1 and statistics.stdev(diffs) > 0:
+        test = stats.ttest_rel([first[s] for s in seeds], [second[s] for s in seeds])
+        interval = test.confidence_interval(CONFIDENCE)
+        result.update(ci_low=float(interval.low), ci_high=float(interval.high), p=float(test.pvalue))
+    elif len(diffs) > 1:
+        result.update(ci_low=result["diff"], ci_high=result["diff"])
+    return {prefix + key: value for key, value in result.items()}
+
+
+def _by_seed(group: Sequence[dict[str, Any]], field: str = "test_top1") -> dict[int, float]:
+    return {row["seed"]: row[field] for row in group}
+
+
 def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (budget, method): the chosen candidate and the Top-1 mean, sample std, sample variance and n.
+    """Per (budget, method): the chosen candidate, the Top-1 mean, sample std, sample variance and n, what its
+    search cost, and (for a search) its paired difference to Standard.
 
     Every seed of a group retrains the same chosen candidate, so a group with two candidates means the trials
     file mixes runs; that is an error rather than a row that would show only one of them."""
+    groups = _groups(rows)
+    by_key = dict(groups)
     table = []
-    for (budget, method), group in _groups(rows):
+    for (budget, method), group in groups:
         candidates = sorted({Candidate.from_dict(row) for row in group}, key=lambda candidate: candidate.to_json())
         if len(candidates) != 1:
             listed = "; ".join(candidate.to_json() for candidate in candidates)
             raise InputError(f"budget {budget}, method {method}: its seeds trained different candidates: {listed}")
         top1 = [row["test_top1"] for row in group]
         several = len(top1) > 1
+        standard = by_key.get((budget, STANDARD))
+        versus = paired(_by_seed(group), _by_seed(standard), "vs_standard_") if standard and method != STANDARD \
+            else {column.key: None for column in _paired_columns("vs_standard_", "")}
         table.append(
             {
                 "budget_epochs": budget,
@@ -160,28 +251,47 @@ def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "test_top1_std": statistics.stdev(top1) if several else None,
                 "test_top1_var": statistics.variance(top1) if several else None,
                 "n": len(top1),
+                "search_candidates": _one(group, "search_candidates", budget, method),
+                "search_epochs": _one(group, "search_epochs", budget, method),
+                **versus,
             }
         )
     return table
 
 
+def table_6_2_paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per budget with both searches: PBLF-BO - PBLF-RS, paired by seed (see :func:`paired`)."""
+    first, second = SEARCH_METHODS
+    groups = dict(_groups(rows))
+    budgets = sorted({budget for budget, _ in groups}, reverse=True)
+    return [
+        {"budget_epochs": budget, "method": first, "versus": second,
+         **paired(_by_seed(groups[budget, first]), _by_seed(groups[budget, second]))}
+        for budget in budgets if (budget, first) in groups and (budget, second) in groups
+    ]
+
+
 def table_b(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
-    """Table B.1 (``field="test_top1"``) or B.2 (``field="val_top1"``): ``field`` of every seed, and its mean.
+    """Table B.1 (``field="test_top1"``) or B.2 (``field="val_top1"``): ``field`` of every seed, its mean, and the
+    sample variance (the thesis's "+-") and standard deviation over the seeds.
 
     The seed columns are the union over all groups, so a group that lacks a seed (a partial run) has ``None``
-    there and its mean is over the seeds it has."""
+    there and its statistics are over the seeds it has."""
     if field not in AVERAGE_HEADERS:
         raise ValueError(f"table_b field {field!r} must be one of {', '.join(AVERAGE_HEADERS)}")
     seeds = sorted({row["seed"] for row in rows})
     table = []
     for (budget, method), group in _groups(rows):
-        values = {row["seed"]: row[field] for row in group}
+        values = _by_seed(group, field)
+        several = len(values) > 1
         table.append(
             {
                 "budget_epochs": budget,
                 "method": method,
                 **{f"seed {seed}": values.get(seed) for seed in seeds},
                 f"{field}_mean": statistics.mean(values.values()),
+                f"{field}_var": statistics.variance(values.values()) if several else None,
+                f"{field}_std": statistics.stdev(values.values()) if several else None,
             }
         )
     return table
@@ -190,43 +300,66 @@ def table_b(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
 def _b_columns(table: Sequence[dict[str, Any]], field: str) -> tuple[Column, ...]:
     """The columns of a Table B.1 / B.2 as :func:`table_b` made it (its seed columns depend on the trials)."""
     seed_keys = [key for key in table[0] if key.startswith("seed ")]
+    average = AVERAGE_HEADERS[field]
     return (
         *(Column(key, key, key, "accuracy") for key in seed_keys),
-        Column(f"{field}_mean", AVERAGE_HEADERS[field], AVERAGE_HEADERS[field], "accuracy"),
+        Column(f"{field}_mean", average, average, "accuracy", for_people=False),
+        Column(f"{field}_mean", f"{average} ± var", f"{average} $\\pm$ var", "pm", UNDEFINED, pair=f"{field}_var",
+               in_csv=False),
+        Column(f"{field}_var", "Var", "Var", "spread", UNDEFINED, for_people=False),
+        Column(f"{field}_std", "Std", "Std", "spread", UNDEFINED),
     )
 
 
-def _cell(value: Any, column: Column) -> str:
-    """A value as Markdown and LaTeX show it: fixed decimals per kind, never "-0.00"."""
-    if value is None:
-        return column.missing
-    if column.kind == "text":
-        return str(value)
-    if column.kind == "int":
+def _number(value: Any, kind: str) -> str:
+    """A number as people read it: fixed decimals per kind, never "-0.00"."""
+    if kind == "int":
         return str(int(value))
-    text = f"{value:.{DECIMALS[column.kind]}f}"
+    text = f"{value:.{DECIMALS[kind]}f}"
     return text.lstrip("-") if float(text) == 0 else text
 
 
-def _latex_cell(value: Any, column: Column) -> str:
-    """:func:`_cell` with a typeset minus sign (a bare hyphen is too short in text mode)."""
-    text = _cell(value, column)
-    return f"$-${text[1:]}" if column.kind in DECIMALS and text.startswith("-") else text
+def _cell(row: dict[str, Any], column: Column) -> str:
+    """A cell as Markdown and LaTeX show it."""
+    if column.when and not row[column.when]:
+        return ""
+    value = row[column.key]
+    if column.kind == "pm":
+        return column.missing if row[column.pair] is None else \
+            f"{_number(value, 'accuracy')} ± {_number(row[column.pair], 'accuracy')}"
+    if column.kind == "interval":
+        if value is None:
+            return column.missing
+        return f"[{_number(value, 'accuracy')}, {_number(row[column.pair], 'accuracy')}]"
+    if value is None:
+        return column.missing
+    return str(value) if column.kind == "text" else _number(value, column.kind)
+
+
+def _latex_cell(row: dict[str, Any], column: Column) -> str:
+    """:func:`_cell` with typeset minus and plus-minus signs (a bare hyphen is too short in text mode)."""
+    text = _cell(row, column)
+    if column.kind == "text" or text in (column.missing, ""):
+        return text
+    return "$" + text.replace("±", "\\pm").replace(" ", "\\ ") + "$" if column.kind in ("pm", "interval") \
+        else (f"$-${text[1:]}" if text.startswith("-") else text)
 
 
 def render_markdown(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
     """A pipe table with a Budget column; every cell is a preformatted string (numparse off, so "0010" stays)."""
+    columns = [column for column in columns if column.for_people]
     headers = ["Budget", "Method", *(column.header for column in columns)]
-    body = [
-        [f"{row['budget_epochs']} epochs", row["method"], *(_cell(row[column.key], column) for column in columns)]
-        for row in table
-    ]
+    body = [[f"{row['budget_epochs']} epochs", row["method"], *(_cell(row, column) for column in columns)]
+            for row in table]
     align = ["left", "left", *("left" if column.kind == "text" else "right" for column in columns)]
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True, colalign=align) + "\n"
+    # (tabulate cannot align the columns of a table without rows: a partial run may have no paired table yet)
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True,
+                    colalign=align if body else None) + "\n"
 
 
 def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
     """A booktabs ``tabular``: one header row, then per budget a "100 epochs" row and its methods."""
+    columns = [column for column in columns if column.for_people]
     width = len(columns) + 1
     spec = "l" + "".join("l" if column.kind == "text" else "r" for column in columns)
     lines = [
@@ -238,8 +371,9 @@ def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> 
     for row in table:
         if row["budget_epochs"] != budget:
             budget = row["budget_epochs"]
-            lines += ["\\midrule", f"\\multicolumn{{{width}}}{{l}}{{\\textbf{{{budget} epochs}}}} \\\\", "\\midrule"]
-        cells = [row["method"], *(_latex_cell(row[column.key], column) for column in columns)]
+            lines += ["\\midrule", f"\\multicolumn{{{width}}}{{l}}{{\\textbf{{{budget} epochs}}}} \\\\",
+                      "\\midrule"]
+        cells = [row["method"], *(_latex_cell(row, column) for column in columns)]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -247,8 +381,9 @@ def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> 
 
 def _write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out_dir: Path, name: str) -> list[Path]:
     """``name``.csv, .md and .tex in ``out_dir``."""
+    keys = ["budget_epochs", "method", *(column.key for column in columns if column.in_csv)]
     return [
-        write_csv(table, ["budget_epochs", "method", *(column.key for column in columns)], out_dir / f"{name}.csv"),
+        write_csv(table, keys, out_dir / f"{name}.csv"),
         write_text(render_markdown(table, columns), out_dir / f"{name}.md"),
         write_text(render_latex(table, columns), out_dir / f"{name}.tex"),
     ]
@@ -258,12 +393,12 @@ def write_tables(trials_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write every table of :data:`pblf.names.TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
     rows = read_trials(trials_path)
     out_dir = Path(out_dir)
-    table_6_2_name, *b_names = TABLES
-    paths = _write_table(table_6_2(rows), TABLE_6_2_COLUMNS, out_dir, table_6_2_name)
-    for name, field in zip(b_names, AVERAGE_HEADERS):
+    made = {"table_6_2": (table_6_2(rows), TABLE_6_2_COLUMNS),
+            "table_6_2_paired": (table_6_2_paired(rows), PAIRED_COLUMNS)}
+    for name, field in (("table_B_1", "test_top1"), ("table_B_2", "val_top1")):
         table = table_b(rows, field)
-        paths += _write_table(table, _b_columns(table, field), out_dir, name)
-    return sorted(paths)
+        made[name] = (table, _b_columns(table, field))
+    return sorted(path for name in TABLES for path in _write_table(*made[name], out_dir, name))
 
 
 def stage_tables(trials: Path, out: Path) -> Outcome:

@@ -3,14 +3,17 @@
 Every search iteration, repeat and 600-epoch rerun is this function, so it is built to be
 
 * exact: phi = (0, 0, 0, 1) is standard backpropagation, bit for bit;
-* deterministic: every random stream is seeded from (base seed, candidate, seed); the same command gives the same
-  ``metrics.json`` (timing fields aside);
+* deterministic, with common random numbers: every random stream (initial weights, batch order, augmentation) is
+  seeded from (base seed, seed) and never from the candidate, so every candidate and method trained with seed s
+  starts from the same weights and sees the same batches: differences between candidates are differences of phi,
+  not of luck, and the comparison of methods is paired by seed. The same command gives the same ``metrics.json``
+  (timing fields aside);
 * resumable: a checkpoint is written atomically after every epoch (and when SLURM's SIGTERM/SIGUSR1 arrives, in the
   middle of one); rerunning the same command after any kill continues and ends with the same metrics as an
   uninterrupted run;
 * tolerant of bad candidates: a NaN or infinite loss ends the run with status ``diverged`` and exit status 0, so the
   search records the candidate and goes on;
-* fast on a GPU: data resident on the device, whole-batch augmentation, channels_last, bf16 autocast, optional
+* fast on a GPU: data resident on the device, whole-batch augmentation, channels_last, optional bf16 autocast and
   torch.compile, no DataLoader workers.
 """
 
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 #: Exit status after a preemption signal: "try again" (EX_TEMPFAIL). The checkpoint holds everything done so far.
 EXIT_PREEMPTED = 75
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: Names the way random numbers are drawn; a checkpoint written under another scheme is stale.
+SEEDING = "common random numbers: (base seed, seed, stream)"
 #: Fields of an epoch row that measure the machine, not the training; determinism checks ignore them.
 TIMING_FIELDS = ("seconds", "images_per_second")
 
@@ -117,7 +122,7 @@ def run_fingerprint(cfg: dict[str, Any], split: dict[str, Any], candidate: Candi
     """What a checkpoint belongs to; a checkpoint with another fingerprint is stale and ignored."""
     keys = {k: cfg[k] for k in ("seed", "data", "model", "train", "deterministic")}
     blob = json.dumps(
-        [keys, split["checksums"], split["validation_indices"][:50], candidate.to_dict(), budget, seed],
+        [keys, split["checksums"], split["validation_indices"][:50], candidate.to_dict(), budget, seed, SEEDING],
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -202,6 +207,14 @@ def _percent(value: float) -> float:
     return round(value, 4)
 
 
+def initial_model(cfg: dict[str, Any], candidate: Candidate, seed: int, num_classes: int,
+                  in_channels: int) -> torch.nn.Module:
+    """The target network with ``candidate``'s backward pass and the initial weights of ``seed``: the same weights
+    for every candidate (the op has no parameters and phi is not in the state dict), on the CPU."""
+    torch.manual_seed(derive_seed(cfg["seed"], seed, "init"))
+    return build_model(cfg["model"], num_classes, in_channels, candidate)
+
+
 def train_candidate(
     cfg: dict[str, Any],
     candidate: Candidate,
@@ -224,15 +237,14 @@ def train_candidate(
     train_cfg = cfg["train"]
     splits = load_splits(cfg["data"], split, device)
 
-    torch.manual_seed(derive_seed(cfg["seed"], candidate.to_dict(), seed, "init"))
-    model = build_model(cfg["model"], splits.num_classes, splits.in_channels, candidate).to(device)
+    model = initial_model(cfg, candidate, seed, splits.num_classes, splits.in_channels).to(device)
     if on_cuda and train_cfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=train_cfg["lr"], momentum=train_cfg["momentum"],
         nesterov=train_cfg["nesterov"], weight_decay=train_cfg["weight_decay"],
     )
-    generator = torch.Generator().manual_seed(derive_seed(cfg["seed"], candidate.to_dict(), seed, "batches"))
+    generator = torch.Generator().manual_seed(derive_seed(cfg["seed"], seed, "batches"))
     fingerprint = run_fingerprint(cfg, split, candidate, budget, seed)
     checkpoint = out_dir / CHECKPOINT
     state = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint) or TrainState()

@@ -31,11 +31,10 @@ Choices the thesis leaves open, made here once:
   the reading in which the trajectories are smooth enough to compare. So "sgd" here is ``torch.optim.SGD`` on the full
   batch, like "gd_momentum"; the two differ only in their learning rate, as in the captions.
 * **Optimisers and learning rates** (from the captions): ``gd_momentum`` lr 0.5, momentum 0.5 (Fig. C.1); ``sgd``
-  lr 1.5, momentum 0.5 (Fig. C.2 and the SGD panel of Fig. C.4); ``adam`` lr 0.5 (Fig. C.3, Fig. C.4, whose caption
-  quotes "Adam: 0.5"); ``adagrad`` lr 0.5 (not given by the thesis; the same as Adam so the two adaptive panels of
-  Fig. C.4 are comparable). Every other hyperparameter is torch's default. Fig. C.4's caption speaks of three SGD
-  plots, "(C.4a), (C.4b) & (C.4c)", probably SGD at learning rates it does not give; here Fig. C.4 has one panel per
-  optimiser, SGD at Fig. C.2's rate.
+  lr 1.5, momentum 0.5 (Fig. C.2); ``adam`` lr 0.5 (Fig. C.3, Fig. C.4, whose caption quotes "Adam: 0.5");
+  ``adagrad`` lr 0.5 (not given by the thesis; the same as Adam so the two adaptive panels of Fig. C.4 are
+  comparable). Every other hyperparameter is torch's default. Fig. C.4's caption speaks of three SGD plots, "(C.4a),
+  (C.4b) & (C.4c)", at learning rates it does not give: here SGD at 0.1, 0.5 and 1.5 (:data:`VELOCITY_PANELS`).
 * **Betas.** Fig. C.1: {1, 5}; Fig. C.2: {0.5, 1}; Fig. C.3: {0.5, 1, 5, 100} (the caption's list; the body text
   says "beta = 0, 5, 100"); Fig. C.4: {0, 0.5, 1, 5, 100} (beta = 0, "simply dropout" in the caption, stops the
   trained weights).
@@ -75,12 +74,15 @@ OPTIMIZERS: dict[str, tuple[str, float, float | None]] = {
     "adagrad": ("Adagrad", 0.5, None),
 }
 
-#: Figure C.4: the optimisers (panel order) and the betas compared.
-VELOCITY_OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adagrad")
+#: Figure C.4: its panels (optimizer, learning rate), in order, and the betas compared. The thesis shows three SGD
+#: panels "(C.4a), (C.4b) & (C.4c)" without their rates; here they are 0.5 and 1.5 (the rates of Figs. C.1 and
+#: C.2) and 0.1, the rate the target networks of Chapter 6 train with, so the three span an order of magnitude.
+VELOCITY_PANELS: tuple[tuple[str, float], ...] = (("sgd", 0.1), ("sgd", 0.5), ("sgd", 1.5), ("adam", 0.5),
+                                                  ("adagrad", 0.5))
 VELOCITY_BETAS: tuple[float, ...] = (0.0, 0.5, 1.0, 5.0, 100.0)
 
 TRAJECTORY_COLUMNS: tuple[str, ...] = ("figure", "optimizer", "beta", "start", "step", "w1", "w2")
-VELOCITY_COLUMNS: tuple[str, ...] = ("optimizer", "beta", "velocity_mean", "velocity_std", "runs")
+VELOCITY_COLUMNS: tuple[str, ...] = ("optimizer", "lr", "beta", "velocity_mean", "velocity_std", "runs")
 
 #: Significant digits of every float written to a CSV: fixed, so the same numbers always give the same bytes.
 FLOAT_DIGITS = 10
@@ -120,7 +122,7 @@ def trajectory_settings() -> tuple[FigureSetting, ...]:
 
 def velocity_settings() -> tuple[tuple[str, float, float | None, tuple[float, ...]], ...]:
     """Figure C.4: (optimizer, lr, momentum, betas) per panel, in panel order."""
-    return tuple((name, OPTIMIZERS[name][1], OPTIMIZERS[name][2], VELOCITY_BETAS) for name in VELOCITY_OPTIMIZERS)
+    return tuple((name, lr, OPTIMIZERS[name][2], VELOCITY_BETAS) for name, lr in VELOCITY_PANELS)
 
 
 def start_seed(seed: int, number: int) -> int:
@@ -360,8 +362,9 @@ def write_trajectories(out_dir: str | Path, epochs: int, starts: int, n_samples:
     return paths
 
 
-def velocity_table(epochs: int, starts: int, n_samples: int, seed: int) -> list[tuple[str, float, float, float, int]]:
-    """(optimizer, beta, mean velocity, std, runs) per Figure C.4 setting, sorted by optimizer then beta.
+def velocity_table(epochs: int, starts: int, n_samples: int,
+                   seed: int) -> list[tuple[str, float, float, float, float, int]]:
+    """(optimizer, lr, beta, mean velocity, std, runs) per Figure C.4 setting, sorted by optimizer, lr, beta.
 
     The std is the sample standard deviation over the runs (ddof = 1), 0 for a single run.
     """
@@ -378,15 +381,16 @@ def velocity_table(epochs: int, starts: int, n_samples: int, seed: int) -> list[
                 ]
             )
             std = float(speeds.std(ddof=1)) if starts > 1 else 0.0
-            table.append((optimizer, float(beta), float(speeds.mean()), std, starts))
-    return sorted(table, key=lambda row: (row[0], row[1]))
+            table.append((optimizer, float(lr), float(beta), float(speeds.mean()), std, starts))
+    return sorted(table, key=lambda row: row[:3])
 
 
 def write_velocity(path: str | Path, epochs: int, starts: int, n_samples: int, seed: int) -> Path:
-    """Write Figure C.4's data, ``velocity.csv``: columns :data:`VELOCITY_COLUMNS`, one row per (optimizer, beta)."""
+    """Write Figure C.4's data, ``velocity.csv``: columns :data:`VELOCITY_COLUMNS`, one row per (optimizer, lr,
+    beta)."""
     rows = [
-        (optimizer, _fmt_beta(beta), _fmt(mean), _fmt(std), runs)
-        for optimizer, beta, mean, std, runs in velocity_table(epochs, starts, n_samples, seed)
+        (optimizer, _fmt_beta(lr), _fmt_beta(beta), _fmt(mean), _fmt(std), runs)
+        for optimizer, lr, beta, mean, std, runs in velocity_table(epochs, starts, n_samples, seed)
     ]
     return _write_csv(Path(path), VELOCITY_COLUMNS, rows)
 

@@ -1,5 +1,6 @@
 # Repeats stage: the chosen candidate of each (budget, method), and Standard, retrained with every repeat seed
-# (rule train), gathered into results/tables/trials.csv (one row per repeat; every table is made from it).
+# (rule train), gathered into results/tables/trials.csv (one row per repeat; every table is made from it), with
+# what each search cost (candidates trained, epochs spent) from its evaluations.csv.
 
 
 localrules:
@@ -8,7 +9,8 @@ localrules:
 
 rule trials:
     input:
-        [L.metrics(run) for run in plan.repeat_runs(config)],
+        metrics=[L.metrics(run) for run in plan.repeat_runs(config)],
+        evaluations=[L.evaluations(budget, method) for budget in config["budgets"] for method in SEARCH_METHODS],
     output:
         L.trials(),
     params:
@@ -18,4 +20,4 @@ rule trials:
     conda:
         PBLF_ENV
     shell:
-        "pblf trials --metrics {input} --out {params.out} > {log} 2>&1"
+        "pblf trials --metrics {input.metrics} --evaluations {input.evaluations} --out {params.out} > {log} 2>&1"
