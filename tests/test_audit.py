@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from pblf.cli import main
-from pblf.files import read_json, track, write_json
+from pblf.files import read_json, track, write_csv, write_json
 from pblf.layout import Layout, RunId
+from pblf.names import EVALUATION_COLUMNS
 from pblf.provenance import Outcome, now, record_path, write_records
 
 METHODS_SEEDS = [(m, s) for m in ("PBLF-BO", "PBLF-RS", "Standard") for s in (1, 2)]
@@ -36,12 +37,22 @@ def made(tmp_path_factory) -> Path:
                 run = RunId("repeat", budget, seed, method)
                 with track() as io:
                     read_json(layout.split())
-                    path = write_json({"run": run.to_dict(), "candidate": CANDIDATE, "status": "ok",
-                                       "val_top1": 50.0 + seed, "test_top1": 40.0 + seed, "epochs": []},
-                                      layout.metrics(run))
+                    path = write_json({"run": run.to_dict(), "candidate": CANDIDATE, "activation": "relu",
+                                       "status": "ok", "val_top1": 50.0 + seed, "test_top1": 40.0 + seed,
+                                       "epochs": []}, layout.metrics(run))
                 write_records(io, Outcome(), "train", ["train"], now(), layout.results)
                 metrics.append(str(path))
-        assert main(["trials", "--metrics", *metrics, "--out", "results/tables"]) == 0
+        evaluations = []
+        for budget in (1, 2):
+            for method in ("PBLF-BO", "PBLF-RS"):
+                row = {**CANDIDATE, "budget_epochs": budget, "method": method, "iteration": 0, "index": 0,
+                       "source": "random", "status": "ok", "epochs": budget, "val_top1": 60.0, "test_top1": 50.0}
+                with track() as io:
+                    read_json(layout.split())
+                    path = write_csv([row], EVALUATION_COLUMNS, layout.evaluations(budget, method))
+                write_records(io, Outcome(), "evaluations", ["evaluations"], now(), layout.results)
+                evaluations.append(str(path))
+        assert main(["trials", "--metrics", *metrics, "--evaluations", *evaluations, "--out", "results/tables"]) == 0
         assert main(["tables", "--trials", layout.trials(), "--out", "results/tables"]) == 0
     finally:
         os.chdir(before)
@@ -120,7 +131,9 @@ def test_a_malformed_cell_is_a_one_line_user_error(results, capsys, cell):
 def test_records_list_what_the_stage_read_and_wrote(results):
     record = json.loads(record_path(results / "tables/trials.csv", results).read_text())
     inputs = {entry["path"] for entry in record["inputs"]}
-    assert inputs == {str(results / f"runs/repeats/b{b}/{m}/s{s}/metrics.json") for b in (1, 2)
-                      for m, s in METHODS_SEEDS}
+    assert inputs == ({str(results / f"runs/repeats/b{b}/{m}/s{s}/metrics.json") for b in (1, 2)
+                       for m, s in METHODS_SEEDS}
+                      | {str(results / f"search/b{b}/{m}/evaluations.csv") for b in (1, 2)
+                         for m in ("PBLF-BO", "PBLF-RS")})
     table_record = json.loads(record_path(results / "tables/table_B_1.md", results).read_text())
-    assert len(table_record["outputs"]) == 9 and table_record["inputs"][0]["path"].endswith("trials.csv")
+    assert len(table_record["outputs"]) == 12 and table_record["inputs"][0]["path"].endswith("trials.csv")

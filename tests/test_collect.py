@@ -26,8 +26,8 @@ def candidate(k: int, mode: str = "0010") -> dict:
 def write_metrics(root: Path, run: RunId, cand: dict, val: float, test: float, status: str = "ok") -> Path:
     path = root / L.metrics(run)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"run": run.to_dict(), "candidate": cand, "status": status, "val_top1": val,
-                                "test_top1": test, "epochs": []}))
+    path.write_text(json.dumps({"run": run.to_dict(), "candidate": cand, "activation": "relu", "status": status,
+                                "val_top1": val, "test_top1": test, "epochs": [{"epoch": 1}, {"epoch": 2}]}))
     return path
 
 
@@ -121,21 +121,30 @@ def test_selection_refuses_an_empty_or_mixed_file(tmp_path):
     path.write_text(",".join(EVALUATION_COLUMNS) + "\n")
     with pytest.raises(InputError, match="no evaluated candidates"):
         read_evaluations(path)
-    row = "{b},PBLF-BO,0,0,random,0.1,0.2,0.3,0.4,0010,ok,50,40,run"
+    row = "{b},PBLF-BO,0,0,random,,0.1,0.2,0.3,0.4,0010,ok,1,50,40,run"
     path.write_text(",".join(EVALUATION_COLUMNS) + "\n" + row.format(b=2) + "\n" + row.format(b=3) + "\n")
     with pytest.raises(InputError, match="mixes several searches"):
         read_evaluations(path)
 
 
-def test_trials_are_one_row_per_repeat_from_the_identity(tmp_path):
-    metrics = [write_metrics(tmp_path, RunId("repeat", b, s, m), candidate(s), 60.0 + s, 50.0 + s)
-               for b in (1, 2) for m in ("PBLF-BO", "Standard") for s in (1, 2)]
-    rows = collect_trials(metrics)
-    assert [(r["budget_epochs"], r["method"], r["seed"]) for r in rows][:3] == [(1, "PBLF-BO", 1),
-                                                                                  (1, "PBLF-BO", 2),
-                                                                                  (1, "Standard", 1)]
-    stage_trials(metrics, tmp_path / "t")
+def test_trials_are_one_row_per_repeat_with_what_the_search_cost(search, tmp_path):
+    proposals, search_metrics = search
+    stage_evaluations(proposals, search_metrics, tmp_path / "e")
+    evaluations = [tmp_path / "e" / "evaluations.csv"]
+    metrics = [write_metrics(tmp_path, RunId("repeat", 2, s, m), candidate(s), 60.0 + s, 50.0 + s)
+               for m in ("PBLF-BO", "Standard") for s in (1, 2)]
+    rows = collect_trials(metrics, evaluations)
+    assert [(r["budget_epochs"], r["method"], r["seed"]) for r in rows][:3] == [(2, "PBLF-BO", 1),
+                                                                                  (2, "PBLF-BO", 2),
+                                                                                  (2, "Standard", 1)]
+    # the search trained 3 candidates for 2 epochs each; Standard searched nothing
+    assert (rows[0]["search_candidates"], rows[0]["search_epochs"]) == (3, 6)
+    assert (rows[2]["search_candidates"], rows[2]["search_epochs"]) == (0, 0)
+    assert rows[0]["activation"] == "relu" and rows[0]["places"] == "stem/group 1/group 2/group 3"
+    stage_trials(metrics, evaluations, tmp_path / "t")
     assert (tmp_path / "t" / "trials.csv").read_text().splitlines()[0] == ",".join(TRIALS_COLUMNS)
-    search = write_metrics(tmp_path / "x", RunId("search", 1, 0, "PBLF-BO", 0, 0), candidate(0), 1.0, 1.0)
+    with pytest.raises(InputError, match="no evaluations.csv of the PBLF-BO search at 2 epochs"):
+        collect_trials(metrics)
+    searched = write_metrics(tmp_path / "x", RunId("search", 1, 0, "PBLF-BO", 0, 0), candidate(0), 1.0, 1.0)
     with pytest.raises(InputError, match="not a repeat"):
-        collect_trials([search])
+        collect_trials([searched])
