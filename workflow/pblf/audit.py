@@ -3,8 +3,13 @@
 The walk follows provenance records (:mod:`pblf.provenance`): a file's record names the inputs it was made from,
 each with the sha256 it had then; each input that the pipeline made has a record of its own, down to the split
 record, whose data-set checksums are recomputed from the data set itself. Anything that does not match (a changed
-byte in a metrics file, a checkpoint or the split, a deleted record, a missing input) is a problem that names the
-file; the audit passes only when there is none.
+byte in a metrics file, a checkpoint or the split, a deleted record, a missing input, a file or record that is not
+valid JSON) is a problem that names the file; the audit passes only when there is none.
+
+Results folders are what people send each other to audit, so nothing in one is trusted to act on: a record is
+checked to have the shape of a record before any field of it is used, the data set is located by the user's
+``--data-root`` (never by a path or setting read from the folder), and it is verified by hashing its files, without
+opening (let alone unpickling) them.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError
+from pblf.errors import InputError, UserError
 from pblf.files import file_digest, read_csv, read_json
 from pblf.layout import METRICS, Layout, RunId
 from pblf.names import FIGURE_FORMATS, FIGURES, METHODS, TABLE_FORMATS, TABLES
-from pblf.provenance import STORE, Outcome, read_record
+from pblf.provenance import STORE, Outcome, read_record, record_path
 
 #: Exit status of an audit that found a problem (a user error, such as a bad --cell, exits 2).
 EXIT_AUDIT_FAILED = 1
@@ -79,23 +84,48 @@ def cell_rows(results: Path, table: str, budget: int, method: str) -> list[dict[
             if int(float(r["budget_epochs"])) == budget and r["method"] == method]
 
 
-def _verify_dataset(split_path: Path, record: dict[str, Any]) -> Iterator[str]:
-    """Recompute the data-set checksums the split was made from."""
-    from pblf.data import DataError, read_dataset
+def _verify_dataset(split_path: Path, data_root: Path) -> Iterator[str]:
+    """Recompute, under ``data_root``, the checksums of the data set the split was made from, and compare."""
+    from pblf.data import DATASETS, dataset_checksums
 
-    split = read_json(split_path)
     try:
-        raw = read_dataset(record["config"]["data"])
-    except (DataError, KeyError) as err:
-        yield f"{split_path}: cannot re-read the data set to verify it: {err}"
+        split = read_json(split_path)
+        name, recorded = split["dataset"], split["checksums"]
+    except (InputError, KeyError, TypeError) as err:
+        yield f"{split_path}: not a split record ({err})"
         return
-    if raw.checksums != split["checksums"]:
-        yield f"{split_path}: the data set's checksums {raw.checksums} differ from the recorded {split['checksums']}"
+    if name not in DATASETS:
+        yield f"{split_path}: names data set {name!r}, not one of {', '.join(DATASETS)}"
+        return
+    try:
+        actual = dataset_checksums(name, data_root)
+    except UserError as err:
+        yield f"{split_path}: cannot verify the data set it was made from: {err} (give its folder with --data-root)"
+        return
+    if actual != recorded:
+        yield f"{split_path}: the data set's checksums {actual} differ from the recorded {recorded}"
+
+
+def _record_problem(record: Any) -> str | None:
+    """What makes ``record`` not a provenance record (None when it is one): checked before any field is used."""
+    if not isinstance(record, dict):
+        return "it is not a JSON object"
+    for key in ("inputs", "outputs"):
+        entries = record.get(key)
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", e["sha256"]) for e in entries):
+            return f"its {key!r} are not a list of {{path, sha256}}"
+    for key, kind in (("code", dict), ("environment", dict), ("ended", str)):
+        if not isinstance(record.get(key), kind):
+            return f"its {key!r} is missing or not a {kind.__name__}"
+    return None
 
 
 def walk(results: str | Path, targets: list[Path] | None = None,
-         keep: Callable[[Path], bool] = lambda _: True) -> Audit:
-    """Verify ``targets`` (default: every table and figure) and everything they were made from."""
+         keep: Callable[[Path], bool] = lambda _: True, data_root: Path = Path("data")) -> Audit:
+    """Verify ``targets`` (default: every table and figure) and everything they were made from, down to the data set
+    under ``data_root``."""
     results = Path(results)
     audit = Audit()
 
@@ -124,6 +154,12 @@ def walk(results: str | Path, targets: list[Path] | None = None,
         if key in seen:
             return
         seen.add(key)
+        if path.suffix == ".json" and _inside(path, results):
+            try:
+                read_json(path)
+            except InputError as err:
+                audit.problems.append(f"{path}: {err}")
+                audit.lines.append(f"{indent}{path}  NOT JSON")
         try:
             record = read_record(path, results)
         except FileNotFoundError as err:
@@ -132,6 +168,15 @@ def walk(results: str | Path, targets: list[Path] | None = None,
                 audit.lines.append(f"{indent}{path}  NO RECORD")
             else:
                 audit.lines.append(f"{indent}{path}  (outside {results}, checksum only)")
+            return
+        except InputError as err:
+            audit.problems.append(f"{record_path(path, results)}: the record of {path} is unreadable: {err}")
+            audit.lines.append(f"{indent}{path}  BAD RECORD")
+            return
+        problem = _record_problem(record)
+        if problem:
+            audit.problems.append(f"{record_path(path, results)}: the record of {path} is damaged: {problem}")
+            audit.lines.append(f"{indent}{path}  BAD RECORD")
             return
         own = {str(locate(entry["path"])): entry["sha256"] for entry in record["outputs"]}
         if own.get(key) not in (None, actual):
@@ -147,8 +192,7 @@ def walk(results: str | Path, targets: list[Path] | None = None,
             f" {record['environment'].get('device_name')}, {record['ended']}]"
         )
         if "split_of" in record:
-            for problem in _verify_dataset(path, record):
-                audit.problems.append(problem)
+            audit.problems.extend(_verify_dataset(path, data_root))
         for entry in record["inputs"]:
             if keep(locate(entry["path"])):
                 visit(locate(entry["path"]), depth + 1, entry["sha256"])
@@ -167,18 +211,21 @@ def _inside(path: Path, results: Path) -> bool:
 
 
 def stage_audit(results_dir: Path, cell: str | None = None, file: list[Path] | None = None,
-                quiet: bool = False) -> Outcome:
+                data_root: Path = Path("data"), quiet: bool = False) -> Outcome:
     """``pblf audit``: print the chain of every table and figure (or of one cell group, or of the given files),
     its problems on stderr, and a verdict; exit 1 when anything does not verify."""
-    keep = None
+    keep: Callable[[Path], bool] = lambda _: True
     targets = list(file) if file else None
-    if cell:
+    if cell is not None:
         table, budget, method = parse_cell(cell)
-        for row in cell_rows(results_dir, table, budget, method):
+        rows = cell_rows(results_dir, table, budget, method)
+        if not rows:
+            raise InputError(f"--cell {cell}: {table} has no row for {method} at {budget} epochs")
+        for row in rows:
             print(f"{table} [{budget} epochs, {method}]: " + ", ".join(f"{k}={v}" for k, v in row.items()))
         targets = [Path(Layout(str(results_dir)).table(table, "csv"))]
         keep = cell_filter(budget, method)
-    audit = walk(results_dir, targets, keep) if keep else walk(results_dir, targets)
+    audit = walk(results_dir, targets, keep, data_root)
     if not quiet:
         print("\n".join(audit.lines))
     for problem in audit.problems:

@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import EXIT_USER_ERROR, ConfigError, UserError
-from pblf.files import track
+from pblf.errors import EXIT_USER_ERROR, ConfigError, OutputError, UserError
+from pblf.files import IOLog, ensure_writable, track
 from pblf.layout import RunId
 from pblf.names import FIGURES, METHODS, RUN_KINDS, SEARCH_METHODS
-from pblf.provenance import Outcome, now, write_records
+from pblf.provenance import STORE, Outcome, now, write_records
 
 
 def _add_config(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -49,13 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="results folder whose provenance/ store holds the records (default: results)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, stage: str, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, stage: str, help_text: str, writes: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(stage=stage)
+        p.set_defaults(stage=stage, writes=writes)
         return p
 
     p = add("check-config", "pblf.config:stage_check_config",
-            "validate config files against the schema (and that a requested GPU is there)")
+            "validate config files against the schema (and that a requested GPU is there)", writes=False)
     _add_config(p)
     p.add_argument("--no-device-check", dest="device_check", action="store_false",
                    help="skip the check that device: cuda has a GPU (on a login node that submits to GPU nodes)")
@@ -131,10 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out(p, "figure_C_{1,2,3}.csv and velocity.csv")
 
     p = add("audit", "pblf.audit:stage_audit",
-            "verify every table and figure back to the data set through provenance records")
+            "verify every table and figure back to the data set through provenance records", writes=False)
     p.add_argument("results_dir", nargs="?", default=Path("results"), type=Path)
     p.add_argument("--cell", help="only the chain of one table cell group: TABLE:BUDGET:METHOD")
     p.add_argument("--file", action="append", type=Path, help="only the chain of this file (repeatable)")
+    p.add_argument("--data-root", type=Path, default=Path("data"),
+                   help="the folder that holds the data set (cifar-10-batches-py/) the split was made from; never "
+                        "taken from the results folder (default: data)")
     return parser
 
 
@@ -158,6 +161,19 @@ def _arguments(stage, args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+def _write_records_or_undo(io: IOLog, outcome: Outcome, args: argparse.Namespace, argv: list[str],
+                           started: str) -> None:
+    """Write the records of a stage's outputs; if that fails, remove the outputs, so that no result is left
+    without its record (the audit would refuse it, but a person might not)."""
+    try:
+        write_records(io, outcome, args.command, argv, started, args.results)
+    except OutputError as err:
+        for path in io.outputs:
+            path.unlink(missing_ok=True)
+        raise OutputError(f"{err}; removed the outputs without a record: {', '.join(map(str, io.outputs))}") \
+            from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -171,10 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = now()
     try:
         stage = _stage(args.stage)
+        if args.writes:  # outputs and their records are written together: check where records go first
+            ensure_writable(args.results / STORE)
         with track() as io:
             outcome = stage(**_arguments(stage, args)) or Outcome()
         if outcome.exit_code == 0 and io.outputs:
-            write_records(io, outcome, args.command, argv, started, args.results)
+            _write_records_or_undo(io, outcome, args, argv, started)
     except UserError as err:
         if os.environ.get("PBLF_DEBUG"):
             raise

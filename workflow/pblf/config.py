@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -53,15 +54,43 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(f"key {key!r} appears twice, on lines {first} and {second}: YAML would keep only the "
+                         "second; merge the two into one")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key that appears twice in one mapping (YAML itself keeps the last one
+    silently, which would drop, say, a whole ``search:`` section written earlier in the file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKey(key, lines[key], line)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read one YAML (or JSON) config file; an empty file is an empty config."""
+    """Read one YAML (or JSON) config file; an empty file is an empty config. Syntax errors and duplicate keys are
+    ConfigErrors naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(read_text(path))
+        data = yaml.load(read_text(path), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as err:
+        raise ConfigError(f"config file {path}: {err}") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -123,6 +152,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key {key}: {value}: {error.message}{hint}"
 
 
+def _non_finite(value: Any, key: str = "") -> list[str]:
+    """Every number in ``value`` that is NaN or infinite, as a problem naming its key (JSON Schema cannot say
+    "finite", and a NaN passes every comparison a schema makes: ``lr: .nan`` would train garbage)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{key}.{i}")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"config key {key}: {value} is not a finite number"]
+    return []
+
+
 def _check_cross_keys(config: dict[str, Any]) -> list[str]:
     """Rules a JSON schema cannot state: relations between keys."""
     problems = []
@@ -157,7 +198,7 @@ def validate(config: Mapping[str, Any]) -> dict[str, Any]:
     filled = copy.deepcopy(dict(config))
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
-    problems = [_describe(error) for error in errors]
+    problems = _non_finite(filled) + [_describe(error) for error in errors]
     if not problems:
         problems = _check_cross_keys(filled)
     if len(problems) == 1:

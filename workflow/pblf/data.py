@@ -9,8 +9,10 @@ constants for the test set too.
 A data set is kept as uint8 tensors (all of CIFAR-10 is 184 MB) so that it can live on the GPU, and batches are
 normalised and augmented there, whole batches at a time; there is no DataLoader and no PIL.
 
-The CIFAR-10 batch files are pickles, and unpickling runs code: each file's md5 is checked against the canonical
-value before it is opened. The demo's data set is scikit-learn's ``load_digits`` (1,797 real 8x8 images that ship
+The CIFAR-10 batch files are pickles, and unpickling can run code. Two guards: each file's md5 is checked against the
+canonical value before it is opened (unless ``data.verify_checksums: false``, for a re-encoded copy), and every
+file is read, checked or not, with :class:`BatchUnpickler`, which rebuilds only what a batch holds (dicts, lists,
+bytes, str, numbers and numpy arrays) and refuses any other global, so no pickle can call a function. The demo's data set is scikit-learn's ``load_digits`` (1,797 real 8x8 images that ship
 with scikit-learn), behind the same interface, so a laptop with no network runs every stage.
 """
 
@@ -107,8 +109,30 @@ def _download_cifar10(root: Path) -> None:
         raise DataError(f"could not download CIFAR-10 into {root}: {err}\n{_fetch_hint(root)}") from err
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10 batch files that can build nothing but their contents.
+
+    Dicts, lists, bytes, str and numbers need no global; a numpy array needs exactly the globals below (numpy 1 and
+    numpy 2 spell the reconstructor's module differently; a protocol-2 pickle written by Python 3 spells bytes as
+    ``_codecs.encode``). Any other global, such as ``os.system`` in a planted ``__reduce__``, is refused before it is
+    looked up, so it never runs."""
+
+    ALLOWED: frozenset[tuple[str, str]] = frozenset({
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not part of a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
 def _unpickle_batch(path: Path, expected_md5: str | None) -> dict[bytes, Any]:
-    """Open one batch file, after checking its md5 when ``expected_md5`` is given (never unpickle unverified data)."""
+    """Open one batch file, after checking its md5 when ``expected_md5`` is given, with :class:`BatchUnpickler`."""
     if not path.is_file():
         raise DataError(f"CIFAR-10 file {path} is missing. {_fetch_hint(path.parent.parent)}")
     if expected_md5 is not None:
@@ -118,8 +142,20 @@ def _unpickle_batch(path: Path, expected_md5: str | None) -> dict[bytes, Any]:
                 f"CIFAR-10 file {path} has md5 {actual}, expected {expected_md5}: refusing to unpickle it. "
                 "Fetch the official data set again, or set data.verify_checksums: false for a trusted local copy."
             )
-    with path.open("rb") as handle:
-        return pickle.load(handle, encoding="bytes")
+    try:
+        with path.open("rb") as handle:
+            batch = BatchUnpickler(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise DataError(f"CIFAR-10 file {path} is not a CIFAR-10 batch: {err}; fetch the data set again") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"CIFAR-10 file {path} is not a CIFAR-10 batch (it holds a {type(batch).__name__})")
+    return batch
+
+
+def _field(batch: dict[bytes, Any], key: bytes, path: Path) -> Any:
+    if key not in batch:
+        raise DataError(f"CIFAR-10 file {path} has no {key.decode()!r} entry: it is not a CIFAR-10 batch")
+    return batch[key]
 
 
 def _rows_to_images(rows: np.ndarray) -> np.ndarray:
@@ -135,8 +171,8 @@ def _read_cifar_split(folder: Path, files: tuple[str, ...], verify: bool) -> tup
     for name in files:
         path = folder / name
         batch = _unpickle_batch(path, CIFAR10_MD5[name] if verify else None)
-        images.append(_rows_to_images(batch[b"data"]))
-        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        images.append(_rows_to_images(_field(batch, b"data", path)))
+        labels.append(np.asarray(_field(batch, b"labels", path), dtype=np.int64))
         checksums[name] = file_digest(path, "md5")
     return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))), checksums
 
@@ -151,9 +187,10 @@ def read_cifar10(root: str | Path, download: bool = False, verify_checksums: boo
         else:
             raise DataError(f"CIFAR-10 not found: {folder} does not exist. {_fetch_hint(root)}")
     if not verify_checksums:
-        log.warning("data.verify_checksums is false: CIFAR-10 files in %s are unpickled without an md5 check", folder)
+        log.warning("data.verify_checksums is false: CIFAR-10 files in %s are read without an md5 check (with the "
+                    "restricted unpickler, which builds nothing but a batch's arrays)", folder)
     meta = _unpickle_batch(folder / "batches.meta", CIFAR10_MD5["batches.meta"] if verify_checksums else None)
-    num_classes = len(meta[b"label_names"])
+    num_classes = len(_field(meta, b"label_names", folder / "batches.meta"))
     train, train_sums = _read_cifar_split(folder, CIFAR10_TRAIN_FILES, verify_checksums)
     test, test_sums = _read_cifar_split(folder, ("test_batch",), verify_checksums)
     checksums = {**train_sums, **test_sums, "batches.meta": file_digest(folder / "batches.meta", "md5")}
@@ -178,6 +215,22 @@ def read_digits() -> RawData:
     train = ImageSet(torch.from_numpy(pixels[~is_test]), torch.from_numpy(labels[~is_test]))
     test = ImageSet(torch.from_numpy(pixels[is_test]), torch.from_numpy(labels[is_test]))
     return RawData("digits", train, test, 10, checksums)
+
+
+#: The data sets the pipeline can read.
+DATASETS: tuple[str, ...] = ("cifar10", "digits")
+
+
+def dataset_checksums(name: str, root: str | Path) -> dict[str, str]:
+    """The checksums a split records for data set ``name`` (under ``root`` for CIFAR-10), recomputed without
+    opening any file as a pickle: the md5 of each CIFAR-10 file, or of scikit-learn's digits arrays."""
+    if name == "digits":
+        return read_digits().checksums
+    folder = Path(root) / CIFAR10_FOLDER
+    missing = [n for n in sorted(CIFAR10_MD5) if not (folder / n).is_file()]
+    if missing:
+        raise DataError(f"CIFAR-10 files {', '.join(missing)} are not in {folder}")
+    return {n: file_digest(folder / n, "md5") for n in sorted(CIFAR10_MD5)}
 
 
 def read_dataset(data_cfg: dict[str, Any]) -> RawData:

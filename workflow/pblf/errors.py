@@ -24,6 +24,10 @@ class InputError(UserError, ValueError):
     """An input file that is missing, unreadable or malformed; the message names the file (and line and column)."""
 
 
+class OutputError(UserError, RuntimeError):
+    """An output that cannot be written (a read-only folder, a full disk); the message names the path."""
+
+
 class DataError(UserError, RuntimeError):
     """A data set that is missing, corrupt or refused; the message says what to do."""
 

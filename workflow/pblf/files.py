@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError
+from pblf.errors import InputError, OutputError
 
 
 @dataclass
@@ -71,15 +71,29 @@ def note_output(path: str | Path) -> None:
 def write_bytes(data: bytes, path: str | Path) -> Path:
     """Write ``data`` atomically: a temporary file in the same folder, flushed to disk, then renamed into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
     note_output(path)
     return path
+
+
+def ensure_writable(folder: str | Path) -> None:
+    """Fail now, naming ``folder``, if files cannot be created in it, rather than after a stage has done its work."""
+    probe = Path(folder) / f".pblf-write-test-{os.getpid()}"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"cannot write into {folder}: {err.strerror or err}") from None
 
 
 def write_text(text: str, path: str | Path) -> Path:

@@ -105,6 +105,8 @@ def _parse_row(row: dict[str, str], path: Path, line: int) -> Observation:
         val_top1 = math.nan if text == "" else float(text)
     except ValueError:
         raise InputError(f"{where}, column 'val_top1': {text!r} is not a number") from None
+    if text and not 0.0 <= val_top1 <= 100.0:
+        raise InputError(f"{where}, column 'val_top1': {text!r} is not an accuracy in percent (0 to 100)")
     return Observation(candidate, val_top1)
 
 

@@ -15,7 +15,9 @@ folder gets its record next to it, as ``<output>.prov.json``.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -48,6 +50,28 @@ class Outcome:
     exit_code: int = 0
 
 
+#: The modules whose code decides what a training run computes: a change to any of them must retrain.
+TRAINING_CODE: tuple[str, ...] = ("train", "model", "metanet", "data", "candidate", "seeding")
+
+
+def code_fingerprint(modules: Sequence[str] = TRAINING_CODE) -> str:
+    """A sha256 of what the code of ``modules`` (of this package) does: each module's syntax tree without
+    docstrings, so that a comment or docstring edit leaves it unchanged and any change to the code does not.
+
+    The training rule passes it as a Snakemake param (a change reruns every training job) and each run's
+    checkpoint records it (a resumed run must continue the same code), without importing torch to compute it."""
+    digest = hashlib.sha256()
+    for name in modules:
+        tree = ast.parse((Path(__file__).parent / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+    return digest.hexdigest()
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -62,18 +86,31 @@ def record_path(output: str | Path, results: str | Path = "results") -> Path:
     return results / STORE / relative.parent / (relative.name + ".json")
 
 
-def code_version() -> dict[str, Any]:
-    """The git commit of the checkout pblf runs from, and whether its tracked files differ from that commit."""
-    def git(*args: str) -> str | None:
-        try:
-            proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+def code_version(inputs: Sequence[Path] = ()) -> dict[str, Any]:
+    """The git commit of the checkout pblf runs from, whether its tracked files differ from that commit, and which
+    of ``inputs`` lie in the checkout but are not tracked by git (an untracked preset leaves the tree "clean", yet
+    nobody else has it)."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    inside = []
+    for path in inputs:
+        try:
+            inside.append(str(path.resolve().relative_to(REPO)))
+        except ValueError:
+            continue
+    untracked = []
+    if inside and commit is not None:  # untracked and not ignored (results/ is ignored: it is made, not given)
+        untracked = sorted(set((_git("ls-files", "--others", "--exclude-standard", "--", *inside) or "").splitlines()))
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status),
+            "untracked_inputs": untracked}
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
@@ -95,10 +132,14 @@ def environment(device: str | None = None) -> dict[str, Any]:
         import torch
 
         env["torch"] = torch.__version__
-        env["cuda"] = torch.version.cuda
+        # the CUDA version torch was built with, whether or not this machine has a GPU; the GPU's own is below
+        env["torch_cuda_build"] = torch.version.cuda
         env["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        env["cuda_available"] = torch.cuda.is_available()
         if device == "cuda" and torch.cuda.is_available():
             env["device_name"] = torch.cuda.get_device_name()
+            major, minor = torch.cuda.get_device_capability()
+            env["gpu_compute_capability"] = f"{major}.{minor}"
     env.setdefault("device_name", platform.processor() or platform.machine())
     env["device"] = device
     return env
@@ -124,7 +165,7 @@ def write_records(io: IOLog, outcome: Outcome, stage: str, argv: Sequence[str], 
         "outputs": [file_entry(p) for p in sorted({str(p) for p in io.outputs})],
         "config": outcome.config,
         "config_sha256": None if outcome.config is None else config_hash(outcome.config),
-        "code": code_version(),
+        "code": code_version(list(io.inputs)),
         "environment": environment(outcome.device),
         "started": started,
         "ended": now(),

@@ -41,7 +41,7 @@ from pblf.errors import ConfigError, DeviceError
 from pblf.files import write_bytes, write_json
 from pblf.layout import CHECKPOINT, METRICS, RunId
 from pblf.model import build_model
-from pblf.provenance import Outcome
+from pblf.provenance import Outcome, code_fingerprint
 from pblf.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,12 @@ class TrainState:
 
 
 def run_fingerprint(cfg: dict[str, Any], split: dict[str, Any], candidate: Candidate, budget: int, seed: int) -> str:
-    """What a checkpoint belongs to; a checkpoint with another fingerprint is stale and ignored."""
+    """What a checkpoint belongs to (the config, data, candidate, budget, seed and the training code); a checkpoint
+    with another fingerprint is stale and ignored."""
     keys = {k: cfg[k] for k in ("seed", "data", "model", "train", "deterministic")}
     blob = json.dumps(
-        [keys, split["checksums"], split["validation_indices"][:50], candidate.to_dict(), budget, seed, SEEDING],
+        [keys, split["checksums"], split["validation_indices"][:50], candidate.to_dict(), budget, seed, SEEDING,
+         code_fingerprint()],
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -149,22 +151,49 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     write_bytes(buffer.getvalue(), path)
 
 
+class DamagedCheckpoint(Exception):
+    """A checkpoint that loaded but could not be applied; it has been set aside and the run must start afresh."""
+
+
+def set_aside(path: Path, reason: Exception) -> Path:
+    """Move a damaged checkpoint out of the way (kept, for a post-mortem) so that the run, and every retry of it,
+    starts from epoch 0 instead of failing on the same file for ever."""
+    number = 1
+    while (aside := path.with_name(f"{path.stem}.damaged-{number}{path.suffix}")).exists():
+        number += 1
+    os.replace(path, aside)
+    log.warning("checkpoint %s cannot be used (%s: %s); moved it to %s and starting the run from epoch 0", path,
+                type(reason).__name__, str(reason).splitlines()[0] if str(reason) else "", aside)
+    return aside
+
+
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator, fingerprint: str) -> TrainState | None:
-    """Restore a run from ``path``; None when there is none or it belongs to another run."""
+    """Restore a run from ``path``; None when there is none, it belongs to another run, or it cannot be read (then
+    it is set aside). Raises :class:`DamagedCheckpoint` when it was read but could not be applied."""
     if not path.is_file():
         return None
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict):
+            raise ValueError(f"it holds a {type(payload).__name__}, not a checkpoint")
+    except Exception as err:  # noqa: BLE001 - truncated, empty or random bytes: torch raises many types
+        set_aside(path, err)
+        return None
     if payload.get("fingerprint") != fingerprint:
         log.warning("%s belongs to another configuration or candidate; starting from scratch", path)
         return None
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    generator.set_state(payload["generator"])
-    torch.set_rng_state(payload["torch_rng"])
-    if payload["cuda_rng"]:
-        torch.cuda.set_rng_state_all(payload["cuda_rng"])
-    return TrainState(payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
+    try:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        if payload["cuda_rng"]:
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        return TrainState(payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
+    except Exception as err:  # noqa: BLE001 - a checkpoint with the right fingerprint but a damaged payload
+        set_aside(path, err)
+        raise DamagedCheckpoint(str(path)) from err
 
 
 # ------------------------------------------------------------------------------------------------ training loop
@@ -247,7 +276,10 @@ def train_candidate(
     generator = torch.Generator().manual_seed(derive_seed(cfg["seed"], seed, "batches"))
     fingerprint = run_fingerprint(cfg, split, candidate, budget, seed)
     checkpoint = out_dir / CHECKPOINT
-    state = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint) or TrainState()
+    try:
+        state = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint) or TrainState()
+    except DamagedCheckpoint:  # the model may hold part of it: build everything afresh, without the checkpoint
+        return train_candidate(cfg, candidate, run, out_dir, split)
     if state.epoch or state.stats.step:
         log.info("resuming from %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
     forward = torch.compile(model) if train_cfg["compile"] else model

@@ -16,12 +16,15 @@ import os
 
 from snakemake.exceptions import WorkflowError
 from pblf import plan
-from pblf.config import STAGE_KEYS, check_device, stage_config, validate
+from pblf.config import STAGE_KEYS, check_device, read_yaml, stage_config, validate
 from pblf.errors import UserError
 from pblf.layout import RUN_WILDCARD, Layout
+from pblf.provenance import code_fingerprint
 from pblf.names import FIGURE_FORMATS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES, table_label
 
 try:
+    for path in workflow.configfiles:  # Snakemake keeps the last of two equal keys; pblf refuses it
+        read_yaml(path)
     config.update(validate(config))
 except UserError as err:
     raise WorkflowError(str(err)) from None
@@ -35,6 +38,10 @@ onstart:
             check_device(config)
         except UserError as err:
             raise WorkflowError(str(err)) from None
+
+# The config files Snakemake merged, for the stage configs' provenance records (workflow/scripts/stage_config.py).
+# Not a param: a param that lists files would rerun every stage whenever a file is added that changes nothing.
+os.environ["PBLF_CONFIG_FILES"] = os.pathsep.join(str(path) for path in workflow.configfiles)
 
 L = Layout("results", "logs")
 PBLF_ENV = "../../envs/pblf.yaml"

@@ -14,6 +14,8 @@ rule train:
     params:
         run=run_flags,
         out=out_dir,
+        # a change to what the training code does (not to its comments) reruns every training job
+        code=code_fingerprint(),
     log:
         L.run_log("{run}"),
     wildcard_constraints:
