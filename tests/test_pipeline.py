@@ -90,6 +90,36 @@ def test_second_directory_gives_byte_identical_tables_and_figures(smoke_run, tmp
         assert mismatch == [] and errors == [], f"results/{sub} differ: {mismatch + errors}"
 
 
+def test_a_fresh_checkout_with_finished_results_plans_nothing(smoke_run, tmp_path):
+    """Finished results copied into a fresh checkout (mtimes kept), without and then with Snakemake's metadata, and
+    a rule whose shell command a `git pull` rewrote: nothing is planned again (profiles/default: rerun-triggers)."""
+    work = copy_workflow(tmp_path / "wf")
+    shutil.copytree(smoke_run / "results", work / "results")
+    assert "Nothing to be done" in snakemake(*SMOKE, "--dry-run", cwd=work).stdout
+    shutil.copytree(smoke_run / ".snakemake", work / ".snakemake")
+    rules = work / "workflow/rules/tables.smk"
+    rules.write_text(rules.read_text().replace('"pblf tables ', '"pblf -q tables '))
+    assert "Nothing to be done" in snakemake(*SMOKE, "--dry-run", cwd=work).stdout
+
+
+def test_a_change_to_what_the_training_code_does_reruns_training(smoke_run, tmp_path):
+    """The training code's fingerprint is a param of rule train: a docstring edit changes nothing, a code change
+    plans every training job again (and each run's checkpoint, whose fingerprint includes it, is then stale)."""
+    work = tmp_path / "wf"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    package = tmp_path / "package"
+    shutil.copytree(Path(plan.__file__).parent, package / "pblf", ignore=shutil.ignore_patterns("__pycache__"))
+    model = package / "pblf" / "model.py"
+    model.write_text(model.read_text().replace('"""The target network:', '"""Edited docstring. The target network:'))
+    proc = snakemake(*SMOKE, "--dry-run", cwd=work, extra_env={"PYTHONPATH": str(package)})
+    assert "Nothing to be done" in proc.stdout
+    model.write_text(model.read_text() + "\nWIDTH_CHANGE = True\n")
+    proc = snakemake(*SMOKE, "--dry-run", cwd=work, extra_env={"PYTHONPATH": str(package)})
+    assert "Params have changed" in proc.stdout
+    planned = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("train ")]
+    assert planned and int(planned[0]) == len(list((work / "results/runs").rglob("metrics.json")))
+
+
 def test_report_holds_every_table_and_figure(smoke_run):
     snakemake(*SMOKE, "--report", "results/report.zip", cwd=smoke_run)
     listing = subprocess.run(["python3", "-m", "zipfile", "-l", str(smoke_run / "results" / "report.zip")],

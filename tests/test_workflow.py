@@ -38,3 +38,22 @@ def test_cuda_without_a_gpu_stops_before_any_job(tmp_path):
     assert not (work / "results").exists()
     # a dry run plans the jobs anyway: on a login node they would run elsewhere
     snakemake("-n", "--quiet", "rules", "--configfile", "presets/smoke.yaml", "cuda.yaml", cwd=work)
+
+
+def test_a_duplicated_key_in_a_config_file_stops_before_any_job(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    (work / "dup.yaml").write_text("search:\n  bo: {iterations: 3}\nsearch:\n  rs: {samples: 5}\n")
+    proc = snakemake("-n", "--configfile", "presets/smoke.yaml", "dup.yaml", cwd=work, check=False)
+    assert proc.returncode != 0
+    assert "dup.yaml: key 'search' appears twice, on lines 1 and 3" in proc.stdout + proc.stderr
+
+
+def test_a_failing_jobs_own_error_reaches_the_console(tmp_path):
+    """Snakemake prints the failed job's log (profiles/default: show-failed-logs), so the pblf line that names the
+    missing data set and the command that fetches it is on the console, not only in logs/."""
+    work = copy_workflow(tmp_path / "wf")
+    (work / "nodata.yaml").write_text(f"data: {{root: {tmp_path / 'nowhere'}}}\n")
+    proc = snakemake("--cores", "1", "results/data/split.json", "--configfile", "nodata.yaml", cwd=work, check=False)
+    assert proc.returncode != 0
+    assert "pblf split: error: CIFAR-10 not found" in proc.stdout + proc.stderr
+    assert "torchvision.datasets.CIFAR10" in proc.stdout + proc.stderr

@@ -14,13 +14,15 @@ BIN = Path(sys.executable).parent
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "presets", "report", "envs", "profiles")
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
 
 
-def snakemake(*args: str, cwd: Path = ROOT, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+def snakemake(*args: str, cwd: Path = ROOT, check: bool = True, timeout: float = 1800,
+              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [str(BIN / "snakemake"), *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
+        [str(BIN / "snakemake"), *args], cwd=cwd, env=env(**(extra_env or {})), capture_output=True, text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -25,7 +25,7 @@ from pblf.errors import InputError, UserError
 from pblf.files import file_digest, read_csv, read_json
 from pblf.layout import METRICS, Layout, RunId
 from pblf.names import FIGURE_FORMATS, FIGURES, METHODS, TABLE_FORMATS, TABLES
-from pblf.provenance import STORE, Outcome, read_record, record_path
+from pblf.provenance import STORE, Outcome, code_fingerprint, read_record, record_path
 
 #: Exit status of an audit that found a problem (a user error, such as a bad --cell, exits 2).
 EXIT_AUDIT_FAILED = 1
@@ -37,6 +37,8 @@ class Audit:
 
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: facts worth knowing that are not failures (e.g. runs trained by other training code than this checkout's)
+    notes: list[str] = field(default_factory=list)
     checked: int = 0
 
     @property
@@ -135,6 +137,8 @@ def walk(results: str | Path, targets: list[Path] | None = None,
         return path if path.is_absolute() else results.parent / path
 
     seen: set[str] = set()
+    current_code = code_fingerprint()
+    other_code: list[Path] = []
     targets = targets if targets is not None else default_targets(results)
     if not targets:
         audit.problems.append(f"{results}: no tables or figures to audit")
@@ -156,10 +160,14 @@ def walk(results: str | Path, targets: list[Path] | None = None,
         seen.add(key)
         if path.suffix == ".json" and _inside(path, results):
             try:
-                read_json(path)
+                content = read_json(path)
             except InputError as err:
                 audit.problems.append(f"{path}: {err}")
                 audit.lines.append(f"{indent}{path}  NOT JSON")
+            else:
+                if path.name == METRICS and isinstance(content, dict) \
+                        and content.get("training_code") not in (None, current_code):
+                    other_code.append(path)
         try:
             record = read_record(path, results)
         except FileNotFoundError as err:
@@ -199,6 +207,10 @@ def walk(results: str | Path, targets: list[Path] | None = None,
 
     for target in targets:
         visit(Path(target), 0, None)
+    if other_code:
+        audit.notes.append(f"{len(other_code)} run(s) were trained by other training code than this checkout's "
+                           f"(pblf.provenance.code_fingerprint), e.g. {other_code[0]}: their numbers come from that "
+                           "code, as its record's git commit says")
     return audit
 
 
@@ -228,6 +240,8 @@ def stage_audit(results_dir: Path, cell: str | None = None, file: list[Path] | N
     audit = walk(results_dir, targets, keep, data_root)
     if not quiet:
         print("\n".join(audit.lines))
+    for note in audit.notes:
+        print(f"NOTE: {note}")
     for problem in audit.problems:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     verdict = "passed" if audit.ok else f"FAILED with {len(audit.problems)} problem(s)"

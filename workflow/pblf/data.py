@@ -217,8 +217,19 @@ def read_digits() -> RawData:
     return RawData("digits", train, test, 10, checksums)
 
 
-#: The data sets the pipeline can read.
+#: The data sets the pipeline can read, with the number and shape of their training images (before the split).
 DATASETS: tuple[str, ...] = ("cifar10", "digits")
+TRAIN_IMAGES: dict[str, int] = {"cifar10": 50_000, "digits": 1_437}
+IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {"cifar10": (3, 32, 32), "digits": (1, 8, 8)}
+
+
+def train_size(data_cfg: dict[str, Any]) -> int:
+    """The images one epoch trains on, from the config alone (without reading the data set): the data set's
+    training images, cut to ``subset``, less the validation split."""
+    n = TRAIN_IMAGES[data_cfg["dataset"]]
+    if data_cfg.get("subset"):
+        n = min(n, data_cfg["subset"])
+    return n - int(round(n * data_cfg["val_fraction"]))
 
 
 def dataset_checksums(name: str, root: str | Path) -> dict[str, str]:

@@ -179,3 +179,21 @@ def read_record(output: str | Path, results: str | Path = "results") -> dict[str
     if not path.is_file():
         raise FileNotFoundError(f"no provenance record for {output} (expected {path})")
     return read_json(path)
+
+
+def write_stage_config(subset: dict[str, Any], out: str | Path, configfiles: Sequence[str | Path],
+                       log_path: str | Path) -> Path:
+    """Snakemake's ``stage_config`` rule: write a stage's config subset as canonical JSON, with its record, whose
+    inputs are the config files Snakemake merged (read here, so the record has their sha256 and names any that git
+    does not track)."""
+    from pblf.files import read_text, track, write_text
+
+    started = now()
+    with track() as io:
+        for configfile in configfiles:
+            read_text(configfile)
+        path = write_json(subset, out)
+    write_records(io, Outcome(config=subset), "stage_config", ["(snakemake stage_config)", str(path)], started,
+                  Path(out).parents[1])
+    write_text(f"wrote {path} from {', '.join(map(str, configfiles))}\n", log_path)
+    return path

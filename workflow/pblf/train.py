@@ -72,6 +72,41 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+#: A CPU epoch longer than this makes ``device: auto`` without a GPU worth a warning before the first job.
+CPU_EPOCH_WARNING_SECONDS = 60.0
+
+
+def cpu_fallback_warning(cfg: dict[str, Any], steps: int = 2) -> str | None:
+    """What to tell the user when ``device: auto`` finds no GPU and training would run on the CPU for long: the
+    seconds of a training step of the configured network, measured here, and the minutes of an epoch they imply.
+    None when there is a GPU, the device is chosen explicitly, or an epoch is short."""
+    from pblf.data import IMAGE_SHAPES, train_size
+
+    if cfg["device"] != "auto" or torch.cuda.is_available():
+        return None
+    data, batch = cfg["data"], cfg["train"]["batch_size"]
+    channels, height, width = IMAGE_SHAPES[data["dataset"]]
+    model = build_model(cfg["model"], 10, channels, None)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    images, labels = torch.randn(batch, channels, height, width), torch.zeros(batch, dtype=torch.long)
+    seconds = []
+    for _ in range(steps + 1):  # the first step warms up
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+        seconds.append(time.perf_counter() - started)
+    per_step = min(seconds[1:])
+    per_epoch = per_step * math.ceil(train_size(data) / batch)
+    if per_epoch < CPU_EPOCH_WARNING_SECONDS:
+        return None
+    model_cfg = cfg["model"]
+    return (f"device: auto found no GPU, so training runs on this machine's CPU: one step of "
+            f"WRN-{model_cfg['depth']}-{model_cfg['widen_factor']} on {batch} images took {per_step:.1f} s here, "
+            f"about {_duration(per_epoch)} per epoch of {train_size(data):,} images. Run where a GPU is, or set "
+            f"device: cpu to train here anyway.")
+
+
 def set_determinism(enabled: bool) -> None:
     """Deterministic algorithms everywhere (cuBLAS needs its workspace setting before the first CUDA call)."""
     if enabled:
@@ -289,6 +324,7 @@ def train_candidate(
         "run": run.to_dict(),
         "candidate": candidate.to_dict(),
         "activation": cfg["model"]["metanet_activation"],
+        "training_code": code_fingerprint(),
         "status": "ok",
         "epochs": state.history,
     }

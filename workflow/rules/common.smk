@@ -13,13 +13,14 @@
 #                        until the last iteration, whose runs rule evaluations gathers for the selection.
 # Iteration 000 is the random initial batch (its history is empty); PBLF-RS is a single iteration 000.
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from pblf import plan
 from pblf.config import STAGE_KEYS, check_device, read_yaml, stage_config, validate
 from pblf.errors import UserError
 from pblf.layout import RUN_WILDCARD, Layout
-from pblf.provenance import code_fingerprint
+from pblf.provenance import code_fingerprint, write_stage_config
 from pblf.names import FIGURE_FORMATS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES, table_label
 
 try:
@@ -32,16 +33,19 @@ except UserError as err:
 
 onstart:
     # Before the first job of a real run (not a dry run): if the jobs run on this machine, the GPU asked for must be
-    # here. A cluster executor runs them elsewhere (a login node usually has no GPU), so it is not checked then.
+    # here, and a run that would quietly fall back to hours of CPU training says so. A cluster executor runs them
+    # elsewhere (a login node usually has no GPU), so neither is checked then.
     if workflow.local_exec:
         try:
             check_device(config)
         except UserError as err:
             raise WorkflowError(str(err)) from None
+        if config["device"] == "auto":
+            from pblf.train import cpu_fallback_warning
 
-# The config files Snakemake merged, for the stage configs' provenance records (workflow/scripts/stage_config.py).
-# Not a param: a param that lists files would rerun every stage whenever a file is added that changes nothing.
-os.environ["PBLF_CONFIG_FILES"] = os.pathsep.join(str(path) for path in workflow.configfiles)
+            warning = cpu_fallback_warning(config)
+            if warning:
+                print(f"WARNING: {warning}", file=sys.stderr)
 
 L = Layout("results", "logs")
 PBLF_ENV = "../../envs/pblf.yaml"

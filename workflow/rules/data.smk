@@ -17,10 +17,10 @@ rule stage_config:
         L.log(L.stage_config("{stage}")),
     wildcard_constraints:
         stage="|".join(STAGE_KEYS),
-    conda:
-        PBLF_ENV
-    script:
-        "../scripts/stage_config.py"
+    run:
+        # In Snakemake's own process, which knows the config files it merged; they are not a param, because a
+        # param that lists files would rerun every stage whenever a file is added that changes nothing.
+        write_stage_config(params.subset, output[0], workflow.configfiles, log[0])
 
 
 rule split:
