@@ -18,6 +18,7 @@ from pblf import plan
 from pblf.config import load_config
 from pblf.files import read_csv
 from pblf.layout import RunId
+from pblf.names import TRIALS_COLUMNS
 from workflow_helpers import BIN, copy_workflow, env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def test_every_output_exists(smoke_run):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"figure_{name}.{ext}").is_file()
     trials = (results / "tables" / "trials.csv").read_text().splitlines()
-    assert trials[0] == "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
+    assert trials[0] == ",".join(TRIALS_COLUMNS)
     assert len(trials) == 1 + 2 * 3 * 2  # budgets x methods x repeat seeds
     # the search: 2 initial + 2 iterations x 1 acquisition for BO, 2 random for RS, at both budgets
     for budget in (1, 2):
