@@ -40,8 +40,8 @@ def config(tmp_path: Path) -> str:
 
 def test_every_subcommand_is_covered_here():
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no API
-    assert commands == {"check-config", "split", "train", "propose", "history", "evaluations", "select",
-                        "select-standard", "trials", "tables", "figure", "trajectories", "audit"}
+    assert commands == {"check-config", "plan", "split", "train", "propose", "history", "evaluations", "select",
+                        "select-standard", "trials", "generalisation", "tables", "figure", "trajectories", "audit"}
 
 
 def test_check_config_names_the_key(tmp_path, capsys):
@@ -59,6 +59,13 @@ def test_cuda_without_a_gpu_is_refused_by_check_config(tmp_path, capsys):
                    'device: "cuda" but torch sees no GPU')
     code, _ = run("check-config", "--config", str(cuda), "--no-device-check", capsys=capsys)
     assert code == 0
+
+
+def test_plan_refuses_a_bad_config_and_bad_numbers(tmp_path, config, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("budgets: [0]\n")
+    one_line_error(*run("plan", "--config", str(bad), capsys=capsys), "plan", "config key budgets.0")
+    one_line_error(*run("plan", "--config", config, "--gpus", "0", capsys=capsys), "plan", "--gpus 0")
 
 
 def test_split_names_the_missing_data_set(tmp_path, capsys):
@@ -90,6 +97,8 @@ def test_propose_history_evaluations_select_trials_name_their_missing_input(conf
     one_line_error(*run("select-standard", "--config", missing, "--budget", "1", "--out", out, capsys=capsys),
                    "select-standard", "config file", "does not exist")
     one_line_error(*run("trials", "--metrics", missing, "--out", out, capsys=capsys), "trials", missing)
+    one_line_error(*run("generalisation", "--metrics", missing, "--out", out, capsys=capsys), "generalisation",
+                   missing)
     assert not Path(out).exists()
 
 

@@ -27,7 +27,8 @@ def write_metrics(root: Path, run: RunId, cand: dict, val: float, test: float, s
     path = root / L.metrics(run)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"run": run.to_dict(), "candidate": cand, "activation": "relu", "status": status,
-                                "val_top1": val, "test_top1": test, "epochs": [{"epoch": 1}, {"epoch": 2}]}))
+                                "val_top1": val, "test_top1": test,
+                                "epochs": [{"epoch": 1, "val_top1": val - 10}, {"epoch": 2, "val_top1": val}]}))
     return path
 
 
@@ -98,7 +99,7 @@ def test_history_and_evaluations_files(search, tmp_path):
     stage_history(proposals, metrics, tmp_path / "h")
     stage_evaluations(proposals, metrics, tmp_path / "e")
     history = (tmp_path / "h" / "history.csv").read_text().splitlines()
-    assert history[0] == ",".join(HISTORY_COLUMNS) and history[1] == "0.0,-0.2,0.3,0.4,0010,50.0"
+    assert history[0] == ",".join(HISTORY_COLUMNS) and history[1] == "0,0,0.0,-0.2,0.3,0.4,0010,50.0,ok,40.0 50.0"
     assert list(read_csv(tmp_path / "e" / "evaluations.csv")[0]) == list(EVALUATION_COLUMNS)
     stage_history([], [], tmp_path / "empty")
     assert (tmp_path / "empty" / "history.csv").read_text() == ",".join(HISTORY_COLUMNS) + "\n"
@@ -121,6 +122,8 @@ def test_selection_refuses_an_empty_or_mixed_file(tmp_path):
     path.write_text(",".join(EVALUATION_COLUMNS) + "\n")
     with pytest.raises(InputError, match="no evaluated candidates"):
         read_evaluations(path)
+    with pytest.raises(InputError, match="no evaluated candidate trained its full budget"):
+        select_best([{"status": "stopped", "val_top1": 50.0}])
     row = "{b},PBLF-BO,0,0,random,,0.1,0.2,0.3,0.4,0010,ok,1,50,40,run"
     path.write_text(",".join(EVALUATION_COLUMNS) + "\n" + row.format(b=2) + "\n" + row.format(b=3) + "\n")
     with pytest.raises(InputError, match="mixes several searches"):

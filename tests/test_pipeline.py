@@ -97,7 +97,7 @@ def test_a_fresh_checkout_with_finished_results_plans_nothing(smoke_run, tmp_pat
     work = copy_workflow(tmp_path / "wf")
     shutil.copytree(smoke_run / "results", work / "results")
     assert "Nothing to be done" in snakemake(*SMOKE, "--dry-run", cwd=work).stdout
-    shutil.copytree(smoke_run / ".snakemake", work / ".snakemake")
+    shutil.copytree(smoke_run / ".snakemake", work / ".snakemake", dirs_exist_ok=True)
     rules = work / "workflow/rules/tables.smk"
     rules.write_text(rules.read_text().replace('"pblf tables ', '"pblf -q tables '))
     assert "Nothing to be done" in snakemake(*SMOKE, "--dry-run", cwd=work).stdout
@@ -191,3 +191,37 @@ def test_killed_snakemake_resumes_without_retraining(smoke_run, tmp_path):
     snakemake(*SMOKE, cwd=work)
     assert {p: p.read_bytes() for p in finished} == finished, "a finished candidate was retrained"
     assert (work / "results/tables/trials.csv").read_bytes() == (smoke_run / "results/tables/trials.csv").read_bytes()
+
+
+PRUNED_SEARCHES = ("results/search/b2/PBLF-BO/evaluations.csv", "results/search/b2/PBLF-RS/evaluations.csv")
+
+
+def test_a_pruned_search_killed_mid_search_gives_the_same_evaluations(tmp_path):
+    """Low-fidelity search decides from finished runs only: a smoke search with pruning on (the median rule for
+    PBLF-BO, successive halving for PBLF-RS), killed after its first promotion and rerun, evaluates exactly what an
+    uninterrupted one does."""
+    pruned = ("--cores", "2", *PRUNED_SEARCHES, "--configfile", "presets/smoke.yaml", "pruned.yaml")
+    runs = {}
+    for name in ("uninterrupted", "killed"):
+        work = copy_workflow(tmp_path / name)
+        (work / "pruned.yaml").write_text("search: {pruning: {enabled: true}}\n")
+        runs[name] = work
+    snakemake(*pruned, cwd=runs["uninterrupted"])
+    work = runs["killed"]
+    proc = subprocess.Popen([str(BIN / "snakemake"), *pruned], cwd=work, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    promotion = work / "results/search/b2/PBLF-RS/i001/proposal.json"
+    deadline = time.monotonic() + 600
+    while not promotion.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    snakemake("--unlock", "--configfile", "presets/smoke.yaml", "pruned.yaml", cwd=work)
+    snakemake(*pruned, cwd=work)
+    for target in PRUNED_SEARCHES:
+        assert (work / target).read_bytes() == (runs["uninterrupted"] / target).read_bytes(), target
+    rs = read_csv(work / PRUNED_SEARCHES[1])
+    assert {row["source"] for row in rs} == {"random", "promoted"}
+    assert {row["status"] for row in rs} >= {"promoted"}
+    assert all(int(row["epochs"]) < 2 for row in rs if row["status"] in ("stopped", "promoted"))

@@ -27,11 +27,18 @@ def smoke() -> dict:
 
 def test_proposals_of_the_thesis_searches(thesis):
     bo = thesis["search"]["bo"]
-    assert plan.iterations(thesis, "PBLF-BO") == 1 + bo["iterations"]
-    assert plan.iterations(thesis, "PBLF-RS") == 1
+    assert plan.iterations(thesis, "PBLF-BO", 20) == 1 + bo["iterations"]
+    assert plan.iterations(thesis, "PBLF-RS", 20) == 1
     assert plan.proposal_sizes(thesis, "PBLF-BO", 0) == (0, bo["initial"])
     assert plan.proposal_sizes(thesis, "PBLF-BO", 5) == (bo["n_acq"], bo["n_random"])
     assert plan.proposal_sizes(thesis, "PBLF-RS", 0) == (0, thesis["search"]["rs"]["samples"])
+
+
+def test_with_pruning_random_search_is_one_iteration_per_rung_of_successive_halving(thesis):
+    pruned = validate({**thesis, "search": {**thesis["search"], "pruning": {"enabled": True}}})
+    # rungs 1/9 and 1/3 of the budget: 100 epochs stop at 11 and 33, 20 epochs at 2 and 7, 2 epochs at 1 (once)
+    assert plan.iterations(pruned, "PBLF-RS", 100) == 3 and plan.iterations(pruned, "PBLF-RS", 2) == 2
+    assert plan.iterations(pruned, "PBLF-BO", 100) == plan.iterations(thesis, "PBLF-BO", 100)
 
 
 def test_proposal_seeds_differ_per_search_and_iteration(thesis):
@@ -77,7 +84,7 @@ def test_final_outputs_of_the_thesis_config(thesis):
     outputs = plan.final_outputs(thesis, L)
     assert L.table("table_6_2", "tex") in outputs and L.trials() in outputs
     assert {L.figure(f, "png") for f in ("6.1", "6.2", "6.3", "6.4", "C.1", "C.4")} <= set(outputs)
-    one_budget = validate({**thesis, "budgets": [100]})
+    one_budget = validate({**thesis, "budgets": [100], "generalisation": {**thesis["generalisation"], "from_budget": 100}})
     assert L.figure("6.2", "png") not in plan.final_outputs(one_budget, L)
     assert plan.curve_budget(thesis, "6.1") == 20 and plan.curve_budget(thesis, "6.2") == 100
 
@@ -86,3 +93,32 @@ def test_training_resources_grow_with_the_budget(thesis):
     res = thesis["resources"]
     assert plan.train_resources(thesis, 100)["runtime"] == round(res["minutes_overhead"] + 100 * res["minutes_per_epoch"])
     assert plan.train_resources(thesis, 1)["gpu"] == res["gpu"]
+
+
+def test_the_thesis_run_costs_what_the_thesis_protocol_says(thesis):
+    costs = {(c.stage, c.detail): c for c in plan.stage_costs(thesis)}
+    bo100 = costs["search", "PBLF-BO, 100 epochs"]
+    assert (bo100.runs, bo100.epochs, bo100.chain) == (120, 12_000, 101 * 100)
+    assert costs["search", "PBLF-RS, 20 epochs"].epochs == 100 * 20
+    assert costs["repeats", "30 runs"].epochs == 5 * 3 * (20 + 100)
+    assert costs["convergence", "3 runs"].epochs == 3 * 600
+    assert costs["generalisation", "48 runs"].epochs == 3 * 4 * 2 * 2 * 20
+    assert plan.critical_epochs(thesis) == 101 * 100 + 600  # BO at 100 epochs, then the 600-epoch reruns
+
+
+def test_pruning_costs_are_successive_halving_exact_and_the_median_rule_expected(thesis):
+    pruned = validate({**thesis, "search": {**thesis["search"], "pruning": {"enabled": True}}})
+    rs = plan.search_cost(pruned, 100, "PBLF-RS")
+    # 100 candidates to epoch 11, the best 34 to 33, the best 12 to 100: 66 x 11 + 22 x 33 + 12 x 100
+    assert (rs.runs, rs.epochs) == (146, 66 * 11 + 22 * 33 + 12 * 100)
+    bo = plan.search_cost(pruned, 100, "PBLF-BO")
+    # 20 initial runs in full; each later run: 11 + (33 - 11) / 2 + (100 - 33) / 4 epochs to expect
+    assert bo.epochs == 12_000 and bo.expected == pytest.approx(20 * 100 + 100 * (11 + 22 / 2 + 67 / 4))
+
+
+def test_plan_prints_wall_times(thesis, capsys):
+    plan.stage_plan([ROOT / "config.yaml"], gpus=8, seconds_per_epoch=55)
+    out = capsys.readouterr().out
+    assert "total" in out and "30,960" in out and "on 8 GPUs" in out and "days" in out
+    plan.stage_plan([ROOT / "config.yaml"])
+    assert "give --seconds-per-epoch" in capsys.readouterr().out

@@ -29,7 +29,7 @@ from typing import Any
 from pblf.errors import EXIT_USER_ERROR, ConfigError, OutputError, UserError
 from pblf.files import IOLog, ensure_writable, track
 from pblf.layout import RunId
-from pblf.names import FIGURES, METHODS, RUN_KINDS, SEARCH_METHODS
+from pblf.names import FIGURES, LR_SCALINGS, METHODS, RUN_KINDS, SEARCH_METHODS
 from pblf.provenance import STORE, Outcome, now, write_records
 
 
@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-device-check", dest="device_check", action="store_false",
                    help="skip the check that device: cuda has a GPU (on a login node that submits to GPU nodes)")
 
+    p = add("plan", "pblf.plan:stage_plan",
+            "what a config trains (runs, epochs, with pruning what to expect) and how long it takes on G GPUs",
+            writes=False)
+    _add_config(p)
+    p.add_argument("--gpus", type=int, default=1, help="GPUs working in parallel (default 1)")
+    p.add_argument("--seconds-per-epoch", type=float,
+                   help="seconds of one training epoch on one GPU (default: measured by benchmarks/bench_train.py "
+                        "--device cuda, for the network it measures)")
+
     p = add("split", "pblf.data:stage_split", "read the data set and write the train/validation split record")
     _add_config(p)
     _add_out(p, "split.json")
@@ -78,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, help="the method the run belongs to")
     p.add_argument("--iteration", type=int, help="a search run's iteration")
     p.add_argument("--index", type=int, help="a search run's candidate in its proposal")
+    p.add_argument("--batch-size", type=int, help="a generalisation run's batch size")
+    p.add_argument("--lr-scaling", choices=LR_SCALINGS, help="a generalisation run's learning rate: fixed or linear")
     p.add_argument("--split", type=Path, help="split record from `pblf split` (default: made from the config)")
+    p.add_argument("--resume-from", type=Path, metavar="DIR",
+                   help="the run folder this run continues (successive halving's promotion of a stopped run)")
 
     p = add("propose", "pblf.propose:stage_propose",
             "propose the candidates of one search iteration (random, GP-UCB or EI, as the config says)")
@@ -112,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the searches' evaluations.csv, for what each search cost")
     _add_out(p, "trials.csv")
 
+    p = add("generalisation", "pblf.generalisation:stage_generalisation",
+            "gather the generalisation runs into runs.csv and their table")
+    p.add_argument("--metrics", nargs="+", required=True, type=Path, help="the generalisation runs' metrics.json")
+    _add_out(p, "runs.csv and generalisation.{csv,md,tex}")
+
     p = add("tables", "pblf.tables:stage_tables", "Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from a trials file")
     p.add_argument("--trials", required=True, type=Path,
                    help="CSV: budget_epochs, method, seed, test_top1, val_top1, w1, w2, b1, b2, mode")
@@ -121,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("figure", choices=FIGURES, help="the figure's id")
     p.add_argument("--inputs", nargs="+", required=True, type=Path,
                    help="6.1/6.2/6.4: metrics.json of the runs; 6.3: evaluations.csv of the searches; "
-                        "C.1-C.3: the trajectory CSV; C.4: velocity.csv")
+                        "C.1-C.3: the trajectory CSV; C.4: velocity.csv; generalisation: its runs.csv")
     _add_config(p, required=False)
     _add_out(p, "figure_<id>.png and .pdf")
 
@@ -153,7 +171,8 @@ def _arguments(stage, args: argparse.Namespace) -> dict[str, Any]:
     for name in inspect.signature(stage).parameters:
         if name == "run":
             try:
-                kwargs[name] = RunId(args.kind, args.budget, args.seed, args.method, args.iteration, args.index)
+                kwargs[name] = RunId(args.kind, args.budget, args.seed, args.method, args.iteration, args.index,
+                                     args.batch_size, args.lr_scaling)
             except ValueError as err:
                 raise ConfigError(f"--kind {args.kind}: {err}") from None
         elif name in values:

@@ -22,7 +22,7 @@ from pblf.candidate import Candidate, read_proposal
 from pblf.errors import InputError
 from pblf.files import read_json, write_csv
 from pblf.layout import EVALUATIONS, HISTORY, TRIALS, RunId
-from pblf.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, PROPOSERS, TRIALS_COLUMNS, places_text
+from pblf.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, PROMOTED, PROPOSERS, TRIALS_COLUMNS, places_text
 from pblf.provenance import Outcome
 from pblf.select import read_evaluations
 
@@ -58,9 +58,12 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
         searches.add((run.budget, run.method))
     if len(searches) > 1:
         raise InputError(f"the runs belong to several searches (budget, method): {sorted(searches)}")
+    entries = [read_proposal(proposal) for proposal in proposals]
+    continued = {(entry["resume"]["iteration"], entry["resume"]["index"])
+                 for batch in entries for entry in batch if "resume" in entry}
     rows = []
-    for iteration, proposal in enumerate(proposals):
-        for index, entry in enumerate(read_proposal(proposal)):
+    for iteration, (proposal, batch) in enumerate(zip(proposals, entries)):
+        for index, entry in enumerate(batch):
             if (iteration, index) not in runs:
                 raise InputError(f"candidate {index} of {proposal} (iteration {iteration}) has no finished run "
                                  "among the metrics given")
@@ -76,11 +79,12 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
                 "source": entry.get("source", ""),
                 "replaced": entry.get("replaced", ""),
                 **trained.to_dict(),
-                "status": result["status"],
-                "epochs": epochs_trained(result),
+                "status": PROMOTED if (iteration, index) in continued else result["status"],
+                "epochs": epoch_reached(result),
                 "val_top1": result["val_top1"],
                 "test_top1": result["test_top1"],
                 "run": str(path.parent),
+                "val_curve": " ".join(str(row["val_top1"]) for row in result["epochs"]),
             })
     if runs:
         extra = ", ".join(str(path) for path, _, _ in runs.values())
@@ -88,17 +92,23 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
     return rows
 
 
-def epochs_trained(metrics: dict[str, Any]) -> int:
-    """The epochs a run cost: its completed epochs, plus the one a diverged run stopped in."""
+def epoch_reached(metrics: dict[str, Any]) -> int:
+    """The epoch a run reached: its completed epochs (those it continued from included), plus the one a diverged
+    run stopped in."""
     return len(metrics["epochs"]) + (metrics["status"] == "diverged")
 
 
 def search_cost(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], tuple[int, int]]:
-    """(candidates trained, epochs spent) of each search (budget, method) in ``evaluations``."""
+    """(candidates trained, epochs spent) of each search (budget, method) in ``evaluations``. A candidate's runs
+    continue one another (successive halving), so the epochs spent on it are the furthest epoch it reached."""
     cost = {}
     for path in evaluations:
         rows = read_evaluations(path)
-        cost[rows[0]["budget_epochs"], rows[0]["method"]] = (len(rows), sum(row["epochs"] for row in rows))
+        reached: dict[str, int] = {}
+        for row in rows:
+            key = Candidate.from_dict(row).key
+            reached[key] = max(reached.get(key, 0), row["epochs"])
+        cost[rows[0]["budget_epochs"], rows[0]["method"]] = (len(reached), sum(reached.values()))
     return cost
 
 

@@ -164,6 +164,11 @@ def _non_finite(value: Any, key: str = "") -> list[str]:
     return []
 
 
+def train_seed_in(config: dict[str, Any], seeds: list[int]) -> bool:
+    """Whether ``seeds`` contain the search's training seed: a retrain with it would be a search run itself."""
+    return config["search"]["train_seed"] in seeds
+
+
 def _check_cross_keys(config: dict[str, Any]) -> list[str]:
     """Rules a JSON schema cannot state: relations between keys."""
     problems = []
@@ -178,11 +183,21 @@ def _check_cross_keys(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"config key convergence.from_budget: {conv['from_budget']} is not one of budgets {config['budgets']}"
         )
+    general = config["generalisation"]
+    if general["enabled"] and general["methods"] and general["from_budget"] not in config["budgets"]:
+        problems.append(f"config key generalisation.from_budget: {general['from_budget']} is not one of budgets "
+                        f"{config['budgets']}")
+    if general["enabled"] and train_seed_in(config, general["seeds"]):
+        problems.append(f"config key generalisation.seeds: {general['seeds']} contains search.train_seed "
+                        f"{config['search']['train_seed']}; use seeds without it, as for the repeats")
+    rungs = config["search"]["pruning"]["rungs"]
+    if rungs != sorted(set(rungs)):
+        problems.append(f"config key search.pruning.rungs: {rungs} must be strictly increasing")
     milestones = config["train"]["lr_milestones"]
     if milestones != sorted(set(milestones)):
         problems.append(f"config key train.lr_milestones: {milestones} must be strictly increasing")
     train_seed = config["search"]["train_seed"]
-    if train_seed in config["repeats"]["seeds"]:
+    if train_seed_in(config, config["repeats"]["seeds"]):
         problems.append(
             f"config key repeats.seeds: {config['repeats']['seeds']} contains search.train_seed {train_seed}; the "
             "repeat with that seed would be the search's winning run itself (winner's curse): choose seeds without it"

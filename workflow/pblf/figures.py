@@ -44,7 +44,7 @@ from pblf import plotting
 from pblf.candidate import Candidate
 from pblf.errors import InputError
 from pblf.files import read_json
-from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, SEARCH_METHODS, figure_stem
+from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SEARCH_METHODS, figure_stem
 from pblf.provenance import Outcome
 from pblf.select import read_evaluations, select_best
 
@@ -329,7 +329,7 @@ def chosen_candidate(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
 
 def _search_row(row: Mapping[str, Any], key: tuple[int, str]) -> dict[str, Any]:
     status = row.get("status", "ok")
-    if status not in FINISHED_STATUSES:
+    if status not in (*FINISHED_STATUSES, PROMOTED):
         raise InputError(f"search {key}: candidate {row.get('iteration')}/{row.get('index')} has status {status!r}")
     return dict(row)
 
@@ -352,7 +352,8 @@ def _check_searches(searches: Mapping[tuple[int, str], Sequence[Mapping[str, Any
                                  f"budget or for this method)")
             if not normalised[key]:
                 raise InputError(f"search {method} at budget {budget} is empty: no evaluated candidates")
-            rows = [_search_row(row, key) for row in normalised[key]]
+            # one point per candidate: a run that a later rung continued (successive halving) is drawn as that run
+            rows = [_search_row(row, key) for row in normalised[key] if row.get("status") != PROMOTED]
             panels[key] = _evaluation_order(rows)
     return budgets, methods, panels
 
@@ -389,20 +390,20 @@ def draw_search_scatter(
         xy = coordinates[start:start + len(rows)]
         values = top1[start:start + len(rows)]
         start += len(rows)
-        diverged = np.array([row.get("status", "ok") == "diverged" for row in rows])
-        common = {"c": None, "cmap": SCATTER_CMAP, "vmin": vmin, "vmax": vmax}
-        mappable = ax.scatter(xy[~diverged, 0], xy[~diverged, 1], **{**common, "c": values[~diverged]}, s=30,
-                              edgecolors="0.25", linewidths=0.4, zorder=3)
-        if diverged.any():
-            ax.scatter(xy[diverged, 0], xy[diverged, 1], **{**common, "c": values[diverged]}, marker="X", s=45,
-                       edgecolors="0.25", linewidths=0.4, zorder=3)
+        status = np.array([row.get("status", "ok") for row in rows])
+        common = {"cmap": SCATTER_CMAP, "vmin": vmin, "vmax": vmax, "edgecolors": "0.25", "linewidths": 0.4,
+                  "zorder": 3}
+        for marker, size, kind in (("o", 30, "ok"), ("X", 45, "diverged"), ("v", 36, "stopped")):
+            drawn = status == kind
+            if drawn.any():
+                mappable = ax.scatter(xy[drawn, 0], xy[drawn, 1], c=values[drawn], marker=marker, s=size, **common)
         best = chosen_candidate(rows)
         best_index = next(i for i, row in enumerate(rows) if row is best)
         ax.scatter(xy[best_index, 0], xy[best_index, 1], marker="*", s=260, c=[values[best_index]], cmap=SCATTER_CMAP,
                    vmin=vmin, vmax=vmax, edgecolors="black", linewidths=1.3, zorder=4)
         budget, method = key
-        n_div = int(diverged.sum())
-        extra = f", {n_div} diverged" if n_div else ""
+        extra = "".join(f", {int((status == kind).sum())} {kind}" for kind in ("diverged", "stopped")
+                        if (status == kind).any())
         ax.set_title(f"{method}, budget {_epochs_text(budget)} ({len(rows)} candidates{extra})")
         ax.set_xlabel(f"PC 1 ({100 * ratios[0]:.0f} %)")
         ax.set_ylabel(f"PC 2 ({100 * ratios[1]:.0f} %)")
@@ -417,6 +418,9 @@ def draw_search_scatter(
     if any(row.get("status", "ok") == "diverged" for row in all_rows):
         handles.append(Line2D([], [], marker="X", color="0.6", markeredgecolor="0.25", linestyle="none",
                               label="diverged candidate"))
+    if any(row.get("status", "ok") == "stopped" for row in all_rows):
+        handles.append(Line2D([], [], marker="v", color="0.6", markeredgecolor="0.25", linestyle="none",
+                              label="stopped early (low fidelity; Top-1 at its last epoch)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize="small")
     prefix = f"Figure {figure_id}: " if figure_id else ""
     fig.suptitle(f"{prefix}sampled candidates in 2 principal components of (w1, w2, b1, b2, mode bits), "
@@ -496,7 +500,7 @@ def stage_figure(figure: str, inputs: list[Path], out: Path, config: list[Path] 
 
     Inputs by figure: 6.1 and 6.2, the repeat runs' ``metrics.json`` of one budget; 6.3, the searches'
     ``evaluations.csv``; 6.4, the convergence runs' ``metrics.json``; C.1-C.3, a trajectory CSV and the config it
-    was written with; C.4, ``velocity.csv``."""
+    was written with; C.4, ``velocity.csv``; generalisation, ``generalisation/runs.csv``."""
     stem = Path(out) / figure_stem(figure)
     if figure in ("6.1", "6.2"):
         metrics = load_metrics(inputs)
@@ -512,6 +516,12 @@ def stage_figure(figure: str, inputs: list[Path], out: Path, config: list[Path] 
         _one_budget(metrics, figure)
         paths = draw_convergence({method: runs[0] for method, runs in _by_method(metrics).items()}, stem,
                                  figure_id=figure)
+    elif figure == "generalisation":
+        from pblf.generalisation import draw
+
+        if len(inputs) != 1:
+            raise InputError(f"the generalisation figure is drawn from runs.csv, got {len(inputs)} inputs")
+        paths = draw(inputs[0], stem)
     else:
         from pblf.figures_c import stage_figure_c
 

@@ -119,6 +119,15 @@ def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], path: str 
 # ------------------------------------------------------------------------------------------------------- reading
 
 
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of an input file (a checkpoint a run continues from, say); a missing file is an InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist")
+    note_input(path)
+    return path.read_bytes()
+
+
 def read_text(path: str | Path) -> str:
     """The text of an input file; a missing or undecodable file is an InputError that names it."""
     path = Path(path)

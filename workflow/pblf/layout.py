@@ -17,6 +17,9 @@ Results layout (``results/`` by default; ``logs/`` mirrors it with one ``.log`` 
     runs/search/b<B>/<method>/i<III>/c<JJ>/      one search run: metrics.json, checkpoint.pt
     runs/repeats/b<B>/<method>/s<S>/             the chosen candidate retrained with repeat seed S
     runs/convergence/<method>/s<S>/              the long reruns (Figure 6.4)
+    runs/generalisation/b<B>/<method>/bs<N>/<fixed|linear>/s<S>/   the chosen candidates at other batch sizes
+    generalisation/runs.csv                      one row per generalisation run (as tables/trials.csv for repeats)
+    generalisation/generalisation.{csv,md,tex}   Top-1 and diverged runs per method, batch size and lr scaling
     tables/trials.csv                            one row per repeat (SPEC section 3); every table is made from it
     tables/<table>.{csv,md,tex}                  Tables 6.2, B.1, B.2
     trajectories/figure_C_<N>.csv, velocity.csv  Appendix C
@@ -28,10 +31,10 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from pblf.names import RUN_KINDS, figure_stem
+from pblf.names import LR_SCALINGS, RUN_KINDS, figure_stem
 
 #: The names of the files a stage writes into its ``--out`` folder (``pblf <command> --out DIR``).
 SPLIT = "split.json"
@@ -40,6 +43,8 @@ PROPOSAL = "proposal.json"
 EVALUATIONS = "evaluations.csv"
 TRIALS = "trials.csv"
 VELOCITY = "velocity.csv"
+GENERALISATION_RUNS = "runs.csv"
+GENERALISATION = "generalisation"
 METRICS = "metrics.json"
 CHECKPOINT = "checkpoint.pt"
 
@@ -107,6 +112,8 @@ TEMPLATES: dict[str, Template] = {name: Template(text) for name, text in {
     "figure": "figures/{stem}.{format}",
     "trajectory": "trajectories/{stem}.csv",
     "velocity": f"trajectories/{VELOCITY}",
+    "generalisation_runs": f"generalisation/{GENERALISATION_RUNS}",
+    "generalisation_table": f"generalisation/{GENERALISATION}.{{format}}",
 }.items()}
 
 #: A run's folder under ``runs/``, per kind (manual runs live wherever ``pblf train --out`` puts them).
@@ -114,15 +121,17 @@ RUN_TEMPLATES: dict[str, Template] = {kind: Template(text) for kind, text in {
     "search": "search/b{budget}/{method}/i{iteration:03d}/c{index:02d}",
     "repeat": "repeats/b{budget}/{method}/s{seed}",
     "convergence": "convergence/{method}/s{seed}",
+    "generalisation": "generalisation/b{budget}/{method}/bs{batch_size}/{lr_scaling}/s{seed}",
 }.items()}
 
 #: Snakemake's constraint for the training rule's ``run`` wildcard: a folder under one of the kinds' roots.
-RUN_WILDCARD = "(?:search|repeats|convergence)/.+"
+RUN_WILDCARD = "(?:search|repeats|convergence|generalisation)/.+"
 
 
 @dataclass(frozen=True)
 class RunId:
-    """Who a training run is: its kind, method, budget and seed, and for a search run its iteration and index.
+    """Who a training run is: its kind, method, budget and seed, for a search run its iteration and index, and for
+    a generalisation run the batch size it trains with and how its learning rate follows it.
 
     Every run records this in its ``metrics.json`` (``run``), so collection, selection, tables, figures and the
     audit never have to read it from a folder name."""
@@ -133,6 +142,8 @@ class RunId:
     method: str | None = None
     iteration: int | None = None
     index: int | None = None
+    batch_size: int | None = None
+    lr_scaling: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in RUN_KINDS:
@@ -144,13 +155,19 @@ class RunId:
             raise ValueError(f"a {self.kind} run takes an iteration and an index only if it is a search run")
         if self.kind != "manual" and not self.method:
             raise ValueError(f"a {self.kind} run needs a method")
+        varied = self.batch_size is not None and self.lr_scaling is not None
+        if (self.kind == "generalisation") != varied or (self.batch_size is None) != (self.lr_scaling is None):
+            raise ValueError(f"a {self.kind} run takes a batch size and an lr scaling only if it is a generalisation "
+                             "run")
+        if self.lr_scaling not in (None, *LR_SCALINGS):
+            raise ValueError(f"lr scaling {self.lr_scaling!r} must be one of {', '.join(LR_SCALINGS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunId":
-        return cls(**{key: data.get(key) for key in ("kind", "budget", "seed", "method", "iteration", "index")})
+        return cls(**{field.name: data.get(field.name) for field in fields(cls)})
 
     @property
     def folder(self) -> str:
@@ -211,6 +228,12 @@ class Layout:
     def velocity(self) -> str:
         return self._path("velocity")
 
+    def generalisation_runs(self) -> str:
+        return self._path("generalisation_runs")
+
+    def generalisation_table(self, fmt: str) -> str:
+        return self._path("generalisation_table", format=fmt)
+
     def run(self, run: RunId | str) -> str:
         """A run's folder: from its identity, or from the training rule's ``run`` wildcard."""
         return f"{self.results}/runs/{run if isinstance(run, str) else run.folder}"
@@ -235,10 +258,10 @@ class Layout:
             parts = template.parse(folder)
             if parts is None:
                 continue
-            fields: dict[str, Any] = {"kind": kind, "method": parts["method"]}
-            fields.update({key: int(value) for key, value in parts.items() if key != "method"})
-            fields.setdefault("seed", search_seed)
-            fields.setdefault("budget", convergence_budget)
-            return RunId(**fields)
+            values: dict[str, Any] = {"kind": kind}
+            values.update({key: value if key in ("method", "lr_scaling") else int(value) for key, value in parts.items()})
+            values.setdefault("seed", search_seed)
+            values.setdefault("budget", convergence_budget)
+            return RunId(**values)
         shapes = ", ".join(t.text for t in RUN_TEMPLATES.values())
         raise ValueError(f"{folder!r} is not a run folder of the results layout ({shapes})")

@@ -28,9 +28,17 @@ SEARCH_METHODS: tuple[str, ...] = tuple(PROPOSERS)
 # ---------------------------------------------------------------------------------------------------------- runs
 
 #: The kinds of training run; ``manual`` is a run started by hand with ``pblf train``, outside any stage.
-RUN_KINDS: tuple[str, ...] = ("search", "repeat", "convergence", "manual")
-#: The statuses a finished run can have: ``diverged`` when its loss became non-finite (a result, not a failure).
-FINISHED_STATUSES: tuple[str, ...] = ("ok", "diverged")
+RUN_KINDS: tuple[str, ...] = ("search", "repeat", "convergence", "generalisation", "manual")
+#: How a generalisation run's learning rate follows its batch size: kept as configured, or scaled in proportion
+#: (the linear scaling rule of Goyal et al. 2017).
+LR_SCALINGS: tuple[str, ...] = ("fixed", "linear")
+#: The statuses a finished run can have: ``diverged`` when its loss became non-finite (a result, not a failure),
+#: ``stopped`` when low-fidelity search stopped it short of its budget (:mod:`pblf.prune`).
+FINISHED_STATUSES: tuple[str, ...] = ("ok", "diverged", "stopped")
+#: The statuses of runs that trained their whole budget (or tried to): the only ones a search chooses from.
+FULL_BUDGET_STATUSES: tuple[str, ...] = ("ok", "diverged")
+#: A search's evaluation whose run stopped at a rung and was continued by a later iteration (successive halving).
+PROMOTED = "promoted"
 
 # ------------------------------------------------------------------------------------------- the meta-network
 
@@ -51,7 +59,7 @@ def places_text() -> str:
 TABLES: tuple[str, ...] = ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
 TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
 #: The figures of the thesis, by id ("6.1"); a figure's file stem is :func:`figure_stem` of its id.
-FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4")
+FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4", "generalisation")
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 
 
@@ -67,11 +75,15 @@ def figure_stem(figure: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------- CSV columns
 
-#: ``search/.../i<III>/history.csv``: what the proposer of an iteration reads.
-HISTORY_COLUMNS: tuple[str, ...] = (*PHI_NAMES, "mode", "val_top1")
+#: ``search/.../i<III>/history.csv``: what the proposer of an iteration reads. The GP needs the candidate and its
+#: Top-1 validation (the required columns); low-fidelity search also reads which run it was, its status and its
+#: validation curve (one number per epoch, space-separated).
+HISTORY_REQUIRED: tuple[str, ...] = (*PHI_NAMES, "mode", "val_top1")
+HISTORY_COLUMNS: tuple[str, ...] = ("iteration", "index", *HISTORY_REQUIRED, "status", "val_curve")
 #: ``search/.../evaluations.csv``: every candidate a search evaluated, in order, with its run's identity.
-#: ``source`` is ucb, ei or random; ``replaced`` says when an acquisition candidate replaced a too-close maximiser
-#: (next-best, random); ``epochs`` is what the run trained (a diverged run's last, partial epoch included).
+#: ``source`` is ucb, ei, random or promoted; ``replaced`` says when an acquisition candidate replaced a too-close
+#: maximiser (next-best, random); ``status`` is a run's, or ``promoted`` when a later iteration continued it;
+#: ``epochs`` is the epoch the run reached (a diverged run's last, partial epoch included; a stopped run's rung).
 EVALUATION_COLUMNS: tuple[str, ...] = (
     "budget_epochs", "method", "iteration", "index", "source", "replaced", *PHI_NAMES, "mode", "status", "epochs",
     "val_top1", "test_top1", "run",

@@ -7,19 +7,31 @@ decided here, where it can be tested without Snakemake. Paths come from :mod:`pb
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pblf.candidate import read_proposal
+from pblf.config import load_config
+from pblf.errors import ConfigError
 from pblf.layout import Layout, RunId
 from pblf.names import FIGURE_FORMATS, METHODS, PROPOSERS, TABLE_FORMATS, TABLES
+from pblf.prune import rs_batch_sizes, rs_rungs, rung_epochs
 from pblf.seeding import derive_seed
+
+#: Where the benchmarks write what they measured (benchmarks/results in the checkout).
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 # ------------------------------------------------------------------------------------------------------ search
 
 
-def iterations(config: dict[str, Any], method: str) -> int:
-    """How many proposals a search makes: BO its initial batch plus one per iteration, RS a single batch."""
-    return 1 + config["search"]["bo"]["iterations"] if PROPOSERS[method] == "bo" else 1
+def iterations(config: dict[str, Any], method: str, budget: int) -> int:
+    """How many proposals a search makes: BO its initial batch plus one per iteration; RS a single batch, or with
+    pruning one per rung of successive halving and one to the full budget."""
+    if PROPOSERS[method] == "bo":
+        return 1 + config["search"]["bo"]["iterations"]
+    return 1 + len(rs_rungs(int(budget), config["search"]["pruning"]))
 
 
 def proposal_sizes(config: dict[str, Any], method: str, iteration: int) -> tuple[int, int]:
@@ -53,6 +65,17 @@ def repeat_runs(config: dict[str, Any], budget: int | None = None) -> list[RunId
     return [RunId("repeat", b, s, m) for b in budgets for m in METHODS for s in config["repeats"]["seeds"]]
 
 
+def generalisation_runs(config: dict[str, Any]) -> list[RunId]:
+    """The chosen candidates of the ``generalisation.from_budget`` searches and Standard, at every batch size and lr
+    scaling, with every seed."""
+    general = config["generalisation"]
+    if not general["enabled"]:
+        return []
+    return [RunId("generalisation", general["from_budget"], seed, method, batch_size=batch, lr_scaling=scaling)
+            for method in general["methods"] for batch in general["batch_sizes"] for scaling in general["lr_scaling"]
+            for seed in general["seeds"]]
+
+
 def convergence_runs(config: dict[str, Any]) -> list[RunId]:
     conv = config["convergence"]
     if not conv["enabled"]:
@@ -68,13 +91,21 @@ def run_id(config: dict[str, Any], folder: str) -> RunId:
     return Layout.parse_run(folder, config["search"]["train_seed"], config["convergence"]["epochs"])
 
 
+def resume_source(layout: Layout, run: RunId, proposal: str) -> str | None:
+    """The run folder a search run continues (its proposal entry's ``resume``: successive halving), or None."""
+    if run.kind != "search":
+        return None
+    resume = read_proposal(proposal)[run.index].get("resume")
+    return layout.run(RunId("search", run.budget, run.seed, run.method, **resume)) if resume else None
+
+
 def candidate_source(config: dict[str, Any], layout: Layout, run: RunId) -> str:
     """The file that holds the candidate ``run`` trains: its proposal for a search run, otherwise the selection
     of its budget (the convergence reruns take the selection of ``convergence.from_budget``)."""
     if run.kind == "search":
         return layout.proposal(run.budget, run.method, run.iteration)
     budget = config["convergence"]["from_budget"] if run.kind == "convergence" else run.budget
-    return layout.selection(budget, run.method)
+    return layout.selection(budget, run.method)  # a generalisation run's budget is its from_budget
 
 
 def train_resources(config: dict[str, Any], budget: int) -> dict[str, int]:
@@ -94,12 +125,15 @@ def curve_budget(config: dict[str, Any], figure: str) -> int:
 
 
 def figures(config: dict[str, Any]) -> list[str]:
-    """The figures a config produces: 6.2 needs a second budget, 6.4 the convergence reruns."""
+    """The figures a config produces: 6.2 needs a second budget, 6.4 the convergence reruns, the generalisation
+    figure its stage."""
     ids = ["6.1", "6.3", "C.1", "C.2", "C.3", "C.4"]
     if len(config["budgets"]) > 1:
         ids.append("6.2")
     if convergence_runs(config):
         ids.append("6.4")
+    if generalisation_runs(config):
+        ids.append("generalisation")
     return sorted(ids)
 
 
@@ -108,4 +142,121 @@ def final_outputs(config: dict[str, Any], layout: Layout) -> list[str]:
     outputs = [layout.trials(), layout.velocity()]
     outputs += [layout.table(name, fmt) for name in TABLES for fmt in TABLE_FORMATS]
     outputs += [layout.figure(figure, fmt) for figure in figures(config) for fmt in FIGURE_FORMATS]
+    if generalisation_runs(config):
+        outputs += [layout.generalisation_table(fmt) for fmt in TABLE_FORMATS]
     return outputs
+
+
+# ---------------------------------------------------------------------------------------------------- the cost
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """What one part of a run of the pipeline trains: its training runs (jobs), the epochs they train at most and,
+    with pruning, the epochs to expect, and the longest chain of epochs that must run one after another."""
+
+    stage: str
+    detail: str
+    runs: int
+    epochs: int
+    expected: float
+    chain: int
+
+
+def _expected_median_rule(budget: int, rungs: list[int]) -> float:
+    """The epochs to expect of a PBLF-BO run under the median stopping rule: it stops below the median of the
+    completed runs, so about half of the runs that reach a rung stop there (the rule's premise)."""
+    ends = [*rungs, budget]
+    return ends[0] + sum((ends[k + 1] - ends[k]) / 2 ** (k + 1) for k in range(len(ends) - 1))
+
+
+def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
+    """What one search costs: PBLF-BO's initial batch plus its iterations, PBLF-RS's batch (by rungs, pruned)."""
+    pruning = config["search"]["pruning"]
+    rungs = rung_epochs(budget, pruning["rungs"]) if pruning["enabled"] else []
+    if PROPOSERS[method] == "rs":
+        sizes = rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], len(rungs))
+        ends = [*rungs, budget]
+        epochs = sum((sizes[k] - (sizes[k + 1] if k + 1 < len(sizes) else 0)) * ends[k] for k in range(len(sizes)))
+        return StageCost("search", f"{method}, {budget} epochs", sum(sizes), epochs, epochs, budget)
+    bo = config["search"]["bo"]
+    initial, later = bo["initial"], bo["iterations"] * (bo["n_acq"] + bo["n_random"])
+    expected = initial * budget + later * (_expected_median_rule(budget, rungs) if rungs else budget)
+    return StageCost("search", f"{method}, {budget} epochs", initial + later, (initial + later) * budget, expected,
+                     (1 + bo["iterations"]) * budget)
+
+
+def stage_costs(config: dict[str, Any]) -> list[StageCost]:
+    """Every part of the pipeline that trains, per search and per stage after the searches."""
+    costs = [search_cost(config, budget, method) for budget in sorted(config["budgets"]) for method in PROPOSERS]
+    for kind, runs in (("repeats", repeat_runs(config)), ("convergence", convergence_runs(config)),
+                       ("generalisation", generalisation_runs(config))):
+        epochs = sum(run.budget for run in runs)
+        costs.append(StageCost(kind, f"{len(runs)} runs", len(runs), epochs, epochs,
+                               max((run.budget for run in runs), default=0)))
+    return costs
+
+
+def critical_epochs(config: dict[str, Any]) -> int:
+    """The longest chain of epochs that must train one after another, however many GPUs: a budget's PBLF-BO
+    iterations, then the repeats (or convergence, or generalisation) of the candidate it chose."""
+    bo = {cost.detail: cost.chain for cost in stage_costs(config) if cost.stage == "search"}
+    chain = lambda budget: bo[f"PBLF-BO, {budget} epochs"]  # noqa: E731
+    paths = [chain(budget) + budget for budget in config["budgets"]]
+    if convergence_runs(config):
+        paths.append(chain(config["convergence"]["from_budget"]) + config["convergence"]["epochs"])
+    if generalisation_runs(config):
+        paths.append(chain(config["generalisation"]["from_budget"]) + config["generalisation"]["from_budget"])
+    return max(paths)
+
+
+def measured_seconds_per_epoch(config: dict[str, Any], results: Path = BENCHMARKS) -> float | None:
+    """Seconds per epoch of WRN-16-2 on CIFAR-10 as measured on a GPU by benchmarks/bench_train.py (the variant the
+    config trains with), or None when there is no such measurement or the config trains something else."""
+    path = results / "cuda-bench_train.json"
+    model, data = config["model"], config["data"]
+    if not path.is_file() or (model["depth"], model["widen_factor"], model["base_width"], data["dataset"]) != \
+            (16, 2, 16, "cifar10"):
+        return None
+    variant = f"bf16={'on' if config['train']['bf16'] else 'off'} compile={'on' if config['train']['compile'] else 'off'}"
+    row = json.loads(path.read_text()).get("epoch", {}).get(variant, {})
+    return row.get("seconds_per_epoch_with_eval")
+
+
+def _hours(epochs: float, seconds_per_epoch: float) -> str:
+    hours = epochs * seconds_per_epoch / 3600
+    return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} days"
+
+
+def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | None = None) -> None:
+    """``pblf plan``: print what a config trains (runs, epochs, with pruning the epochs to expect) and how long it
+    takes on ``gpus`` GPUs at ``seconds_per_epoch`` (measured by the GPU benchmark where there is one)."""
+    cfg = load_config(config)
+    if gpus < 1 or (seconds_per_epoch is not None and not seconds_per_epoch > 0):
+        raise ConfigError(f"--gpus {gpus} must be >= 1 and --seconds-per-epoch {seconds_per_epoch} > 0")
+    source = "given"
+    if seconds_per_epoch is None:
+        seconds_per_epoch, source = measured_seconds_per_epoch(cfg), "measured by benchmarks/bench_train.py"
+    costs = stage_costs(cfg)
+    pruned = cfg["search"]["pruning"]["enabled"]
+    lines = [f"{'stage':<15} {'what':<24} {'runs':>7} {'epochs':>9}" + (f" {'expected':>10}" if pruned else "")]
+    for cost in costs:
+        lines.append(f"{cost.stage:<15} {cost.detail:<24} {cost.runs:>7,} {cost.epochs:>9,}"
+                     + (f" {cost.expected:>10,.0f}" if pruned else ""))
+    total, expected = sum(c.epochs for c in costs), sum(c.expected for c in costs)
+    lines.append(f"{'total':<15} {'':<24} {sum(c.runs for c in costs):>7,} {total:>9,}"
+                 + (f" {expected:>10,.0f}" if pruned else ""))
+    if pruned:
+        lines.append("expected: successive halving's counts are exact; the median rule is expected to stop half of "
+                     "the PBLF-BO runs at each rung (its premise); benchmarks/bench_pruning.py measures it")
+    chain = critical_epochs(cfg)
+    if seconds_per_epoch is None:
+        lines.append(f"longest chain of epochs one after another: {chain:,}; give --seconds-per-epoch (or run "
+                     "benchmarks/bench_train.py --device cuda) for wall times")
+    else:
+        work = expected if pruned else total
+        wall = max(work * seconds_per_epoch / gpus, chain * seconds_per_epoch)
+        lines.append(f"at {seconds_per_epoch:g} s per epoch ({source}) on {gpus} GPU{'s' if gpus > 1 else ''}: "
+                     f"{_hours(work, seconds_per_epoch)} of GPU time; at least {_hours(wall / seconds_per_epoch, seconds_per_epoch)} "
+                     f"of wall time (the longest chain alone, {chain:,} epochs, takes {_hours(chain, seconds_per_epoch)})")
+    print("\n".join(lines))

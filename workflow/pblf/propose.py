@@ -36,9 +36,10 @@ from pblf.config import load_config, stage_config
 from pblf.errors import ConfigError, InputError
 from pblf.files import read_csv
 from pblf.layout import PROPOSAL
-from pblf.names import HISTORY_COLUMNS, PHI_NAMES, PROPOSERS
+from pblf.names import HISTORY_REQUIRED, PHI_NAMES, PROPOSERS
 from pblf.plan import proposal_seed, proposal_sizes
 from pblf.provenance import Outcome
+from pblf.prune import promote, with_fidelity
 
 log = logging.getLogger(__name__)
 
@@ -70,24 +71,29 @@ METHOD_SALT: dict[str, int] = {"bo": 1, "rs": 2}
 
 @dataclass(frozen=True)
 class Observation:
-    """An evaluated candidate and its Top-1 validation (percent); NaN when the evaluation produced no number."""
+    """An evaluated candidate and its Top-1 validation (percent); NaN when the evaluation produced no number. The
+    rest is what low-fidelity search reads: which run it was, its status, its validation curve."""
 
     candidate: Candidate
     val_top1: float
+    iteration: int | None = None
+    index: int | None = None
+    status: str = "ok"
+    curve: tuple[float, ...] = ()
 
 
 # --- files -----------------------------------------------------------------------------------------------------
 
 
 def read_history(path: str | Path) -> list[Observation]:
-    """Read the evaluated candidates from a CSV with at least the columns of :data:`pblf.names.HISTORY_COLUMNS`.
+    """Read the evaluated candidates from a CSV with at least the columns of :data:`pblf.names.HISTORY_REQUIRED`.
 
     An empty or header-only file is an empty history (the first iteration). An empty val_top1 is NaN
     (:func:`propose` ignores it for the fit but never re-proposes the candidate). Any other bad value raises
     InputError naming the file, line and column."""
     rows = read_csv(path)
     if rows:
-        missing = [name for name in HISTORY_COLUMNS if name not in rows[0]]
+        missing = [name for name in HISTORY_REQUIRED if name not in rows[0]]
         if missing:
             raise InputError(f"{path}, line 1: history lacks column(s) {', '.join(missing)}")
     return [_parse_row(row, Path(path), line) for line, row in enumerate(rows, start=2)]
@@ -107,7 +113,12 @@ def _parse_row(row: dict[str, str], path: Path, line: int) -> Observation:
         raise InputError(f"{where}, column 'val_top1': {text!r} is not a number") from None
     if text and not 0.0 <= val_top1 <= 100.0:
         raise InputError(f"{where}, column 'val_top1': {text!r} is not an accuracy in percent (0 to 100)")
-    return Observation(candidate, val_top1)
+    try:
+        run = {key: int(row[key]) if row.get(key, "") != "" else None for key in ("iteration", "index")}
+        curve = tuple(float(value) for value in (row.get("val_curve") or "").split())
+    except ValueError as err:
+        raise InputError(f"{where}: iteration, index or val_curve is not a number ({err})") from None
+    return Observation(candidate, val_top1, status=row.get("status") or "ok", curve=curve, **run)
 
 
 # --- encoding --------------------------------------------------------------------------------------------------
@@ -477,14 +488,19 @@ def stage_propose(config: list[Path], history: Path, budget: int, method: str, i
     cfg = load_config(config)
     if method not in PROPOSERS:
         raise ConfigError(f"--method {method!r}: only {', '.join(PROPOSERS)} search")
-    search = cfg["search"]
-    n_acq, n_random = proposal_sizes(cfg, method, iteration)
+    search, pruning = cfg["search"], cfg["search"]["pruning"]
     seed = proposal_seed(cfg, budget, method, iteration)
     observations = read_history(history)
-    bo = search["bo"]
-    candidates = propose(PROPOSERS[method], observations, n_acq, n_random, seed, beta=bo["beta"],
-                         acquisition=bo["acquisition"], xi=bo["xi"], phi_bound=search["phi_bound"],
-                         min_distance=bo["min_distance"])
+    if pruning["enabled"] and PROPOSERS[method] == "rs" and iteration > 0:
+        candidates = promote(observations, iteration, pruning["eta"])
+    else:
+        n_acq, n_random = proposal_sizes(cfg, method, iteration)
+        bo = search["bo"]
+        candidates = propose(PROPOSERS[method], observations, n_acq, n_random, seed, beta=bo["beta"],
+                             acquisition=bo["acquisition"], xi=bo["xi"], phi_bound=search["phi_bound"],
+                             min_distance=bo["min_distance"])
+    if pruning["enabled"]:
+        candidates = with_fidelity(candidates, method, iteration, budget, pruning, observations)
     path = write_proposal(Path(out) / PROPOSAL, candidates)
     sources = ", ".join(sorted({c["source"] + (" (replaced)" if "replaced" in c else "") for c in candidates}))
     log.info("%s at %d epochs, iteration %d: %d candidates (%s) from %d evaluated -> %s", method, budget, iteration,

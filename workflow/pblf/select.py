@@ -17,7 +17,7 @@ from pblf.config import load_config, stage_config
 from pblf.errors import InputError
 from pblf.files import read_csv, write_json
 from pblf.layout import selection_name
-from pblf.names import STANDARD
+from pblf.names import FULL_BUDGET_STATUSES, STANDARD
 from pblf.provenance import Outcome
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,11 @@ PROVENANCE_FIELDS: tuple[str, ...] = ("iteration", "index", "source", "val_top1"
 
 
 def select_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The row with the highest Top-1 validation; the earliest in ``rows`` among equals."""
+    """The row with the highest Top-1 validation among the runs that trained the full budget (a run stopped early
+    by low-fidelity search measured a lower fidelity); the earliest in ``rows`` among equals."""
+    rows = [row for row in rows if row.get("status", "ok") in FULL_BUDGET_STATUSES]
     if not rows:
-        raise InputError("no evaluated candidates to select from")
+        raise InputError("no evaluated candidate trained its full budget: nothing to select from")
     best = rows[0]
     for row in rows[1:]:
         if float(row["val_top1"]) > float(best["val_top1"]):

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 #: The fields of a trials row that Table B.1 and Table B.2 report, with the header of their average column.
 AVERAGE_HEADERS: dict[str, str] = {"test_top1": "Top-1 Avg.", "val_top1": "Top-1 Val Avg."}
 #: Decimal places in Markdown and LaTeX, per kind of number (CSV keeps every digit).
-DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4, "p": 4}
+DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4, "p": 4, "share": 2}
 #: What Markdown and LaTeX write for a statistic that too few seeds leave undefined.
 UNDEFINED = "n/a"
 #: The confidence level of the paired intervals.
@@ -379,7 +379,7 @@ def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> 
     return "\n".join(lines) + "\n"
 
 
-def _write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out_dir: Path, name: str) -> list[Path]:
+def write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out_dir: Path, name: str) -> list[Path]:
     """``name``.csv, .md and .tex in ``out_dir``."""
     keys = ["budget_epochs", "method", *(column.key for column in columns if column.in_csv)]
     return [
@@ -398,7 +398,7 @@ def write_tables(trials_path: str | Path, out_dir: str | Path) -> list[Path]:
     for name, field in (("table_B_1", "test_top1"), ("table_B_2", "val_top1")):
         table = table_b(rows, field)
         made[name] = (table, _b_columns(table, field))
-    return sorted(path for name in TABLES for path in _write_table(*made[name], out_dir, name))
+    return sorted(path for name in TABLES for path in write_table(*made[name], out_dir, name))
 
 
 def stage_tables(trials: Path, out: Path) -> Outcome:

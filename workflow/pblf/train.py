@@ -34,14 +34,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pblf.candidate import Candidate, read_candidate
+from pblf.candidate import Candidate, read_candidate, read_proposal
 from pblf.config import load_config, stage_config
 from pblf.data import DeviceSplit, Splits, load_splits, make_split, read_split
 from pblf.errors import ConfigError, DeviceError
-from pblf.files import write_bytes, write_json
+from pblf.files import read_bytes, read_json, write_bytes, write_json
 from pblf.layout import CHECKPOINT, METRICS, RunId
 from pblf.model import build_model
 from pblf.provenance import Outcome, code_fingerprint
+from pblf.prune import should_stop
 from pblf.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,27 @@ class TrainState:
     #: the batch generator's state at the start of ``epoch`` (a mid-epoch resume replays the epoch's random numbers)
     epoch_rng: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How much of its budget a run trains (low-fidelity search, :mod:`pblf.prune`): up to epoch ``until`` (a
+    successive-halving rung), and no further than a rung epoch at which its best Top-1 validation so far is below
+    ``stop_below[epoch]`` (the median stopping rule). Either way it follows the full budget's schedule, so training
+    it further later continues exactly where it stopped. The default trains the whole budget."""
+
+    until: int | None = None
+    stop_below: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def of_entry(cls, entry: dict[str, Any]) -> "Fidelity":
+        """The fidelity a proposal entry asks for (``until``, ``stop_below``; JSON keys are strings)."""
+        return cls(entry.get("until"), {int(epoch): float(value) for epoch, value in entry.get("stop_below", {}).items()})
+
+    def stops(self, state: "TrainState", budget: int) -> bool:
+        """Whether a run in ``state`` is done short of ``budget``: its rung reached, or below the median there."""
+        return state.epoch >= min(budget, self.until or budget) or \
+            should_stop([row["val_top1"] for row in state.history], self.stop_below)
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
@@ -271,6 +293,17 @@ def _percent(value: float) -> float:
     return round(value, 4)
 
 
+def run_config(cfg: dict[str, Any], run: RunId) -> dict[str, Any]:
+    """The config a run trains with: a generalisation run's own batch size, and its learning rate kept or scaled in
+    proportion to it (the linear scaling rule, Goyal et al. 2017); every other run trains with ``cfg`` as it is."""
+    if run.batch_size is None:
+        return cfg
+    train = {**cfg["train"], "batch_size": run.batch_size}
+    if run.lr_scaling == "linear":
+        train["lr"] = cfg["train"]["lr"] * run.batch_size / cfg["train"]["batch_size"]
+    return {**cfg, "train": train}
+
+
 def initial_model(cfg: dict[str, Any], candidate: Candidate, seed: int, num_classes: int,
                   in_channels: int) -> torch.nn.Module:
     """The target network with ``candidate``'s backward pass and the initial weights of ``seed``: the same weights
@@ -285,15 +318,26 @@ def train_candidate(
     run: RunId,
     out_dir: str | Path,
     split: dict[str, Any] | None = None,
+    fidelity: Fidelity = Fidelity(),
+    resume_from: Path | None = None,
 ) -> dict[str, Any]:
-    """Train the target network with ``candidate``'s backward pass for ``run.budget`` epochs with ``run.seed``;
-    write and return the metrics, which record ``run`` (who this run is) next to the candidate.
+    """Train the target network with ``candidate``'s backward pass for ``run.budget`` epochs with ``run.seed`` (or
+    less, as ``fidelity`` says: status ``stopped``); write and return the metrics, which record ``run`` (who this
+    run is) next to the candidate.
 
-    ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are read). Raises
-    :class:`Preempted` after saving when a preemption signal arrives."""
+    ``resume_from`` is the folder of an earlier run of the same candidate, budget and seed that stopped at a rung:
+    this run starts from its checkpoint (successive halving's promotion). ``cfg`` is a validated config (only seed,
+    device, deterministic, data, model and train are read). Raises :class:`Preempted` after saving when a
+    preemption signal arrives."""
     budget, seed = run.budget, run.seed
+    cfg = run_config(cfg, run)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / CHECKPOINT
+    promoted = resume_from and {"run": str(resume_from),
+                                "epoch": len(read_json(Path(resume_from) / METRICS)["epochs"])}
+    if resume_from and not checkpoint.exists():
+        write_bytes(read_bytes(Path(resume_from) / CHECKPOINT), checkpoint)
     split = split or make_split(cfg["data"], cfg["seed"])
     set_determinism(cfg["deterministic"])
     device = resolve_device(cfg["device"])
@@ -310,11 +354,10 @@ def train_candidate(
     )
     generator = torch.Generator().manual_seed(derive_seed(cfg["seed"], seed, "batches"))
     fingerprint = run_fingerprint(cfg, split, candidate, budget, seed)
-    checkpoint = out_dir / CHECKPOINT
     try:
         state = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint) or TrainState()
     except DamagedCheckpoint:  # the model may hold part of it: build everything afresh, without the checkpoint
-        return train_candidate(cfg, candidate, run, out_dir, split)
+        return train_candidate(cfg, candidate, run, out_dir, split, fidelity)
     if state.epoch or state.stats.step:
         log.info("resuming from %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
     forward = torch.compile(model) if train_cfg["compile"] else model
@@ -327,9 +370,11 @@ def train_candidate(
         "training_code": code_fingerprint(),
         "status": "ok",
         "epochs": state.history,
+        **({"resumed_from": promoted} if promoted else {}),
     }
     with _StopFlag() as stop:
-        while state.epoch < budget:
+        # checked before each epoch, so that a run killed after its stopping epoch stops again on resume
+        while not fidelity.stops(state, budget):
             diverged = _train_epoch(forward, optimizer, splits, train_cfg, budget, state, generator, autocast,
                                     stop, lambda: save_checkpoint(checkpoint, model, optimizer, state, generator,
                                                                   fingerprint))
@@ -338,9 +383,11 @@ def train_candidate(
                 result["diverged_at"] = {"epoch": state.epoch + 1, "step": state.stats.step}
                 break
             save_checkpoint(checkpoint, model, optimizer, state, generator, fingerprint)
+        if result["status"] == "ok" and state.epoch < budget:
+            result["status"], result["stopped_at"] = "stopped", state.epoch
         # a signal that arrives from here on finds the work done: finish and exit 0
         last = state.history[-1] if state.history else None
-        if result["status"] == "ok" and last is not None:
+        if result["status"] in ("ok", "stopped") and last is not None:
             result["val_top1"], result["test_top1"] = last["val_top1"], last["test_top1"]
         else:
             result["val_top1"] = _percent(evaluate(forward, splits.validation, train_cfg["eval_batch_size"], autocast))
@@ -358,16 +405,23 @@ def stage_train(
     candidate: str | None = None,
     candidate_file: Path | None = None,
     split: Path | None = None,
+    resume_from: Path | None = None,
 ) -> Outcome:
     """``pblf train``: train one run into the folder ``out`` (``metrics.json``, ``checkpoint.pt``).
 
     The candidate is given as JSON (``candidate``) or read from ``candidate_file``: the proposal entry ``run.index``
-    for a search run, otherwise a selection record. Without ``split`` the split is made from the config."""
+    for a search run (with the fidelity it asks for), otherwise a selection record. ``resume_from``: the folder of the
+    run this one continues (a promotion of successive halving). Without ``split`` the split is made from the
+    config."""
     if (candidate is None) == (candidate_file is None):
         raise ConfigError("give the candidate either as JSON (--candidate) or as a file (--candidate-file)")
     cfg = load_config(config)
-    if candidate_file is not None:
-        chosen = read_candidate(candidate_file, run.index if run.kind == "search" else None)
+    fidelity = Fidelity()
+    if candidate_file is not None and run.kind == "search":
+        chosen = read_candidate(candidate_file, run.index)
+        fidelity = Fidelity.of_entry(read_proposal(candidate_file)[run.index])
+    elif candidate_file is not None:
+        chosen = read_candidate(candidate_file)
     else:
         try:
             chosen = Candidate.from_json(candidate)
@@ -375,7 +429,7 @@ def stage_train(
             raise ConfigError(f"--candidate {candidate}: {err}") from None
     split_record = read_split(split) if split else None
     try:
-        result = train_candidate(cfg, chosen, run, out, split_record)
+        result = train_candidate(cfg, chosen, run, out, split_record, fidelity, resume_from)
     except Preempted as err:
         log.warning("preempted (%s); the checkpoint in %s holds the progress, rerun the same command to resume",
                     err, out)

@@ -81,8 +81,25 @@ def run_of(wildcards):
 
 
 def run_flags(wildcards):
-    """The run's identity as pblf train's flags (--kind, --method, --budget, --seed, --iteration, --index)."""
-    return " ".join(f"--{key} {value}" for key, value in run_of(wildcards).to_dict().items())
+    """The run's identity as pblf train's flags (--kind, --method, --budget, --seed, --iteration, --index, ...)."""
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in run_of(wildcards).to_dict().items())
+
+
+def resume_folder(wildcards):
+    """The run a search run continues (successive halving), from its proposal entry; None for every other run."""
+    run = run_of(wildcards)
+    return plan.resume_source(L, run, plan.candidate_source(config, L, run))
+
+
+def resumed_metrics(wildcards):
+    """The metrics of the run this one continues: it must have finished (and its checkpoint is then final)."""
+    folder = resume_folder(wildcards)
+    return [f"{folder}/metrics.json"] if folder else []
+
+
+def resume_flag(wildcards):
+    folder = resume_folder(wildcards)
+    return f"--resume-from {folder}" if folder else ""
 
 
 def all_outputs():

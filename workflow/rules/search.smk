@@ -49,8 +49,8 @@ checkpoint propose:
 rule evaluations:
     """Every candidate the search evaluated, in order (Figure 6.3 and the selection read it)."""
     input:
-        proposals=lambda w: proposals_before(w, plan.iterations(config, w.method)),
-        metrics=lambda w: search_metrics(w, plan.iterations(config, w.method)),
+        proposals=lambda w: proposals_before(w, plan.iterations(config, w.method, w.budget)),
+        metrics=lambda w: search_metrics(w, plan.iterations(config, w.method, w.budget)),
     output:
         L.evaluations("{budget}", "{method}"),
     params:

@@ -9,10 +9,12 @@ rule train:
         candidate=lambda w: plan.candidate_source(config, L, run_of(w)),
         split=L.split(),
         config=L.stage_config("train"),
+        resumed=resumed_metrics,
     output:
         L.metrics("{run}"),
     params:
         run=run_flags,
+        resume=resume_flag,
         out=out_dir,
         # a change to what the training code does (not to its comments) reruns every training job
         code=code_fingerprint(),
@@ -30,4 +32,4 @@ rule train:
     shell:
         # exec: a SLURM signal then reaches pblf itself, and no shell dies before pblf has saved its checkpoint
         "export OMP_NUM_THREADS={threads}; exec pblf train --config {input.config} --split {input.split}"
-        " --candidate-file {input.candidate} {params.run} --out {params.out} >> {log} 2>&1"
+        " --candidate-file {input.candidate} {params.run} {params.resume} --out {params.out} >> {log} 2>&1"
