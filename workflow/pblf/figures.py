@@ -44,7 +44,7 @@ from pblf import plotting
 from pblf.candidate import Candidate
 from pblf.errors import InputError
 from pblf.files import read_json
-from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SEARCH_METHODS, figure_stem
+from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SEARCH_METHODS, epochs_label, figure_stem
 from pblf.provenance import Outcome
 from pblf.select import read_evaluations, select_best
 
@@ -126,10 +126,6 @@ def _curve(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
 
 def _marker_kwargs(n_epochs: int) -> dict[str, Any]:
     return {"marker": "o", "markersize": 3} if n_epochs <= MARKER_EPOCHS else {}
-
-
-def _epochs_text(n: int) -> str:
-    return f"{n} epoch" + ("s" if n != 1 else "")
 
 
 def _epoch_axis(ax, budget: int) -> None:
@@ -275,7 +271,7 @@ def draw_curves(
     handles = [h for pair in zip(methods_row, [*keys_row, None]) for h in pair if h is not None]
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize="small")
     prefix = f"Figure {figure_id}: " if figure_id else ""
-    fig.suptitle(f"{prefix}Top-1 and Top-1 validation accuracy, budget {_epochs_text(budget)}")
+    fig.suptitle(f"{prefix}Top-1 and Top-1 validation accuracy, budget {epochs_label(budget)}")
     fig.tight_layout(rect=(0, 0.09 if any_diverged else 0.07, 1, 1))
     return plotting.save_figure(fig, out_stem)
 
@@ -404,7 +400,7 @@ def draw_search_scatter(
         budget, method = key
         extra = "".join(f", {int((status == kind).sum())} {kind}" for kind in ("diverged", "stopped")
                         if (status == kind).any())
-        ax.set_title(f"{method}, budget {_epochs_text(budget)} ({len(rows)} candidates{extra})")
+        ax.set_title(f"{method}, budget {epochs_label(budget)} ({len(rows)} candidates{extra})")
         ax.set_xlabel(f"PC 1 ({100 * ratios[0]:.0f} %)")
         ax.set_ylabel(f"PC 2 ({100 * ratios[1]:.0f} %)")
         ax.tick_params(labelbottom=True, labelleft=True)
@@ -473,7 +469,7 @@ def draw_convergence(
     _epoch_axis(ax, budget)
     ax.set_ylabel("Accuracy (%)")
     prefix = f"Figure {figure_id}: " if figure_id else ""
-    ax.set_title(f"{prefix}Top-1 of the chosen candidates and Standard, {_epochs_text(budget)}")
+    ax.set_title(f"{prefix}Top-1 of the chosen candidates and Standard, {epochs_label(budget)}")
     fig.tight_layout()
     return plotting.save_figure(fig, out_stem)
 

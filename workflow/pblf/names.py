@@ -68,6 +68,11 @@ def table_label(name: str) -> str:
     return name.removeprefix("table_").replace("_", ".")
 
 
+def epochs_label(epochs: int) -> str:
+    """A budget as the thesis writes it in tables and titles: "100 epochs" (and "1 epoch")."""
+    return f"{epochs} epoch" + ("s" if epochs != 1 else "")
+
+
 def figure_stem(figure: str) -> str:
     """``6.1`` -> ``figure_6_1``, the file stem of a figure."""
     return "figure_" + figure.replace(".", "_")

@@ -47,7 +47,9 @@ from tabulate import tabulate
 from pblf.candidate import Candidate
 from pblf.errors import InputError
 from pblf.files import read_csv, write_csv, write_text
-from pblf.names import METHODS, PHI_NAMES, SEARCH_METHODS, STANDARD, TABLES, TRIALS_COLUMNS, TRIALS_REQUIRED
+from pblf.names import (
+    METHODS, PHI_NAMES, SEARCH_METHODS, STANDARD, TABLES, TRIALS_COLUMNS, TRIALS_REQUIRED, epochs_label,
+)
 from pblf.provenance import Outcome
 
 log = logging.getLogger(__name__)
@@ -349,7 +351,7 @@ def render_markdown(table: Sequence[dict[str, Any]], columns: Sequence[Column]) 
     """A pipe table with a Budget column; every cell is a preformatted string (numparse off, so "0010" stays)."""
     columns = [column for column in columns if column.for_people]
     headers = ["Budget", "Method", *(column.header for column in columns)]
-    body = [[f"{row['budget_epochs']} epochs", row["method"], *(_cell(row, column) for column in columns)]
+    body = [[epochs_label(row["budget_epochs"]), row["method"], *(_cell(row, column) for column in columns)]
             for row in table]
     align = ["left", "left", *("left" if column.kind == "text" else "right" for column in columns)]
     # (tabulate cannot align the columns of a table without rows: a partial run may have no paired table yet)
@@ -371,7 +373,7 @@ def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> 
     for row in table:
         if row["budget_epochs"] != budget:
             budget = row["budget_epochs"]
-            lines += ["\\midrule", f"\\multicolumn{{{width}}}{{l}}{{\\textbf{{{budget} epochs}}}} \\\\",
+            lines += ["\\midrule", f"\\multicolumn{{{width}}}{{l}}{{\\textbf{{{epochs_label(budget)}}}}} \\\\",
                       "\\midrule"]
         cells = [row["method"], *(_latex_cell(row, column) for column in columns)]
         lines.append(" & ".join(cells) + " \\\\")

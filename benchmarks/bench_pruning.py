@@ -1,0 +1,244 @@
+"""How much low-fidelity search saves, measured on real learning curves (issue 13).
+
+    python benchmarks/bench_pruning.py --out benchmarks/results/pruning.json [--pool 81] [--budget 9]
+        [--searches 100] [--candidates 27] [--workers 2]
+
+(a) pool   -- train a pool of random candidates (phi uniform in |x| < 1, mode uniform) once, to the full budget, on
+              the demo preset's data and network (scikit-learn's digits, WRN-10-1 of stem width 4), all with the
+              search's training seed (common random numbers, as the pipeline trains them), with pblf.train itself, and
+              keep every run's Top-1 validation and Top-1 curves (cached in benchmarks/out/, reused when present).
+(b) replay -- like a tabular benchmark (NAS-Bench-201, LCBench), replay each search many times over the pool, each
+              time from another search seed, with and without pruning, using the pipeline's own code for every
+              decision: PBLF-RS draws its candidates from the pool, successive halving promotes with
+              pblf.prune.promotions at pblf.prune.rung_epochs; PBLF-BO fits pblf.propose's GP (Matern 5/2 + white
+              noise) and takes the pool candidate of highest UCB (beta 0.1) not yet evaluated, the median rule
+              stops with pblf.prune.median_thresholds / should_stop and tells the GP a stopped run's Top-1
+              validation at its last epoch, as the pipeline does. The chosen candidate (the highest Top-1
+              validation among the runs that trained the full budget) is scored by its full-budget Top-1 validation
+              and Top-1 (test).
+Reported per search method and pruning: epochs spent, and the chosen candidate's quality, mean and std over the
+search seeds; the ratio of epochs; the difference in quality in units of the seed-to-seed std; and the curve of the
+best-found quality (the current choice's full-budget Top-1) against epochs spent, averaged over the search seeds.
+Target: the same quality (within the seed-to-seed spread) for at most half the epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import finish, table  # noqa: E402
+
+RUNGS = (0.1111, 0.3333)  # the schema's default: 1/9 and 1/3 of the budget
+ETA = 3
+MIN_COMPLETED = 3
+BETA = 0.1
+
+
+# ---------------------------------------------------------------------------------------------------------- pool
+
+
+def _config(budget: int) -> dict[str, Any]:
+    from pblf.config import load_config
+
+    cfg = load_config([ROOT / "config.yaml", ROOT / "presets" / "demo.yaml"])
+    cfg["budgets"] = [budget]
+    return cfg
+
+
+def _train_one(job: tuple[int, dict[str, Any], int]) -> dict[str, Any]:
+    """One pool candidate trained to the full budget in a scratch folder; its curves."""
+    import torch
+
+    from pblf.candidate import Candidate
+    from pblf.layout import RunId
+    from pblf.train import train_candidate
+
+    torch.set_num_threads(1)
+    index, candidate, budget = job
+    cfg = _config(budget)
+    with tempfile.TemporaryDirectory() as scratch:
+        run = RunId("search", budget, cfg["search"]["train_seed"], "PBLF-RS", 0, index)
+        result = train_candidate(cfg, Candidate.from_dict(candidate), run, Path(scratch))
+    return {"candidate": candidate, "status": result["status"],
+            "val": [row["val_top1"] for row in result["epochs"]], "test": [row["test_top1"] for row in result["epochs"]],
+            "final_val": result["val_top1"], "final_test": result["test_top1"]}
+
+
+def build_pool(size: int, budget: int, workers: int, cache: Path) -> list[dict[str, Any]]:
+    if cache.is_file():
+        pool = json.loads(cache.read_text())
+        if len(pool) == size and all(len(p["val"]) in (budget, 0) or p["status"] != "ok" for p in pool):
+            return pool
+    from pblf.propose import random_candidates
+
+    rng = np.random.default_rng([2026, size, budget])
+    candidates = [c.to_dict() for c in random_candidates(size, rng, 1.0)]
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        runs = pool.map(_train_one, [(i, c, budget) for i, c in enumerate(candidates)])
+    print(f"trained a pool of {size} candidates x {budget} epochs in {time.perf_counter() - started:.0f} s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(runs))
+    return runs
+
+
+# -------------------------------------------------------------------------------------------------------- replay
+
+
+def _reached_curve(run: dict[str, Any], epoch: int) -> list[float]:
+    return run["val"][:epoch]
+
+
+def replay_rs(pool: list[dict], picks: list[int], budget: int, prune: bool) -> dict[str, Any]:
+    """PBLF-RS over ``picks``: every candidate to the full budget, or successive halving."""
+    from pblf.prune import promotions, rung_epochs
+
+    if not prune:
+        spent = [(budget, i) for i in picks]
+        survivors = picks
+    else:
+        rungs = rung_epochs(budget, RUNGS)
+        alive, spent = list(picks), []
+        for k, rung in enumerate(rungs):
+            rows = [{"iteration": k, "index": n, "val_top1": (_reached_curve(pool[i], rung) or [0.0])[-1], "pool": i}
+                    for n, i in enumerate(alive)]
+            kept = {row["pool"] for row in promotions(rows, ETA)}
+            spent += [(rung, i) for i in alive if i not in kept]
+            alive = [i for i in alive if i in kept]
+        spent += [(budget, i) for i in alive]
+        survivors = alive
+    return _outcome(pool, spent, survivors)
+
+
+def replay_bo(pool: list[dict], rng: np.random.Generator, n: int, initial: int, budget: int, prune: bool,
+              seed: int) -> dict[str, Any]:
+    """PBLF-BO over the pool: ``initial`` random candidates, then the pool candidate of highest UCB each iteration;
+    with the median rule stopping runs below the median of the completed ones at the rungs."""
+    from pblf.candidate import Candidate
+    from pblf.propose import Observation, acquisition_function, encode, fit_surrogate
+    from pblf.prune import median_thresholds, rung_epochs, should_stop
+
+    rungs = rung_epochs(budget, RUNGS)
+    order = list(rng.permutation(len(pool)))
+    evaluated: list[int] = []
+    observed: list[Observation] = []
+    spent: list[tuple[int, int]] = []
+    completed: list[int] = []
+    encoded = encode([Candidate.from_dict(p["candidate"]) for p in pool], 1.0)
+    for step in range(n):
+        if step < initial:
+            pick = order[step]
+        else:
+            history = [o for o in observed if np.isfinite(o.val_top1)]
+            surrogate = fit_surrogate(history, seed * 1000 + step, 1.0, n_restarts=1)
+            score = acquisition_function(surrogate, np.array([o.val_top1 for o in history]), "ucb", BETA, 0.0)
+            left = [i for i in range(len(pool)) if i not in evaluated]
+            pick = left[int(np.argmax(score(encoded[left])))]
+        run = pool[pick]
+        finished = [pool[i]["val"] for i in completed if pool[i]["status"] == "ok"]
+        thresholds = median_thresholds(finished, rungs, MIN_COMPLETED) if prune and step >= initial else {}
+        reached = len(run["val"])
+        for epoch in range(1, len(run["val"]) + 1):
+            if should_stop(run["val"][:epoch], thresholds):
+                reached = epoch
+                break
+        stopped = reached < budget and run["status"] == "ok"
+        value = run["val"][reached - 1] if stopped else run["final_val"]
+        observed.append(Observation(Candidate.from_dict(run["candidate"]), value))
+        evaluated.append(pick)
+        spent.append((reached if stopped else budget, pick))
+        if not stopped:
+            completed.append(pick)
+    return _outcome(pool, spent, completed)
+
+
+def _outcome(pool: list[dict], spent: list[tuple[int, int]], full_budget: list[int]) -> dict[str, Any]:
+    """Epochs spent, the chosen candidate's full-budget quality, and the best-found curve (epochs, Top-1)."""
+    complete, best, curve, total = set(full_budget), None, [], 0
+    for epochs, index in spent:
+        total += epochs
+        if index in complete and (best is None or pool[index]["final_val"] > pool[best]["final_val"]):
+            best = index
+        if best is not None:
+            curve.append((total, pool[best]["final_test"]))
+    return {"epochs": total, "val": pool[best]["final_val"], "test": pool[best]["final_test"], "curve": curve}
+
+
+def _mean_curve(curves: list[list[tuple[int, float]]], grid: np.ndarray) -> list[float | None]:
+    values = []
+    for epochs in grid:
+        at = [next((t for e, t in reversed(c) if e <= epochs), None) for c in curves]
+        known = [v for v in at if v is not None]
+        values.append(round(statistics.mean(known), 3) if len(known) == len(at) else None)
+    return values
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--pool", type=int, default=81, help="candidates in the pool (default 81)")
+    parser.add_argument("--budget", type=int, default=9, help="epochs of every pool run (default 9)")
+    parser.add_argument("--searches", type=int, default=100, help="search seeds replayed (default 100)")
+    parser.add_argument("--candidates", type=int, default=27, help="candidates per search (default 27)")
+    parser.add_argument("--initial", type=int, default=6, help="PBLF-BO's random initial candidates (default 6)")
+    parser.add_argument("--workers", type=int, default=2, help="processes training the pool (default 2)")
+    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "out" / "pruning-pool.json")
+    args = parser.parse_args()
+
+    pool = build_pool(args.pool, args.budget, args.workers, args.cache)
+    results: dict[str, list[dict]] = {f"{m} {'pruned' if p else 'full'}": [] for m in ("PBLF-RS", "PBLF-BO")
+                                     for p in (False, True)}
+    started = time.perf_counter()
+    for seed in range(args.searches):
+        picks = [int(i) for i in np.random.default_rng([seed, 1]).choice(len(pool), args.candidates, replace=False)]
+        for prune in (False, True):
+            label = "pruned" if prune else "full"
+            results[f"PBLF-RS {label}"].append(replay_rs(pool, picks, args.budget, prune))
+            results[f"PBLF-BO {label}"].append(replay_bo(pool, np.random.default_rng([seed, 2]), args.candidates,
+                                                          args.initial, args.budget, prune, seed))
+    grid = np.linspace(0, args.candidates * args.budget, 28).round().astype(int)
+    summary = {}
+    for name, outcomes in results.items():
+        epochs, val, test = ([o[k] for o in outcomes] for k in ("epochs", "val", "test"))
+        summary[name] = {"epochs_mean": round(statistics.mean(epochs), 1),
+                         "val_mean": round(statistics.mean(val), 3), "val_std": round(statistics.stdev(val), 3),
+                         "test_mean": round(statistics.mean(test), 3), "test_std": round(statistics.stdev(test), 3),
+                         "best_found_test_vs_epochs": _mean_curve([o["curve"] for o in outcomes], grid)}
+    for method in ("PBLF-RS", "PBLF-BO"):
+        full, pruned = summary[f"{method} full"], summary[f"{method} pruned"]
+        pruned["epochs_ratio_to_full"] = round(pruned["epochs_mean"] / full["epochs_mean"], 3)
+        pruned["test_difference_in_seed_stds"] = round((pruned["test_mean"] - full["test_mean"]) / full["test_std"], 3)
+        pruned["meets_target"] = pruned["epochs_ratio_to_full"] <= 0.5 and \
+            pruned["test_mean"] >= full["test_mean"] - full["test_std"]
+    pool_final = [p["final_test"] for p in pool]
+    result = {
+        "benchmark": "bench_pruning", "budget": args.budget, "pool": args.pool, "searches": args.searches,
+        "candidates_per_search": args.candidates, "bo_initial": args.initial, "rungs": list(RUNGS), "eta": ETA,
+        "min_completed": MIN_COMPLETED, "pool_test_top1": {"max": max(pool_final), "median": statistics.median(pool_final),
+                                                           "diverged": sum(p["status"] != "ok" for p in pool)},
+        "replay_seconds": round(time.perf_counter() - started, 1), "epochs_grid": grid.tolist(), "summary": summary,
+    }
+    rows = [[name, s["epochs_mean"], f"{s['val_mean']:.2f} ± {s['val_std']:.2f}",
+             f"{s['test_mean']:.2f} ± {s['test_std']:.2f}", s.get("epochs_ratio_to_full", ""),
+             s.get("test_difference_in_seed_stds", ""), s.get("meets_target", "")] for name, s in summary.items()]
+    printed = [table(f"Low-fidelity search on a pool of {args.pool} demo candidates x {args.budget} epochs, "
+                     f"{args.searches} searches of {args.candidates} candidates",
+                     ["search", "epochs", "chosen val (full budget)", "chosen test", "epochs / full",
+                      "Δ test / seed std", "target"], rows)]
+    return finish(result, printed, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
