@@ -183,5 +183,5 @@ def test_bad_candidate_is_a_clear_error(tmp_path):
 
 def test_learning_rate_steps_at_the_wrn_milestones():
     cfg = validate({})["train"]
-    lrs = [learning_rate(cfg, 100, epoch) for epoch in (0, 29, 30, 59, 60, 79, 80, 99)]
+    lrs = [learning_rate(cfg, 100, epoch) for epoch in (0, 29, 30, 59, 60, 79, 80, 99)]  # 1 step per epoch
     assert lrs == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008])

@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume-from", type=Path, metavar="DIR",
                    help="the run folder this run continues (successive halving's promotion of a stopped run)")
 
+    p = add("train-pack", "pblf.train:stage_train_pack",
+            "train several runs of one seed and budget together, each into its own folder")
+    _add_config(p)
+    p.add_argument("--runs", required=True,
+                   help='JSON list of {"run": {kind, budget, seed, method, ...}, "candidate_file": FILE, '
+                        '"out": DIR, "resume_from": DIR or null}')
+    p.add_argument("--kind", choices=("exact", "fused"), help="how the pack trains (default: the config's "
+                                                               "resources.pack)")
+    p.add_argument("--split", type=Path, help="split record from `pblf split` (default: made from the config)")
+
     p = add("propose", "pblf.propose:stage_propose",
             "propose the candidates of one search iteration (random, GP-UCB or EI, as the config says)")
     _add_config(p)

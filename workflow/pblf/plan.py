@@ -15,7 +15,7 @@ from typing import Any
 from pblf.candidate import read_proposal
 from pblf.config import load_config
 from pblf.errors import ConfigError
-from pblf.layout import Layout, RunId
+from pblf.layout import RUN_TEMPLATES, Layout, RunId
 from pblf.names import FIGURE_FORMATS, METHODS, PROPOSERS, TABLE_FORMATS, TABLES
 from pblf.prune import rs_batch_sizes, rs_rungs, rung_epochs
 from pblf.seeding import derive_seed
@@ -260,3 +260,70 @@ def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | Non
                      f"{_hours(work, seconds_per_epoch)} of GPU time; at least {_hours(wall / seconds_per_epoch, seconds_per_epoch)} "
                      f"of wall time (the longest chain alone, {chain:,} epochs, takes {_hours(chain, seconds_per_epoch)})")
     print("\n".join(lines))
+
+
+# ------------------------------------------------------------------------------------------------------ packs
+
+
+@dataclass(frozen=True)
+class PackShape:
+    """A set of runs that train together in one job (``resources.runs_per_job`` > 1): their folders under ``runs/``
+    with Snakemake wildcards (the same wildcards in each), and the constraints that keep shapes from overlapping."""
+
+    name: str
+    members: tuple[str, ...]
+    constraints: tuple[tuple[str, str], ...] = ()
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def pack_shapes(config: dict[str, Any]) -> list[PackShape]:
+    """Every pack a config trains, as rule shapes: a search iteration's candidates (PBLF-BO's initial batch, each
+    later iteration's, each rung of PBLF-RS) in slices of ``runs_per_job``; the repeats of one budget and seed across
+    methods; the convergence reruns; the generalisation runs of one batch size, scaling and seed across methods.
+    Runs of a pack share their seed and budget, so they share initial weights, batches and learning rates."""
+    size = config["resources"]["runs_per_job"]
+    search = RUN_TEMPLATES["search"]
+    later_iteration = ("iteration", r"(?!000)\d{3}")
+    classes: list[tuple[str, str, int | str, int, tuple[tuple[str, str], ...]]] = []
+    bo = config["search"]["bo"]
+    classes.append(("bo_initial", "PBLF-BO", 0, bo["initial"], ()))
+    if bo["iterations"]:
+        classes.append(("bo", "PBLF-BO", "{iteration}", bo["n_acq"] + bo["n_random"], (later_iteration,)))
+    pruning = config["search"]["pruning"]
+    ladders = max((len(rs_rungs(budget, pruning)) for budget in config["budgets"]), default=0)
+    for rung, count in enumerate(rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], ladders)):
+        classes.append((f"rs_{rung}", "PBLF-RS", rung, count, ()))
+    shapes = []
+    for name, method, iteration, count, constraints in classes:
+        for part, indices in enumerate(_chunks(list(range(count)), size)):
+            members = tuple(search.fill(budget="{budget}", method=method, iteration=iteration, index=index)
+                            for index in indices)
+            shapes.append(PackShape(f"{name}_{part}", members, constraints))
+    for part, methods in enumerate(_chunks(list(METHODS), size)):
+        shapes.append(PackShape(f"repeats_{part}", tuple(RUN_TEMPLATES["repeat"].fill(
+            budget="{budget}", method=method, seed="{seed}") for method in methods)))
+    for part, methods in enumerate(_chunks(list(config["convergence"]["methods"]), size)):
+        shapes.append(PackShape(f"convergence_{part}", tuple(RUN_TEMPLATES["convergence"].fill(
+            method=method, seed="{seed}") for method in methods)))
+    for part, methods in enumerate(_chunks(list(config["generalisation"]["methods"]), size)):
+        shapes.append(PackShape(f"generalisation_{part}", tuple(RUN_TEMPLATES["generalisation"].fill(
+            budget="{budget}", method=method, batch_size="{batch_size}", lr_scaling="{lr_scaling}", seed="{seed}")
+            for method in methods)))
+    return shapes
+
+
+def pack_members(config: dict[str, Any], layout: Layout, shape: PackShape,
+                 wildcards: dict[str, str]) -> list[dict[str, Any]]:
+    """The runs of one pack, as ``pblf train-pack`` takes them: identity, candidate file, folder, the run it
+    continues."""
+    members = []
+    for pattern in shape.members:
+        folder = pattern.format(**wildcards)
+        run = run_id(config, folder)
+        source = candidate_source(config, layout, run)
+        members.append({"run": run.to_dict(), "candidate_file": source, "out": layout.run(run),
+                        "resume_from": resume_source(layout, run, source)})
+    return members

@@ -1,6 +1,9 @@
-"""One training job: one candidate, one budget, one seed (the inner loop of Algorithm 2).
+"""Training: one candidate, one budget, one seed per run (the inner loop of Algorithm 2), one or several runs per job.
 
-Every search iteration, repeat and 600-epoch rerun is this function, so it is built to be
+Every search evaluation, repeat, convergence and generalisation run is trained here. Runs of one seed and budget
+can train together as a *pack* (:mod:`pblf.fused`): they start from the same weights and see the same batches
+(common random numbers), so one job steps them side by side, each with its own checkpoint and metrics; a pack of one
+is a single run. Training is built to be
 
 * exact: phi = (0, 0, 0, 1) is standard backpropagation, bit for bit;
 * deterministic, with common random numbers: every random stream (initial weights, batch order, augmentation) is
@@ -8,8 +11,8 @@ Every search iteration, repeat and 600-epoch rerun is this function, so it is bu
   starts from the same weights and sees the same batches: differences between candidates are differences of phi,
   not of luck, and the comparison of methods is paired by seed. The same command gives the same ``metrics.json``
   (timing fields aside);
-* resumable: a checkpoint is written atomically after every epoch (and when SLURM's SIGTERM/SIGUSR1 arrives, in the
-  middle of one); rerunning the same command after any kill continues and ends with the same metrics as an
+* resumable: each run writes a checkpoint atomically after every epoch (and when SLURM's SIGTERM/SIGUSR1 arrives, in
+  the middle of one); rerunning the same command after any kill continues and ends with the same metrics as an
   uninterrupted run;
 * tolerant of bad candidates: a NaN or infinite loss ends the run with status ``diverged`` and exit status 0, so the
   search records the candidate and goes on;
@@ -19,6 +22,7 @@ Every search iteration, repeat and 600-epoch rerun is this function, so it is bu
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -39,6 +43,7 @@ from pblf.config import load_config, stage_config
 from pblf.data import DeviceSplit, Splits, load_splits, make_split, read_split
 from pblf.errors import ConfigError, DeviceError
 from pblf.files import read_bytes, read_json, write_bytes, write_json
+from pblf.fused import Pack, make_pack, sgd_options
 from pblf.layout import CHECKPOINT, METRICS, RunId
 from pblf.model import build_model
 from pblf.provenance import Outcome, code_fingerprint
@@ -117,10 +122,14 @@ def set_determinism(enabled: bool) -> None:
     torch.backends.cudnn.benchmark = not enabled
 
 
-def learning_rate(train_cfg: dict[str, Any], budget: int, epoch: int) -> float:
-    """Step decay: lr * gamma^k after k milestones (fractions of the budget) have passed. A pure function of the
-    epoch, so resuming needs no scheduler state."""
-    passed = sum(epoch >= round(fraction * budget) for fraction in train_cfg["lr_milestones"])
+def learning_rate(train_cfg: dict[str, Any], total_steps: int, step: int) -> float:
+    """Step decay: lr * gamma^k after k milestones (fractions of the run's steps) have passed. A pure function of
+    the step, so resuming needs no scheduler state.
+
+    Milestones are placed on steps rather than epochs so that every budget follows the same schedule shape: with
+    whole epochs, a 1-epoch budget never decays, a 2-epoch one decays twice at once. When a milestone falls on an
+    epoch boundary (the thesis's budgets: 30 % of 20 epochs is epoch 6) both placements agree."""
+    passed = sum(step >= round(fraction * total_steps) for fraction in train_cfg["lr_milestones"])
     return train_cfg["lr"] * train_cfg["lr_gamma"] ** passed
 
 
@@ -187,13 +196,13 @@ def run_fingerprint(cfg: dict[str, Any], split: dict[str, Any], candidate: Candi
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
-                    generator: torch.Generator, fingerprint: str) -> None:
+def save_checkpoint(path: Path, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
+                    state: TrainState, generator: torch.Generator, fingerprint: str) -> None:
     """Write to a temporary file, fsync, then rename: a kill at any moment leaves the old or the new checkpoint."""
     payload = {
         "fingerprint": fingerprint,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": model_state,
+        "optimizer": optimizer_state,
         "scheduler": {"epoch": state.epoch},
         "epoch": state.epoch,
         "stats": vars(state.stats),
@@ -208,10 +217,6 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     write_bytes(buffer.getvalue(), path)
 
 
-class DamagedCheckpoint(Exception):
-    """A checkpoint that loaded but could not be applied; it has been set aside and the run must start afresh."""
-
-
 def set_aside(path: Path, reason: Exception) -> Path:
     """Move a damaged checkpoint out of the way (kept, for a post-mortem) so that the run, and every retry of it,
     starts from epoch 0 instead of failing on the same file for ever."""
@@ -224,10 +229,10 @@ def set_aside(path: Path, reason: Exception) -> Path:
     return aside
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator, fingerprint: str) -> TrainState | None:
-    """Restore a run from ``path``; None when there is none, it belongs to another run, or it cannot be read (then
-    it is set aside). Raises :class:`DamagedCheckpoint` when it was read but could not be applied."""
+def load_checkpoint(path: Path, model: torch.nn.Module, fingerprint: str) -> dict[str, Any] | None:
+    """Restore the weights of ``model`` from ``path`` and return the rest of the checkpoint (optimiser state, train
+    state, random states); None when there is none, it belongs to another run, or it is damaged (then it is set
+    aside, and ``model`` is left as it was: its weights are loaded into a copy first)."""
     if not path.is_file():
         return None
     try:
@@ -241,16 +246,16 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         log.warning("%s belongs to another configuration or candidate; starting from scratch", path)
         return None
     try:
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        generator.set_state(payload["generator"])
-        torch.set_rng_state(payload["torch_rng"])
-        if payload["cuda_rng"]:
-            torch.cuda.set_rng_state_all(payload["cuda_rng"])
-        return TrainState(payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
-    except Exception as err:  # noqa: BLE001 - a checkpoint with the right fingerprint but a damaged payload
+        TrainState(payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
+        torch.Generator().set_state(payload["generator"])
+        trial = copy.deepcopy(model)
+        trial.load_state_dict(payload["model"])
+        torch.optim.SGD(trial.parameters(), lr=0.0).load_state_dict(payload["optimizer"])
+    except Exception as err:  # noqa: BLE001 - the right fingerprint but a damaged payload
         set_aside(path, err)
-        raise DamagedCheckpoint(str(path)) from err
+        return None
+    model.load_state_dict(payload["model"])
+    return payload
 
 
 # ------------------------------------------------------------------------------------------------ training loop
@@ -276,19 +281,6 @@ class _StopFlag:
             signal.signal(signum, handler)
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, part: DeviceSplit, batch_size: int, autocast: dict[str, Any]) -> float:
-    """Top-1 accuracy in percent."""
-    model.eval()
-    correct = 0
-    for images, labels in part.batches(batch_size):
-        with torch.autocast(**autocast):
-            logits = model(images)
-        correct += int((logits.argmax(1) == labels).sum())
-    model.train()
-    return 100.0 * correct / len(part)
-
-
 def _percent(value: float) -> float:
     return round(value, 4)
 
@@ -312,90 +304,214 @@ def initial_model(cfg: dict[str, Any], candidate: Candidate, seed: int, num_clas
     return build_model(cfg["model"], num_classes, in_channels, candidate)
 
 
-def train_candidate(
-    cfg: dict[str, Any],
-    candidate: Candidate,
-    run: RunId,
-    out_dir: str | Path,
-    split: dict[str, Any] | None = None,
-    fidelity: Fidelity = Fidelity(),
-    resume_from: Path | None = None,
-) -> dict[str, Any]:
-    """Train the target network with ``candidate``'s backward pass for ``run.budget`` epochs with ``run.seed`` (or
-    less, as ``fidelity`` says: status ``stopped``); write and return the metrics, which record ``run`` (who this
-    run is) next to the candidate.
+@dataclass(frozen=True)
+class RunSpec:
+    """One run to train: who it is, its candidate, where it writes, how far it trains, which run it continues."""
 
-    ``resume_from`` is the folder of an earlier run of the same candidate, budget and seed that stopped at a rung:
-    this run starts from its checkpoint (successive halving's promotion). ``cfg`` is a validated config (only seed,
-    device, deterministic, data, model and train are read). Raises :class:`Preempted` after saving when a
-    preemption signal arrives."""
-    budget, seed = run.budget, run.seed
-    cfg = run_config(cfg, run)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = out_dir / CHECKPOINT
-    promoted = resume_from and {"run": str(resume_from),
-                                "epoch": len(read_json(Path(resume_from) / METRICS)["epochs"])}
-    if resume_from and not checkpoint.exists():
-        write_bytes(read_bytes(Path(resume_from) / CHECKPOINT), checkpoint)
+    run: RunId
+    candidate: Candidate
+    out_dir: Path
+    fidelity: Fidelity = Fidelity()
+    resume_from: Path | None = None
+
+
+@dataclass
+class _Member:
+    """A run being trained in a pack: its spec, progress and metrics so far."""
+
+    spec: RunSpec
+    fingerprint: str
+    state: TrainState
+    result: dict[str, Any]
+    model: torch.nn.Module
+    payload: dict[str, Any] | None
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.spec.out_dir / CHECKPOINT
+
+    @property
+    def resumed_at(self) -> tuple[int, int, bytes]:
+        """Where it stands: runs that stand at the same (epoch, step, batch random state) can train as one pack."""
+        generator = self.payload["generator"] if self.payload else None
+        return (self.state.epoch, self.state.stats.step, b"" if generator is None else bytes(generator.numpy()))
+
+
+def train_candidate(cfg: dict[str, Any], candidate: Candidate, run: RunId, out_dir: str | Path,
+                    split: dict[str, Any] | None = None, fidelity: Fidelity = Fidelity(),
+                    resume_from: Path | None = None) -> dict[str, Any]:
+    """Train one run (a pack of one, see :func:`train_pack`) and return its metrics."""
+    return train_pack(cfg, [RunSpec(run, candidate, Path(out_dir), fidelity, resume_from)], split)[0]
+
+
+def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] | None = None,
+               kind: str = "exact") -> list[dict[str, Any]]:
+    """Train the runs of ``specs`` together and return their metrics, each also written to its ``metrics.json``.
+
+    The runs must share the seed, the budget and the training config (so the same initial weights, batches and
+    learning rates); each follows its own candidate and fidelity, writes its own checkpoint every epoch and resumes
+    on its own after a kill. ``kind`` "exact" steps them one after another (each run bit for bit what it is alone),
+    "fused" as one network (:class:`pblf.fused.FusedPack`: faster on a GPU, equal up to rounding). Runs that a kill
+    left at different points (an earlier pack, a run already finished) train in groups of runs that stand at the same
+    point. ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are read). Raises
+    :class:`Preempted` after saving every run when a preemption signal arrives."""
+    configs = {json.dumps(run_config(cfg, spec.run)["train"], sort_keys=True) for spec in specs}
+    if len({(spec.run.seed, spec.run.budget) for spec in specs}) != 1 or len(configs) != 1:
+        raise ValueError("the runs of a pack must share their seed, budget and training config")
+    cfg = run_config(cfg, specs[0].run)
     split = split or make_split(cfg["data"], cfg["seed"])
     set_determinism(cfg["deterministic"])
     device = resolve_device(cfg["device"])
-    on_cuda = device.type == "cuda"
-    train_cfg = cfg["train"]
     splits = load_splits(cfg["data"], split, device)
+    members = [_member(cfg, spec, split, splits) for spec in specs]
+    with _StopFlag() as stop:
+        groups: dict[tuple[int, int, bytes], list[_Member]] = {}
+        for member in members:
+            groups.setdefault(member.resumed_at, []).append(member)
+        for group in groups.values():
+            _train_group(cfg, group, splits, device, kind, stop)
+    return [member.result for member in members]
 
-    model = initial_model(cfg, candidate, seed, splits.num_classes, splits.in_channels).to(device)
-    if on_cuda and train_cfg["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=train_cfg["lr"], momentum=train_cfg["momentum"],
-        nesterov=train_cfg["nesterov"], weight_decay=train_cfg["weight_decay"],
-    )
-    generator = torch.Generator().manual_seed(derive_seed(cfg["seed"], seed, "batches"))
-    fingerprint = run_fingerprint(cfg, split, candidate, budget, seed)
-    try:
-        state = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint) or TrainState()
-    except DamagedCheckpoint:  # the model may hold part of it: build everything afresh, without the checkpoint
-        return train_candidate(cfg, candidate, run, out_dir, split, fidelity)
+
+def _member(cfg: dict[str, Any], spec: RunSpec, split: dict[str, Any], splits: Splits) -> _Member:
+    """Prepare one run: its folder, the checkpoint it continues (its own, or a promoted run's predecessor's), its
+    initial weights (the seed's, for every candidate) and what its checkpoint holds."""
+    out_dir = spec.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / CHECKPOINT
+    promoted = spec.resume_from and {"run": str(spec.resume_from),
+                                     "epoch": len(read_json(Path(spec.resume_from) / METRICS)["epochs"])}
+    if spec.resume_from and not checkpoint.exists():
+        write_bytes(read_bytes(Path(spec.resume_from) / CHECKPOINT), checkpoint)
+    model = initial_model(cfg, spec.candidate, spec.run.seed, splits.num_classes, splits.in_channels)
+    fingerprint = run_fingerprint(cfg, split, spec.candidate, spec.run.budget, spec.run.seed)
+    payload = load_checkpoint(checkpoint, model, fingerprint)
+    state = TrainState() if payload is None else TrainState(
+        payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
     if state.epoch or state.stats.step:
-        log.info("resuming from %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
-    forward = torch.compile(model) if train_cfg["compile"] else model
-    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": on_cuda and train_cfg["bf16"]}
-
+        log.info("resuming %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
     result = {
-        "run": run.to_dict(),
-        "candidate": candidate.to_dict(),
+        "run": spec.run.to_dict(),
+        "candidate": spec.candidate.to_dict(),
         "activation": cfg["model"]["metanet_activation"],
         "training_code": code_fingerprint(),
         "status": "ok",
         "epochs": state.history,
         **({"resumed_from": promoted} if promoted else {}),
     }
-    with _StopFlag() as stop:
-        # checked before each epoch, so that a run killed after its stopping epoch stops again on resume
-        while not fidelity.stops(state, budget):
-            diverged = _train_epoch(forward, optimizer, splits, train_cfg, budget, state, generator, autocast,
-                                    stop, lambda: save_checkpoint(checkpoint, model, optimizer, state, generator,
-                                                                  fingerprint))
-            if diverged:
-                result["status"] = "diverged"
-                result["diverged_at"] = {"epoch": state.epoch + 1, "step": state.stats.step}
-                break
-            save_checkpoint(checkpoint, model, optimizer, state, generator, fingerprint)
-        if result["status"] == "ok" and state.epoch < budget:
-            result["status"], result["stopped_at"] = "stopped", state.epoch
-        # a signal that arrives from here on finds the work done: finish and exit 0
-        last = state.history[-1] if state.history else None
-        if result["status"] in ("ok", "stopped") and last is not None:
-            result["val_top1"], result["test_top1"] = last["val_top1"], last["test_top1"]
-        else:
-            result["val_top1"] = _percent(evaluate(forward, splits.validation, train_cfg["eval_batch_size"], autocast))
-            result["test_top1"] = _percent(evaluate(forward, splits.test, train_cfg["eval_batch_size"], autocast))
-            log.warning("candidate %s diverged at epoch %d: val %.2f%%, test %.2f%%", candidate.to_json(),
-                        state.epoch + 1, result["val_top1"], result["test_top1"])
-        write_json(result, out_dir / METRICS)
-    return result
+    return _Member(spec, fingerprint, state, result, model, payload)
+
+
+def _train_group(cfg: dict[str, Any], group: list[_Member], splits: Splits, device: torch.device, kind: str,
+                 stop: "_StopFlag") -> None:
+    """Train the runs of ``group`` (standing at the same point) to their end, writing each one's metrics."""
+    train_cfg, budget = cfg["train"], group[0].spec.run.budget
+    on_cuda = device.type == "cuda"
+    generator = torch.Generator().manual_seed(derive_seed(cfg["seed"], group[0].spec.run.seed, "batches"))
+    resumed = group[0].payload
+    if resumed is not None:
+        generator.set_state(resumed["generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        if resumed["cuda_rng"]:
+            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
+    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": on_cuda and train_cfg["bf16"]}
+    pack = make_pack(kind, [member.model.to(device) for member in group],
+                     None if resumed is None else [member.payload["optimizer"] for member in group],
+                     channels_last=on_cuda and train_cfg["channels_last"], compile=train_cfg["compile"],
+                     **sgd_options(train_cfg))
+    live = list(group)
+    while True:
+        # before each epoch, so that a run killed after its stopping epoch stops again on resume
+        done = [member for member in live if member.spec.fidelity.stops(member.state, budget)]
+        for member in done:
+            _finish(member, budget, pack, live.index(member), splits, train_cfg, autocast)
+        if done:
+            pack, live = _without(pack, live, done)
+        if not live:
+            return
+        diverged = _train_epoch(pack, [member.state for member in live], splits, train_cfg, budget, generator,
+                                autocast, stop, lambda: _save(pack, live, generator))
+        for k, step in diverged:
+            live[k].result["status"] = "diverged"
+            live[k].result["diverged_at"] = {"epoch": live[k].state.epoch + 1, "step": step}
+            _finish(live[k], budget, pack, k, splits, train_cfg, autocast)
+        if diverged:
+            pack, live = _without(pack, live, [live[k] for k, _ in diverged])
+        if not live:
+            return
+        _save(pack, live, generator)
+
+
+def _save(pack: Pack, live: list[_Member], generator: torch.Generator) -> None:
+    for k, member in enumerate(live):
+        save_checkpoint(member.checkpoint, pack.model_state_dict(k), pack.optimizer_state_dict(k), member.state,
+                        generator, member.fingerprint)
+
+
+def _without(pack: Pack, live: list[_Member], gone: list[_Member]) -> tuple[Pack, list[_Member]]:
+    """The pack without the runs that are done (they cost no compute from here on)."""
+    keep = [k for k, member in enumerate(live) if member not in gone]
+    return pack.select(keep), [live[k] for k in keep]
+
+
+def _finish(member: _Member, budget: int, pack: Pack, k: int, splits: Splits, train_cfg: dict[str, Any],
+            autocast: dict[str, Any]) -> None:
+    """Write a run's metrics: its last epoch's accuracies, or, when it diverged, those of its network as it was."""
+    result, state = member.result, member.state
+    if result["status"] == "ok" and state.epoch < budget:
+        result["status"], result["stopped_at"] = "stopped", state.epoch
+    last = state.history[-1] if state.history else None
+    if result["status"] in ("ok", "stopped") and last is not None:
+        result["val_top1"], result["test_top1"] = last["val_top1"], last["test_top1"]
+    else:
+        single = pack.select([k])
+        eval_bs = train_cfg["eval_batch_size"]
+        result["val_top1"] = _percent(single.accuracy(splits.validation.batches(eval_bs), autocast)[0])
+        result["test_top1"] = _percent(single.accuracy(splits.test.batches(eval_bs), autocast)[0])
+        log.warning("candidate %s diverged at epoch %d: val %.2f%%, test %.2f%%", member.spec.candidate.to_json(),
+                    state.epoch + 1, result["val_top1"], result["test_top1"])
+    write_json(result, member.spec.out_dir / METRICS)
+
+
+def _spec(run: RunId, out: Path, candidate: str | None, candidate_file: Path | None,
+          resume_from: Path | None) -> RunSpec:
+    """A run to train from its identity and where its candidate is: JSON, or a file: the proposal entry
+    ``run.index`` for a search run (with the fidelity it asks for), otherwise a selection record."""
+    if (candidate is None) == (candidate_file is None):
+        raise ConfigError("give the candidate either as JSON (--candidate) or as a file (--candidate-file)")
+    if candidate_file is not None and run.kind == "search":
+        chosen = read_candidate(candidate_file, run.index)  # refuses an index the proposal does not have
+        fidelity = Fidelity.of_entry(read_proposal(candidate_file)[run.index])
+        return RunSpec(run, chosen, Path(out), fidelity, resume_from)
+    if candidate_file is not None:
+        return RunSpec(run, read_candidate(candidate_file), Path(out), resume_from=resume_from)
+    try:
+        return RunSpec(run, Candidate.from_json(candidate), Path(out), resume_from=resume_from)
+    except ValueError as err:
+        raise ConfigError(f"--candidate {candidate}: {err}") from None
+
+
+def pack_kind(cfg: dict[str, Any]) -> str:
+    """``resources.pack``: auto trains a pack fused on CUDA and exactly on the CPU (where fusion measured slower)."""
+    kind = cfg["resources"]["pack"]
+    return ("fused" if resolve_device(cfg["device"]).type == "cuda" else "exact") if kind == "auto" else kind
+
+
+def _run_pack(cfg: dict[str, Any], specs: list[RunSpec], split: Path | None, kind: str) -> Outcome:
+    """Train ``specs``, log each result, and tell the CLI what to record (or that a preemption stopped it)."""
+    try:
+        results = train_pack(cfg, specs, read_split(split) if split else None, kind)
+    except Preempted as err:
+        log.warning("preempted (%s); the checkpoints in %s hold the progress, rerun the same command to resume", err,
+                    ", ".join(str(spec.out_dir) for spec in specs))
+        return Outcome(exit_code=EXIT_PREEMPTED)
+    for spec, result in zip(specs, results, strict=True):
+        log.info("%s: val %.2f%%, test %.2f%% -> %s", result["status"], result["val_top1"], result["test_top1"],
+                 spec.out_dir / METRICS)
+    runs = [{"run": spec.run.to_dict(), "status": result["status"]} for spec, result in zip(specs, results)]
+    extra = {"run": runs[0]["run"], "status": runs[0]["status"]} if len(specs) == 1 else \
+        {"pack": {"kind": kind, "runs": runs}}
+    return Outcome(stage_config(cfg, "train"), extra, device=resolve_device(cfg["device"]).type)
 
 
 def stage_train(
@@ -413,85 +529,87 @@ def stage_train(
     for a search run (with the fidelity it asks for), otherwise a selection record. ``resume_from``: the folder of the
     run this one continues (a promotion of successive halving). Without ``split`` the split is made from the
     config."""
-    if (candidate is None) == (candidate_file is None):
-        raise ConfigError("give the candidate either as JSON (--candidate) or as a file (--candidate-file)")
     cfg = load_config(config)
-    fidelity = Fidelity()
-    if candidate_file is not None and run.kind == "search":
-        chosen = read_candidate(candidate_file, run.index)
-        fidelity = Fidelity.of_entry(read_proposal(candidate_file)[run.index])
-    elif candidate_file is not None:
-        chosen = read_candidate(candidate_file)
-    else:
-        try:
-            chosen = Candidate.from_json(candidate)
-        except ValueError as err:
-            raise ConfigError(f"--candidate {candidate}: {err}") from None
-    split_record = read_split(split) if split else None
+    return _run_pack(cfg, [_spec(run, out, candidate, candidate_file, resume_from)], split, "exact")
+
+
+def stage_train_pack(config: list[Path], runs: str, split: Path | None = None, kind: str | None = None) -> Outcome:
+    """``pblf train-pack``: train several runs of one seed and budget in one process (a pack, :func:`train_pack`).
+
+    ``runs`` is a JSON list of ``{"run": identity, "candidate_file": path, "out": folder, "resume_from": folder or
+    null}``; ``kind`` is exact or fused (default: the config's ``resources.pack``)."""
+    cfg = load_config(config)
     try:
-        result = train_candidate(cfg, chosen, run, out, split_record, fidelity, resume_from)
-    except Preempted as err:
-        log.warning("preempted (%s); the checkpoint in %s holds the progress, rerun the same command to resume",
-                    err, out)
-        return Outcome(exit_code=EXIT_PREEMPTED)
-    log.info("%s: val %.2f%%, test %.2f%% -> %s", result["status"], result["val_top1"], result["test_top1"],
-             out / METRICS)
-    return Outcome(stage_config(cfg, "train"), {"run": run.to_dict(), "status": result["status"]},
-                   device=resolve_device(cfg["device"]).type)
+        entries = json.loads(runs)
+        specs = [_spec(RunId.from_dict(entry["run"]), Path(entry["out"]), None, Path(entry["candidate_file"]),
+                       Path(entry["resume_from"]) if entry.get("resume_from") else None) for entry in entries]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"--runs: not a list of runs ({err})") from None
+    if not specs:
+        raise ConfigError("--runs: no runs to train")
+    return _run_pack(cfg, specs, split, kind or pack_kind(cfg))
 
 
-def _train_epoch(model, optimizer, splits: Splits, train_cfg, budget, state: TrainState, generator,
-                 autocast, stop: _StopFlag, save) -> bool:
-    """One epoch (or the rest of one, after a mid-epoch resume). Returns True when the loss became non-finite."""
-    lr = learning_rate(train_cfg, budget, state.epoch)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    if state.stats.step == 0:
-        state.epoch_rng = generator.get_state()
+def _train_epoch(pack: Pack, states: list[TrainState], splits: Splits, train_cfg: dict[str, Any], budget: int,
+                 generator: torch.Generator, autocast: dict[str, Any], stop: "_StopFlag",
+                 save: Any) -> list[tuple[int, int]]:
+    """One epoch of every run of ``pack`` (or the rest of one, after a mid-epoch resume); each run's state gets its
+    epoch row. Returns (run, step) of the runs whose loss became non-finite (they were left as before that step)."""
+    stats = [state.stats for state in states]
+    epoch, done_before = states[0].epoch, stats[0].step
+    if done_before == 0:
+        for state in states:
+            state.epoch_rng = generator.get_state()
     else:
-        generator.set_state(state.epoch_rng)  # replay this epoch's shuffle and augmentation from its start
+        generator.set_state(states[0].epoch_rng)  # replay this epoch's shuffle and augmentation from its start
+    steps_per_epoch = math.ceil(len(splits.train) / train_cfg["batch_size"])
     started = time.perf_counter()
-    stats = state.stats
-    done_before, seen_before = stats.step, stats.seen
+    seen_before = stats[0].seen
+    diverged: list[tuple[int, int]] = []
+    lr = learning_rate(train_cfg, budget * steps_per_epoch, epoch * steps_per_epoch)  # the epoch row's: at its start
     for step, (images, labels) in enumerate(splits.train.batches(train_cfg["batch_size"], generator, shuffle=True)):
         if step < done_before:
             continue
+        pack.set_lr(learning_rate(train_cfg, budget * steps_per_epoch, epoch * steps_per_epoch + step))
         if images.device.type == "cuda" and train_cfg["channels_last"]:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(**autocast):
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels)
-        if not torch.isfinite(loss):
-            return True
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        stats.add(loss, logits, labels)
+        outcome = pack.step(images, labels, autocast)
+        for k, run_stats in enumerate(stats):
+            if k in outcome.diverged:
+                diverged.append((k, run_stats.step))
+            elif pack.live[k]:
+                run_stats.add(outcome.losses[k], outcome.logits[:, k], labels)
+        if not any(pack.live):
+            return diverged
         if stop.signum is not None:
             save()
-            raise Preempted(f"signal {signal.Signals(stop.signum).name} at epoch {state.epoch + 1}, step {stats.step}")
+            raise Preempted(f"signal {signal.Signals(stop.signum).name} at epoch {epoch + 1}, step {step + 1}")
     seconds = time.perf_counter() - started
     eval_bs = train_cfg["eval_batch_size"]
-    row = {
-        "epoch": state.epoch + 1,
-        "lr": round(lr, 12),
-        "train_loss": round(stats.loss_sum / max(stats.seen, 1), 6),
-        "train_top1": _percent(100.0 * stats.correct / max(stats.seen, 1)),
-        "val_top1": _percent(evaluate(model, splits.validation, eval_bs, autocast)),
-        "test_top1": _percent(evaluate(model, splits.test, eval_bs, autocast)),
-        "seconds": round(seconds, 3),
-        "images_per_second": round((stats.seen - seen_before) / max(seconds, 1e-9), 1),
-    }
-    state.history.append(row)
-    state.epoch += 1
-    state.stats = EpochStats()
-    left = seconds * (budget - state.epoch)
-    log.info(
-        "epoch %d/%d lr %.4g | loss %.4f train %.2f%% val %.2f%% test %.2f%% | %.0f img/s, %.1f s, ~%s left",
-        row["epoch"], budget, lr, row["train_loss"], row["train_top1"], row["val_top1"], row["test_top1"],
-        row["images_per_second"], seconds, _duration(left),
-    )
-    return False
+    val = pack.accuracy(splits.validation.batches(eval_bs), autocast)
+    test = pack.accuracy(splits.test.batches(eval_bs), autocast)
+    for k, state in enumerate(states):
+        if not pack.live[k]:
+            continue
+        run_stats = state.stats
+        row = {
+            "epoch": epoch + 1,
+            "lr": round(lr, 12),
+            "train_loss": round(run_stats.loss_sum / max(run_stats.seen, 1), 6),
+            "train_top1": _percent(100.0 * run_stats.correct / max(run_stats.seen, 1)),
+            "val_top1": _percent(val[k]),
+            "test_top1": _percent(test[k]),
+            "seconds": round(seconds, 3),
+            "images_per_second": round((run_stats.seen - seen_before) / max(seconds, 1e-9), 1),
+        }
+        state.history.append(row)
+        state.epoch += 1
+        state.stats = EpochStats()
+        log.info("epoch %d/%d lr %.4g | loss %.4f train %.2f%% val %.2f%% test %.2f%% | %.0f img/s, %.1f s, ~%s left"
+                 + (f" | run {k + 1} of a pack of {len(states)}" if len(states) > 1 else ""),
+                 row["epoch"], budget, lr, row["train_loss"], row["train_top1"], row["val_top1"], row["test_top1"],
+                 row["images_per_second"], seconds, _duration(seconds * (budget - state.epoch)))
+    return diverged
 
 
 def _duration(seconds: float) -> str:

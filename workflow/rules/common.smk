@@ -12,6 +12,7 @@
 #                        Snakemake re-evaluate the DAG after step 2, and for the metrics of step 3: the loop goes on
 #                        until the last iteration, whose runs rule evaluations gathers for the selection.
 # Iteration 000 is the random initial batch (its history is empty); PBLF-RS is a single iteration 000.
+import json
 import os
 import sys
 
@@ -100,6 +101,30 @@ def resumed_metrics(wildcards):
 def resume_flag(wildcards):
     folder = resume_folder(wildcards)
     return f"--resume-from {folder}" if folder else ""
+
+
+# --- packs (resources.runs_per_job > 1): each shape's input functions, bound to the shape
+
+
+def pack_inputs(shape, key):
+    return lambda wildcards: sorted({m[key] for m in plan.pack_members(config, L, shape, wildcards)})
+
+
+def pack_resumed(shape):
+    return lambda wildcards: [f"{m['resume_from']}/metrics.json"
+                              for m in plan.pack_members(config, L, shape, wildcards) if m["resume_from"]]
+
+
+def pack_runs(shape):
+    """The pack's runs as `pblf train-pack --runs` takes them (JSON)."""
+    return lambda wildcards: json.dumps(plan.pack_members(config, L, shape, wildcards), separators=(",", ":"))
+
+
+def pack_runtime(shape):
+    """Minutes for the pack: its runs one after another (an upper bound when they train fused)."""
+    return lambda wildcards: len(shape.members) * plan.train_resources(
+        config, plan.run_id(config, shape.members[0].format(**wildcards)).budget
+    )["runtime"]
 
 
 def all_outputs():
