@@ -196,3 +196,43 @@ def test_changed_data_set_is_refused_against_the_split(cifar_root):
     record["checksums"]["test_batch"] = "0" * 32
     with pytest.raises(DataError, match="differs from the one the split was made from"):
         data.load_splits(cfg["data"], record, torch.device("cpu"))
+
+
+def _split_with_arrays(cfg: dict, folder: Path) -> dict:
+    raw = data.read_dataset(cfg["data"])
+    record = make_split(cfg["data"], 0, raw)
+    record["arrays"] = data.write_arrays(raw, folder)
+    return record
+
+
+def test_training_jobs_read_the_arrays_not_the_data_set(cifar_root, tmp_path):
+    cfg = cifar_cfg(cifar_root)
+    from_data_set = data.load_splits(cfg["data"], make_split(cfg["data"], 0), torch.device("cpu"))
+    record = _split_with_arrays(cfg, tmp_path)
+    assert sorted(record["arrays"]) == sorted(data.ARRAYS)
+    (cifar_root / CIFAR10_FOLDER / "data_batch_1").unlink()  # the arrays alone are enough
+    from_arrays = data.load_splits(cfg["data"], record, torch.device("cpu"), tmp_path)
+    for part in ("train", "validation", "test"):
+        assert torch.equal(getattr(from_arrays, part).data.images, getattr(from_data_set, part).data.images)
+        assert torch.equal(getattr(from_arrays, part).data.labels, getattr(from_data_set, part).data.labels)
+
+
+def test_arrays_are_byte_identical(cifar_root, tmp_path):
+    cfg = cifar_cfg(cifar_root)
+    first, second = _split_with_arrays(cfg, tmp_path / "a"), _split_with_arrays(cfg, tmp_path / "b")
+    assert first["arrays"] == second["arrays"]
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "remove"])
+def test_a_damaged_array_is_refused_by_name(cifar_root, tmp_path, damage):
+    cfg = cifar_cfg(cifar_root)
+    record = _split_with_arrays(cfg, tmp_path)
+    path = tmp_path / record["arrays"]["test_labels"]["file"]
+    if damage == "remove":
+        path.unlink()
+    else:
+        raw = bytearray(path.read_bytes())
+        raw[-1] ^= 1
+        path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"test_labels\.npy is missing or differs from the sha256"):
+        data.load_splits(cfg["data"], record, torch.device("cpu"), tmp_path)

@@ -19,6 +19,7 @@ with scikit-learn), behind the same interface, so a laptop with no network runs 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import pickle
@@ -32,8 +33,9 @@ import torch
 
 from pblf.config import load_config, stage_config
 from pblf.errors import DataError
-from pblf.files import file_digest, read_json, write_text
+from pblf.files import file_digest, note_input, read_json, write_bytes, write_text
 from pblf.layout import SPLIT
+from pblf.names import ARRAYS
 from pblf.provenance import Outcome
 
 log = logging.getLogger(__name__)
@@ -346,10 +348,41 @@ def read_split(path: str | Path) -> dict[str, Any]:
     return read_json(path)
 
 
+def write_arrays(raw: RawData, folder: Path) -> dict[str, dict[str, str]]:
+    """Write the data set's images and labels as ``.npy`` files under ``folder/arrays``; their sha256, for the split
+    record (each job checks them before it trusts them)."""
+    recorded = {}
+    for name in ARRAYS:
+        part, field_name = name.split("_")
+        buffer = io.BytesIO()
+        np.save(buffer, getattr(getattr(raw, part), field_name).numpy(), allow_pickle=False)
+        data = buffer.getvalue()
+        path = write_bytes(data, folder / "arrays" / f"{name}.npy")
+        recorded[name] = {"file": str(path.relative_to(folder)), "sha256": hashlib.sha256(data).hexdigest()}
+    return recorded
+
+
+def read_arrays(split: dict[str, Any], folder: Path) -> tuple[ImageSet, ImageSet]:
+    """The train and test sets from the arrays a split record names (paths relative to ``folder``, the record's),
+    each checked against its recorded sha256 and memory-mapped (copy on write: pages are read as they are used)."""
+    loaded = {}
+    for name, entry in split["arrays"].items():
+        path = folder / entry["file"]
+        if not path.is_file() or file_digest(path) != entry["sha256"]:
+            raise DataError(f"{path} is missing or differs from the sha256 in its split record; rerun the data stage")
+        note_input(path)
+        loaded[name] = torch.from_numpy(np.load(path, mmap_mode="c", allow_pickle=False))
+    return (ImageSet(loaded["train_images"], loaded["train_labels"]),
+            ImageSet(loaded["test_images"], loaded["test_labels"]))
+
+
 def stage_split(config: list[Path], out: Path) -> Outcome:
-    """``pblf split``: read the data set (checksums before unpickling), split it, write ``out/split.json``."""
+    """``pblf split``: read the data set (checksums before unpickling), split it, write ``out/split.json`` and the
+    data set as arrays (``out/arrays/*.npy``) for the training jobs."""
     cfg = load_config(config)
-    record = make_split(cfg["data"], cfg["seed"])
+    raw = read_dataset(cfg["data"])
+    record = make_split(cfg["data"], cfg["seed"], raw)
+    record["arrays"] = write_arrays(raw, Path(out))
     path = write_split(record, Path(out) / SPLIT)
     sizes = record["sizes"]
     log.info("%s split (seed %d): %d train / %d validation / %d test, normalisation %s -> %s", record["dataset"],
@@ -438,29 +471,35 @@ class Splits:
     in_channels: int
 
 
-def load_splits(data_cfg: dict[str, Any], split: dict[str, Any], device: torch.device) -> Splits:
-    """Rebuild the three parts from the data set and a split record, and put them on ``device``.
+def load_splits(data_cfg: dict[str, Any], split: dict[str, Any], device: torch.device,
+                folder: Path | None = None) -> Splits:
+    """Rebuild the three parts from a split record, and put them on ``device``: from the arrays the record names
+    (``folder`` is the record's), or, for a record without them, from the data set itself.
 
     The data set's checksums must equal the ones recorded in the split: training on other data than the split was
     made from would silently break provenance."""
-    raw = read_dataset(data_cfg)
-    if raw.checksums != split["checksums"]:
-        raise DataError(
-            f"the data set under {data_cfg.get('root')} differs from the one the split was made from "
-            f"(checksums {raw.checksums} != recorded {split['checksums']}); rerun the data stage"
-        )
+    if "arrays" in split and folder is not None:
+        train_set, test_set = read_arrays(split, folder)
+    else:
+        raw = read_dataset(data_cfg)
+        if raw.checksums != split["checksums"]:
+            raise DataError(
+                f"the data set under {data_cfg.get('root')} differs from the one the split was made from "
+                f"(checksums {raw.checksums} != recorded {split['checksums']}); rerun the data stage"
+            )
+        train_set, test_set = raw.train, raw.test
     norm = split["normalisation"]
     aug = split["augmentation"]["train"]
 
     def part(name: str) -> Normalisation:
         return Normalisation(tuple(norm[name]["mean"]), tuple(norm[name]["std"]))
 
-    train = raw.train.subset(split["train_indices"])
-    validation = raw.train.subset(split["validation_indices"])
+    train = train_set.subset(split["train_indices"])
+    validation = train_set.subset(split["validation_indices"])
     return Splits(
         train=DeviceSplit(train, part("train"), Augment(aug["crop_padding"], aug["hflip"]), device),
         validation=DeviceSplit(validation, part("validation"), None, device),
-        test=DeviceSplit(raw.test, part("test"), None, device),
+        test=DeviceSplit(test_set, part("test"), None, device),
         num_classes=split["num_classes"],
         in_channels=split["image_shape"][0],
     )

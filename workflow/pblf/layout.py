@@ -10,6 +10,7 @@ Results layout (``results/`` by default; ``logs/`` mirrors it with one ``.log`` 
 
     config/<stage>.json                          the config keys a stage reads
     data/split.json                              the train/validation split record
+    data/arrays/*.npy                            the data set as arrays (train and test images and labels)
     search/b<B>/<method>/i<III>/history.csv      what the proposer of iteration III saw
     search/b<B>/<method>/i<III>/proposal.json    its proposal (a Snakemake checkpoint)
     search/b<B>/<method>/evaluations.csv         every candidate the search evaluated, in order
@@ -103,6 +104,7 @@ class _Formatted(str):
 TEMPLATES: dict[str, Template] = {name: Template(text) for name, text in {
     "stage_config": "config/{stage}.json",
     "split": f"data/{SPLIT}",
+    "array": "data/arrays/{name}.npy",
     "history": f"search/b{{budget}}/{{method}}/i{{iteration:03d}}/{HISTORY}",
     "proposal": f"search/b{{budget}}/{{method}}/i{{iteration:03d}}/{PROPOSAL}",
     "evaluations": f"search/b{{budget}}/{{method}}/{EVALUATIONS}",
@@ -197,6 +199,10 @@ class Layout:
 
     def split(self) -> str:
         return self._path("split")
+
+    def array(self, name: str) -> str:
+        """One array of the data set the data stage writes beside the split (``pblf.data.ARRAYS``)."""
+        return self._path("array", name=name)
 
     def history(self, budget: int | str, method: str, iteration: int | str) -> str:
         return self._path("history", budget=budget, method=method, iteration=iteration)

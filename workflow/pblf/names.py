@@ -40,6 +40,12 @@ FULL_BUDGET_STATUSES: tuple[str, ...] = ("ok", "diverged")
 #: A search's evaluation whose run stopped at a rung and was continued by a later iteration (successive halving).
 PROMOTED = "promoted"
 
+# ---------------------------------------------------------------------------------------------------- data
+
+#: The data set as arrays, written once by the data stage beside split.json (``data/arrays/<name>.npy``), so that no
+#: training job reads and unpickles the data set again: a job memory-maps them in milliseconds.
+ARRAYS: tuple[str, ...] = ("train_images", "train_labels", "test_images", "test_labels")
+
 # ------------------------------------------------------------------------------------------- the meta-network
 
 #: The meta-network's weights, in the order of the thesis's Table 6.2 (W_1, W_2, B_1, B_2).

@@ -345,7 +345,7 @@ def train_candidate(cfg: dict[str, Any], candidate: Candidate, run: RunId, out_d
 
 
 def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] | None = None,
-               kind: str = "exact") -> list[dict[str, Any]]:
+               kind: str = "exact", split_folder: Path | None = None) -> list[dict[str, Any]]:
     """Train the runs of ``specs`` together and return their metrics, each also written to its ``metrics.json``.
 
     The runs must share the seed, the budget and the training config (so the same initial weights, batches and
@@ -353,8 +353,9 @@ def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] 
     on its own after a kill. ``kind`` "exact" steps them one after another (each run bit for bit what it is alone),
     "fused" as one network (:class:`pblf.fused.FusedPack`: faster on a GPU, equal up to rounding). Runs that a kill
     left at different points (an earlier pack, a run already finished) train in groups of runs that stand at the same
-    point. ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are read). Raises
-    :class:`Preempted` after saving every run when a preemption signal arrives."""
+    point. The data come from the arrays of the split record read from ``split_folder`` (the data stage's), or from
+    the data set itself. ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are
+    read). Raises :class:`Preempted` after saving every run when a preemption signal arrives."""
     configs = {json.dumps(run_config(cfg, spec.run)["train"], sort_keys=True) for spec in specs}
     if len({(spec.run.seed, spec.run.budget) for spec in specs}) != 1 or len(configs) != 1:
         raise ValueError("the runs of a pack must share their seed, budget and training config")
@@ -362,7 +363,7 @@ def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] 
     split = split or make_split(cfg["data"], cfg["seed"])
     set_determinism(cfg["deterministic"])
     device = resolve_device(cfg["device"])
-    splits = load_splits(cfg["data"], split, device)
+    splits = load_splits(cfg["data"], split, device, split_folder)
     members = [_member(cfg, spec, split, splits) for spec in specs]
     with _StopFlag() as stop:
         groups: dict[tuple[int, int, bytes], list[_Member]] = {}
@@ -420,6 +421,8 @@ def _train_group(cfg: dict[str, Any], group: list[_Member], splits: Splits, devi
                      channels_last=on_cuda and train_cfg["channels_last"], compile=train_cfg["compile"],
                      **sgd_options(train_cfg))
     live = list(group)
+    log.info("training %d run(s) of %d epochs from epoch %d, step %d (%s)", len(live), budget,
+             live[0].state.epoch + 1, live[0].state.stats.step, "a pack, " + kind if len(live) > 1 else "alone")
     while True:
         # before each epoch, so that a run killed after its stopping epoch stops again on resume
         done = [member for member in live if member.spec.fidelity.stops(member.state, budget)]
@@ -451,7 +454,7 @@ def _save(pack: Pack, live: list[_Member], generator: torch.Generator) -> None:
 def _without(pack: Pack, live: list[_Member], gone: list[_Member]) -> tuple[Pack, list[_Member]]:
     """The pack without the runs that are done (they cost no compute from here on)."""
     keep = [k for k, member in enumerate(live) if member not in gone]
-    return pack.select(keep), [live[k] for k in keep]
+    return (pack.select(keep) if keep else pack), [live[k] for k in keep]
 
 
 def _finish(member: _Member, budget: int, pack: Pack, k: int, splits: Splits, train_cfg: dict[str, Any],
@@ -500,7 +503,7 @@ def pack_kind(cfg: dict[str, Any]) -> str:
 def _run_pack(cfg: dict[str, Any], specs: list[RunSpec], split: Path | None, kind: str) -> Outcome:
     """Train ``specs``, log each result, and tell the CLI what to record (or that a preemption stopped it)."""
     try:
-        results = train_pack(cfg, specs, read_split(split) if split else None, kind)
+        results = train_pack(cfg, specs, read_split(split) if split else None, kind, split.parent if split else None)
     except Preempted as err:
         log.warning("preempted (%s); the checkpoints in %s hold the progress, rerun the same command to resume", err,
                     ", ".join(str(spec.out_dir) for spec in specs))

@@ -22,7 +22,7 @@ from pblf.config import STAGE_KEYS, check_device, read_yaml, stage_config, valid
 from pblf.errors import UserError
 from pblf.layout import RUN_WILDCARD, Layout
 from pblf.provenance import code_fingerprint, write_stage_config
-from pblf.names import FIGURE_FORMATS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES, table_label
+from pblf.names import ARRAYS, FIGURE_FORMATS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES, table_label
 
 try:
     for path in workflow.configfiles:  # Snakemake keeps the last of two equal keys; pblf refuses it

@@ -29,6 +29,7 @@ rule split:
         config=L.stage_config("data"),
     output:
         L.split(),
+        [L.array(name) for name in ARRAYS],
     params:
         out=out_dir,
     log:

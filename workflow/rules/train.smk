@@ -13,6 +13,7 @@ if config["resources"]["runs_per_job"] == 1:
         input:
             candidate=lambda w: plan.candidate_source(config, L, run_of(w)),
             split=L.split(),
+            arrays=[L.array(name) for name in ARRAYS],
             config=L.stage_config("train"),
             resumed=resumed_metrics,
         output:
@@ -48,6 +49,7 @@ else:
                 candidates=pack_inputs(shape, "candidate_file"),
                 resumed=pack_resumed(shape),
                 split=L.split(),
+                arrays=[L.array(name) for name in ARRAYS],
                 config=L.stage_config("train"),
             output:
                 [L.metrics(member) for member in shape.members],
