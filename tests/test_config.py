@@ -97,7 +97,7 @@ def test_every_problem_is_listed():
 def test_malformed_yaml_names_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml, line 2, column 1 is not valid YAML"):
         load_config([bad])
     listing = tmp_path / "list.yaml"
     listing.write_text("- 1\n- 2\n")

@@ -109,11 +109,11 @@ def test_the_thesis_run_costs_what_the_thesis_protocol_says(thesis):
 def test_pruning_costs_are_successive_halving_exact_and_the_median_rule_expected(thesis):
     pruned = validate({**thesis, "search": {**thesis["search"], "pruning": {"enabled": True}}})
     rs = plan.search_cost(pruned, 100, "PBLF-RS")
-    # 100 candidates to epoch 11, the best 34 to 33, the best 12 to 100: 66 x 11 + 22 x 33 + 12 x 100
-    assert (rs.runs, rs.epochs) == (146, 66 * 11 + 22 * 33 + 12 * 100)
+    # 100 candidates to epoch 33, the best 34 to 67, the best 12 to 100: 66 x 33 + 22 x 67 + 12 x 100
+    assert (rs.runs, rs.epochs) == (146, 66 * 33 + 22 * 67 + 12 * 100)
     bo = plan.search_cost(pruned, 100, "PBLF-BO")
-    # 20 initial runs in full; each later run: 11 + (33 - 11) / 2 + (100 - 33) / 4 epochs to expect
-    assert bo.epochs == 12_000 and bo.expected == pytest.approx(20 * 100 + 100 * (11 + 22 / 2 + 67 / 4))
+    # 20 initial runs in full; each later run: 33 + (67 - 33) / 2 + (100 - 67) / 4 epochs to expect
+    assert bo.epochs == 12_000 and bo.expected == pytest.approx(20 * 100 + 100 * (33 + 34 / 2 + 33 / 4))
 
 
 def test_plan_prints_wall_times(thesis, capsys):
@@ -122,3 +122,21 @@ def test_plan_prints_wall_times(thesis, capsys):
     assert "total" in out and "30,960" in out and "on 8 GPUs" in out and "days" in out
     plan.stage_plan([ROOT / "config.yaml"])
     assert "give --seconds-per-epoch" in capsys.readouterr().out
+
+
+def test_plan_reads_the_epoch_time_the_gpu_benchmark_writes(thesis, tmp_path, monkeypatch):
+    """benchmarks/bench_train.py names its epoch variants as pblf plan looks them up (run here on a CPU on a tiny
+    network: the code path the GPU benchmark takes)."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    sys.modules.pop("bench_train", None)
+    import bench_train
+
+    assert bench_train.main(["--out", str(tmp_path / "cuda-bench_train.json"), "--parts", "c", "--force-epoch",
+                             "--threads", "1"]) == 0
+    seconds = plan.measured_seconds_per_epoch(thesis, tmp_path)
+    assert seconds is not None and seconds > 0
+    assert plan.epoch_variant({**thesis["train"], "compile": True, "compile_mode": "reduce-overhead"}) == \
+        "bf16=off compile=reduce-overhead"
+    assert plan.measured_seconds_per_epoch({**thesis, "train": {**thesis["train"], "bf16": True}}, tmp_path) is None
