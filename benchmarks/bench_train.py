@@ -25,10 +25,17 @@
              the DataLoader). Only data loading, no model. Epochs of the pipelines are interleaved; medians.
 (c) epoch -- cuda only: seconds per epoch and images/s of pblf.train's own epoch function (``_train_epoch``:
              channels_last, autocast, optimizer, per-epoch evaluation on validation and test) on WRN-16-2 with
-             synthetic CIFAR-sized data (45,000 train / 5,000 validation / 10,000 test), for bf16 autocast off/on
-             times torch.compile off/on. The first epoch of each variant is warm-up (cuDNN, compilation); the
-             following epochs are timed. On CPU this part is skipped (``--force-epoch`` runs it anyway, on small
-             sizes, to test the code path).
+             synthetic CIFAR-sized data (45,000 train / 5,000 validation / 10,000 test), one run, for bf16 autocast
+             off/on times torch.compile off / mode default / mode reduce-overhead (CUDA graphs: the step's kernels
+             replayed without a launch each). The first epoch of each variant is warm-up (cuDNN, compilation, graph
+             capture); the following epochs are timed. ``pblf plan`` reads "s/epoch incl. eval" of the variant a
+             config trains from benchmarks/results/cuda-bench_train.json.
+(d) pack  -- cuda only: the same epoch function on a fused pack of K = 1, 2, 4, 8, 16 runs (pblf.fused.FusedPack,
+             as ``resources.runs_per_job: K`` trains on a GPU) on 10,000 train images, float32, eager and with CUDA
+             graphs: images/s per run and summed over the pack (what packing buys a search).
+             (c) and (d) start no variant after ``--minutes`` (default 6) from the start, so that the whole
+             benchmark fits in 8 minutes of one GPU; the skipped ones are named. On CPU they are skipped
+             (``--force-epoch`` runs them on a tiny network and sizes, to test the code path).
 
 All numbers measure this machine at this moment: compare ratios measured in one run, not absolute times across runs.
 """
@@ -276,79 +283,106 @@ def bench_data(device: torch.device, n: int, batch: int, epochs: int, workers: l
             "pipelines": rows}
 
 
-# -------------------------------------------------------------------------------------------------- (c) epoch
+# ------------------------------------------------------------------------------------------- (c, d) real epochs
 
 
-def bench_epoch(device: torch.device, n_train: int, n_val: int, n_test: int, epochs: int, batch: int,
-                net: str) -> dict[str, Any]:
-    import pblf.train as ptrain
-
-    net_kwargs, shape, num_classes = NETS[net]
+def epoch_splits(device: torch.device, n_train: int, n_val: int, n_test: int) -> Splits:
+    """Synthetic CIFAR-sized train / validation / test parts on ``device``, as pblf.train gets them."""
     norm = Normalisation(THESIS_TRAIN_MEAN, THESIS_TRAIN_STD)
-    splits = Splits(
+    return Splits(
         train=DeviceSplit(synthetic_cifar(n_train, 1), norm, Augment(4, True), device),
         validation=DeviceSplit(synthetic_cifar(n_val, 2), norm, None, device),
         test=DeviceSplit(synthetic_cifar(n_test, 3), norm, None, device),
-        num_classes=num_classes, in_channels=3,
+        num_classes=10, in_channels=3,
     )
+
+
+def time_epochs(splits: Splits, net: str, device: torch.device, train_cfg: dict[str, Any], size: int, epochs: int
+                ) -> dict[str, Any]:
+    """One warm-up epoch (cuDNN, compilation, graph capture), then ``epochs`` timed ones of a pack of ``size`` runs
+    (fused when size > 1) through pblf.train's own epoch function; medians. Images/s count every run's images."""
+    import pblf.train as ptrain
+    from pblf.fused import make_pack, sgd_options
+
+    net_kwargs = NETS[net][0]
+    models = []
+    for k in range(size):
+        torch.manual_seed(0)  # common random numbers: every run starts from the same weights
+        models.append(WideResNet(num_classes=10, in_channels=3, candidate=(CANDIDATE, STANDARD)[k % 2],
+                                 activation="relu", **net_kwargs).to(device))
+    pack = make_pack("fused" if size > 1 else "exact", models, channels_last=train_cfg["channels_last"],
+                     compile=ptrain.compile_mode(train_cfg), **sgd_options(train_cfg))
+    states = [ptrain.TrainState() for _ in range(size)]
+    generator = torch.Generator().manual_seed(0)
+    autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": train_cfg["bf16"]}
+    walls, train_secs = [], []
+    with ptrain._StopFlag() as stop:
+        for epoch in range(epochs + 1):
+            sync(device)
+            started = time.perf_counter()
+            diverged = ptrain._train_epoch(pack, states, splits, train_cfg, 1000, generator, autocast, stop,
+                                           lambda: None)
+            sync(device)
+            wall = time.perf_counter() - started
+            if diverged:
+                raise RuntimeError(f"the loss became non-finite in epoch {epoch + 1}")
+            if epoch == 0:
+                warm_up = wall
+                continue
+            walls.append(wall)
+            train_secs.append(states[0].history[-1]["seconds"])
+    per_run = len(splits.train) / median(train_secs)
+    return {"pack_size": size, "first_epoch_wall_s": round(warm_up, 3),
+            "seconds_per_epoch_train": round(median(train_secs), 3),
+            "seconds_per_epoch_with_eval": round(median(walls), 3),
+            "train_images_per_second_per_run": round(per_run, 1),
+            "train_images_per_second_total": round(size * per_run, 1)}
+
+
+def bench_epochs(device: torch.device, net: str, sizes: tuple[int, int, int], epochs: int,
+                 variants: list[tuple[bool, str | None, int]], deadline: float) -> dict[str, Any]:
+    """:func:`time_epochs` for each (bf16, compile mode, pack size) of ``variants`` in turn, under the names
+    ``pblf plan`` looks up (:func:`pblf.plan.epoch_variant`, plus the pack size); a variant that would start after
+    ``deadline`` (time.monotonic) is skipped and says so, one that fails records its error."""
+    import pblf.train as ptrain
+    from pblf.config import validate
+    from pblf.plan import epoch_variant
+
+    splits = epoch_splits(device, *sizes)
     ptrain.set_determinism(True)  # config.yaml's default (deterministic: true)
     rows: dict[str, Any] = {}
-    for bf16 in (False, True):
-        for compile_ in (False, True):
-            name = f"bf16={'on' if bf16 else 'off'} compile={'on' if compile_ else 'off'}"
-            train_cfg = {"batch_size": batch, "lr": 0.1, "lr_milestones": [0.3, 0.6, 0.8], "lr_gamma": 0.2,
-                         "eval_batch_size": 1000, "channels_last": device.type == "cuda", "bf16": bf16,
-                         "compile": compile_}
-            torch.manual_seed(0)
-            model = WideResNet(num_classes=num_classes, in_channels=3, candidate=CANDIDATE, activation="relu",
-                               **net_kwargs).to(device)
-            if device.type == "cuda":
-                model = model.to(memory_format=torch.channels_last)
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-            forward = torch.compile(model) if compile_ else model
-            autocast = {"device_type": device.type, "dtype": torch.bfloat16,
-                        "enabled": device.type == "cuda" and bf16}
-            state = ptrain.TrainState()
-            generator = torch.Generator().manual_seed(0)
-            walls, train_secs, ips = [], [], []
-            try:
-                with ptrain._StopFlag() as stop:
-                    for epoch in range(epochs + 1):
-                        sync(device)
-                        started = time.perf_counter()
-                        diverged = ptrain._train_epoch(forward, optimizer, splits, train_cfg, 1000, state, generator,
-                                                       autocast, stop, lambda: None)
-                        sync(device)
-                        wall = time.perf_counter() - started
-                        if diverged:
-                            raise RuntimeError(f"the loss became non-finite in epoch {epoch + 1}")
-                        row = state.history[-1]
-                        if epoch == 0:
-                            warm = {"first_epoch_wall_s": round(wall, 3)}
-                            continue
-                        walls.append(wall)
-                        train_secs.append(row["seconds"])
-                        ips.append(row["images_per_second"])
-                rows[name] = {
-                    **warm,
-                    "seconds_per_epoch_train": round(median(train_secs), 3),
-                    "seconds_per_epoch_with_eval": round(median(walls), 3),
-                    "train_images_per_second": round(median(ips), 1),
-                }
-            except Exception as err:  # noqa: BLE001 - record e.g. a compile failure and go on
-                rows[name] = {"error": f"{type(err).__name__}: {err}"[:500]}
-            del forward, model, optimizer
-            if compile_:
-                torch._dynamo.reset()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    base = rows.get("bf16=off compile=off", {}).get("seconds_per_epoch_train")
+    for bf16, mode, size in variants:
+        train_cfg = {**validate({})["train"], "bf16": device.type == "cuda" and bf16,
+                     "channels_last": device.type == "cuda", "compile": mode is not None,
+                     "compile_mode": mode or "default"}
+        name = epoch_variant(train_cfg) + (f" pack={size}" if size > 1 else "")
+        if time.monotonic() > deadline:
+            rows[name] = {"skipped": "the time given by --minutes was spent"}
+            continue
+        try:
+            rows[name] = time_epochs(splits, net, device, train_cfg, size, epochs)
+        except Exception as err:  # noqa: BLE001 - record e.g. a compile failure and go on
+            rows[name] = {"error": f"{type(err).__name__}: {err}"[:500]}
+        torch._dynamo.reset()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    base = rows.get(epoch_variant({"bf16": False, "compile": False}), {}).get("train_images_per_second_per_run")
     for row in rows.values():
-        if base and "seconds_per_epoch_train" in row:
-            row["speedup_vs_fp32_eager"] = round(base / row["seconds_per_epoch_train"], 2)
-    return {"net": net, "train_images": n_train, "validation_images": n_val, "test_images": n_test,
-            "batch": batch, "timed_epochs": epochs, "deterministic": True, "candidate": CANDIDATE.to_dict(),
+        if base and "train_images_per_second_total" in row:
+            row["total_speedup_vs_fp32_eager"] = round(row["train_images_per_second_total"] / base, 2)
+    return {"net": net, "train_images": sizes[0], "validation_images": sizes[1], "test_images": sizes[2],
+            "batch": 128, "timed_epochs": epochs, "deterministic": True, "candidates": "phi of (a) and Standard in turn",
             "variants": rows}
+
+
+def epoch_table(title: str, measured: dict[str, Any]) -> str:
+    return table(title, ["variant", "warm-up s", "train s/epoch", "s/epoch incl. eval", "img/s per run",
+                         "img/s total", "total speed-up"],
+                 [[name, r.get("first_epoch_wall_s", "-"), r.get("seconds_per_epoch_train", "-"),
+                   r.get("seconds_per_epoch_with_eval", "-"), r.get("train_images_per_second_per_run", "-"),
+                   r.get("train_images_per_second_total", "-"),
+                   r.get("total_speedup_vs_fp32_eager", r.get("error", r.get("skipped", "-")))]
+                  for name, r in measured["variants"].items()])
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -363,14 +397,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="(a) timed steps per variant (default 200 cuda, 60 cpu; 30 quick)")
     parser.add_argument("--images", type=int, help="(b) images per epoch (default 45,000 cuda, 5,000 cpu)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and epochs")
-    parser.add_argument("--parts", default="abc", help="which parts to run, e.g. 'ab'")
+    parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. 'ab'")
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads (default: torch's). On a CPU shared with other work use 1: "
                              "OpenMP threads that wait on each other while preempted can make every op many times "
                              "slower, which measures the neighbours, not the code")
     parser.add_argument("--workers", default="0,2", help="(b) DataLoader num_workers to compare, comma-separated")
-    parser.add_argument("--force-epoch", action="store_true", help="run (c) on cpu too, on small sizes (code check)")
+    parser.add_argument("--force-epoch", action="store_true",
+                        help="run (c) and (d) on cpu too, on a tiny network and sizes (code check)")
+    parser.add_argument("--pack-sizes", default="1,2,4,8,16", help="(d) pack sizes, comma-separated")
+    parser.add_argument("--pack-images", type=int, help="(d) train images per epoch (default 10,000 cuda, 256 cpu)")
+    parser.add_argument("--minutes", type=float, default=6.0,
+                        help="(c) and (d) start no variant after this many minutes from the start (default 6: the "
+                             "whole run fits 8 minutes on one GPU); skipped ones are named in the output")
     args = parser.parse_args(argv)
+    deadline = time.monotonic() + 60 * args.minutes
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -433,25 +474,34 @@ def main(argv: list[str] | None = None) -> int:
             [[name, r["seconds_per_epoch"], r["images_per_second"], r["device_split_speedup"]]
              for name, r in data["pipelines"].items()]))
 
-    if "c" in args.parts:
-        if on_cuda or args.force_epoch:
-            sizes = (45_000, 5_000, 10_000) if on_cuda else (512, 128, 128)
-            net = "WRN-16-2" if on_cuda else "tiny WRN-10-1 (base 2)"  # (on 3x32x32 here)
-            epochs = 1 if args.quick or not on_cuda else 2
-            ep = bench_epoch(device, *sizes, epochs=epochs, batch=128, net=net)
-            if not on_cuda:
-                ep["note"] = "--force-epoch on cpu: tiny network and sizes, a code-path check, not a measurement"
-            result["c_epoch"] = ep
-            printed.append(table(
-                f"(c) pblf.train._train_epoch, {net}, {sizes[0]} train images, medians of {epochs} epoch(s) after "
-                f"one warm-up ({device})",
-                ["variant", "warm-up s", "train s/epoch", "s/epoch incl. eval", "train images/s", "speedup"],
-                [[name, r.get("first_epoch_wall_s", "-"), r.get("seconds_per_epoch_train", "-"),
-                  r.get("seconds_per_epoch_with_eval", "-"), r.get("train_images_per_second", "-"),
-                  r.get("speedup_vs_fp32_eager", r.get("error", "-"))] for name, r in ep["variants"].items()]))
-        else:
-            result["c_epoch"] = {"skipped": "needs --device cuda (a real epoch of WRN-16-2 on 45,000 images is "
-                                            "hours on a CPU); run it in a GPU session"}
+    if ("c" in args.parts or "d" in args.parts) and not (on_cuda or args.force_epoch):
+        result["epochs_skipped"] = ("(c) and (d) need --device cuda (real epochs of WRN-16-2 on 45,000 images are "
+                                    "hours on a CPU); run them in a GPU session")
+    elif "c" in args.parts or "d" in args.parts:
+        net = "WRN-16-2" if on_cuda else "tiny WRN-10-1 (base 2)"  # (on 3x32x32 here)
+        epochs = 1 if args.quick or not on_cuda else 2
+        note = ("--force-epoch on cpu: tiny network and sizes, eager only, a code-path check, not a measurement "
+                "(torch.compile's CPU backend crashed the process with heap corruption in the compiled backward on "
+                "the project's machine, torch 2.14.1, even for a plain WRN at batch 128)")
+        modes = (None, "default", "reduce-overhead") if on_cuda else (None,)
+        if "c" in args.parts:
+            sizes = (45_000, 5_000, 10_000) if on_cuda else (256, 64, 64)
+            variants = [(bf16, mode, 1) for bf16 in ((False, True) if on_cuda else (False,)) for mode in modes]
+            ep = bench_epochs(device, net, sizes, epochs, variants, deadline)
+            result["c_epoch"] = ep if on_cuda else {**ep, "note": note}
+            printed.append(epoch_table(
+                f"(c) pblf.train._train_epoch, one run, {net}, {sizes[0]} train images, medians of {epochs} "
+                f"epoch(s) after one warm-up ({device})", ep))
+        if "d" in args.parts:
+            sizes = (args.pack_images or (10_000 if on_cuda else 256), 1_000 if on_cuda else 64,
+                     1_000 if on_cuda else 64)
+            packs = [int(k) for k in args.pack_sizes.split(",") if k.strip()]
+            variants = [(False, mode, k) for mode in modes[::2] for k in packs]
+            ep = bench_epochs(device, net, sizes, 1, variants, deadline)
+            result["d_pack"] = ep if on_cuda else {**ep, "note": note}
+            printed.append(epoch_table(
+                f"(d) packs of K runs (fused), pblf.train._train_epoch, {net}, {sizes[0]} train images per run, "
+                f"one epoch after one warm-up ({device})", ep))
 
     return finish(result, printed, args.out)
 

@@ -512,7 +512,7 @@ class FusedPack(Pack):
     kind: PackKind = "fused"
 
     def __init__(self, models: Sequence[WideResNet], optimizer_states: Sequence[Mapping[str, Any]] | None = None,
-                 *, channels_last: bool = False, compile: bool = False, **sgd: Any) -> None:
+                 *, channels_last: bool = False, compile: str | None = None, **sgd: Any) -> None:
         super().__init__(len(models))
         self.network = FusedWideResNet.from_models(models)
         if channels_last:
@@ -525,7 +525,7 @@ class FusedPack(Pack):
             if len(optimizer_states) != self.size:
                 raise ValueError(f"{self.size} networks but {len(optimizer_states)} optimiser states")
             self.optimizer.load_state_dict(fuse_optimizer_states(optimizer_states))
-        self._forward = torch.compile(self.network) if compile else self.network
+        self._forward = torch.compile(self.network, mode=compile) if compile else self.network
         #: member -> (weights, optimiser state) when it diverged
         self._frozen: dict[int, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
         self._frozen_models: dict[int, WideResNet] = {}
@@ -616,7 +616,7 @@ class ExactPack(Pack):
     kind: PackKind = "exact"
 
     def __init__(self, models: Sequence[WideResNet], optimizer_states: Sequence[Mapping[str, Any]] | None = None,
-                 *, channels_last: bool = False, compile: bool = False, **sgd: Any) -> None:
+                 *, channels_last: bool = False, compile: str | None = None, **sgd: Any) -> None:
         super().__init__(len(models))
         self.models = list(models)
         if channels_last:
@@ -629,7 +629,7 @@ class ExactPack(Pack):
                 raise ValueError(f"{self.size} networks but {len(optimizer_states)} optimiser states")
             for optimizer, state in zip(self.optimizers, optimizer_states, strict=True):
                 optimizer.load_state_dict(state)
-        self._forwards = [torch.compile(model) if compile else model for model in self.models]
+        self._forwards = [torch.compile(model, mode=compile) if compile else model for model in self.models]
 
     def set_lr(self, lr: float) -> None:
         for optimizer in self.optimizers:
@@ -702,9 +702,10 @@ def _stack_or_nan(tensors: Sequence[torch.Tensor | None], shape: tuple[int, ...]
 
 def make_pack(kind: PackKind, models: Sequence[WideResNet],
               optimizer_states: Sequence[Mapping[str, Any]] | None = None, *, channels_last: bool = False,
-              compile: bool = False, **sgd: Any) -> Pack:
+              compile: str | None = None, **sgd: Any) -> Pack:
     """A pack of ``kind`` ("fused": throughput; "exact": bit for bit K separate runs) over ``models``, with one SGD
-    per member of settings ``sgd`` (:func:`sgd_options`) and, when resuming, the members' optimiser states."""
+    per member of settings ``sgd`` (:func:`sgd_options`) and, when resuming, the members' optimiser states.
+    ``compile`` is a ``torch.compile`` mode ("default", "reduce-overhead": CUDA graphs, ...) or None for eager."""
     if kind == "fused":
         return FusedPack(models, optimizer_states, channels_last=channels_last, compile=compile, **sgd)
     if kind == "exact":

@@ -210,17 +210,25 @@ def critical_epochs(config: dict[str, Any]) -> int:
     return max(paths)
 
 
+def epoch_variant(train_cfg: dict[str, Any]) -> str:
+    """The name benchmarks/bench_train.py gives the epoch variant a training config runs (precision and compile
+    mode), so that :func:`measured_seconds_per_epoch` finds its measurement."""
+    from pblf.train import compile_mode
+
+    return f"bf16={'on' if train_cfg['bf16'] else 'off'} compile={compile_mode(train_cfg) or 'off'}"
+
+
 def measured_seconds_per_epoch(config: dict[str, Any], results: Path = BENCHMARKS) -> float | None:
     """Seconds per epoch of WRN-16-2 on CIFAR-10 as measured on a GPU by benchmarks/bench_train.py (the variant the
-    config trains with), or None when there is no such measurement or the config trains something else."""
+    config trains with, one run per process), or None when there is no such measurement or the config trains
+    something else."""
     path = results / "cuda-bench_train.json"
     model, data = config["model"], config["data"]
     if not path.is_file() or (model["depth"], model["widen_factor"], model["base_width"], data["dataset"]) != \
             (16, 2, 16, "cifar10"):
         return None
-    variant = f"bf16={'on' if config['train']['bf16'] else 'off'} compile={'on' if config['train']['compile'] else 'off'}"
-    row = json.loads(path.read_text()).get("epoch", {}).get(variant, {})
-    return row.get("seconds_per_epoch_with_eval")
+    variants = json.loads(path.read_text()).get("c_epoch", {}).get("variants", {})
+    return variants.get(epoch_variant(config["train"]), {}).get("seconds_per_epoch_with_eval")
 
 
 def _hours(epochs: float, seconds_per_epoch: float) -> str:

@@ -418,7 +418,7 @@ def _train_group(cfg: dict[str, Any], group: list[_Member], splits: Splits, devi
     autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": on_cuda and train_cfg["bf16"]}
     pack = make_pack(kind, [member.model.to(device) for member in group],
                      None if resumed is None else [member.payload["optimizer"] for member in group],
-                     channels_last=on_cuda and train_cfg["channels_last"], compile=train_cfg["compile"],
+                     channels_last=on_cuda and train_cfg["channels_last"], compile=compile_mode(train_cfg),
                      **sgd_options(train_cfg))
     live = list(group)
     log.info("training %d run(s) of %d epochs from epoch %d, step %d (%s)", len(live), budget,
@@ -492,6 +492,11 @@ def _spec(run: RunId, out: Path, candidate: str | None, candidate_file: Path | N
         return RunSpec(run, Candidate.from_json(candidate), Path(out), resume_from=resume_from)
     except ValueError as err:
         raise ConfigError(f"--candidate {candidate}: {err}") from None
+
+
+def compile_mode(train_cfg: dict[str, Any]) -> str | None:
+    """The ``torch.compile`` mode the training config asks for (``train.compile_mode``), or None for eager."""
+    return train_cfg["compile_mode"] if train_cfg["compile"] else None
 
 
 def pack_kind(cfg: dict[str, Any]) -> str:
