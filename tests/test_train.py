@@ -185,3 +185,14 @@ def test_learning_rate_steps_at_the_wrn_milestones():
     cfg = validate({})["train"]
     lrs = [learning_rate(cfg, 100, epoch) for epoch in (0, 29, 30, 59, 60, 79, 80, 99)]  # 1 step per epoch
     assert lrs == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_determinism_is_set_without_importing_inductor_unless_compiling(compiled):
+    """An eager job skips the ~2.7 s import of torch._inductor that torch.use_deterministic_algorithms costs, and
+    still gets deterministic kernels; a compiled one sets Inductor's flag too (run in a fresh interpreter)."""
+    code = ("import sys, torch; from pblf.train import set_determinism; "
+            f"set_determinism(True, compiled={compiled}); "
+            "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", str(compiled)]

@@ -113,11 +113,18 @@ def cpu_fallback_warning(cfg: dict[str, Any], steps: int = 2) -> str | None:
             f"device: cpu to train here anyway.")
 
 
-def set_determinism(enabled: bool) -> None:
-    """Deterministic algorithms everywhere (cuBLAS needs its workspace setting before the first CUDA call)."""
+def set_determinism(enabled: bool, compiled: bool = True) -> None:
+    """Deterministic algorithms everywhere (cuBLAS needs its workspace setting before the first CUDA call).
+
+    ``torch.use_deterministic_algorithms`` also sets Inductor's flag, and importing Inductor for it costs ~2.7 s of a
+    job's start-up (half of it on a CPU; benchmarks/bench_startup.py): an eager run (``compiled`` false) sets only
+    the flag eager kernels read."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    if compiled:
+        torch.use_deterministic_algorithms(enabled)
+    else:
+        torch._C._set_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
 
@@ -361,7 +368,7 @@ def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] 
         raise ValueError("the runs of a pack must share their seed, budget and training config")
     cfg = run_config(cfg, specs[0].run)
     split = split or make_split(cfg["data"], cfg["seed"])
-    set_determinism(cfg["deterministic"])
+    set_determinism(cfg["deterministic"], compiled=cfg["train"]["compile"])
     device = resolve_device(cfg["device"])
     splits = load_splits(cfg["data"], split, device, split_folder)
     members = [_member(cfg, spec, split, splits) for spec in specs]
