@@ -18,6 +18,7 @@ RUNS = [
 
 def test_paths_are_the_documented_layout():
     assert L.split() == "results/data/split.json"
+    assert L.array("test_labels") == "results/data/arrays/test_labels.npy"
     assert L.stage_config("train") == "results/config/train.json"
     assert L.history(20, "PBLF-BO", 3) == "results/search/b20/PBLF-BO/i003/history.csv"
     assert L.proposal(20, "PBLF-BO", 3) == "results/search/b20/PBLF-BO/i003/proposal.json"

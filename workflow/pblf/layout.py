@@ -191,8 +191,8 @@ class Layout:
         """An iteration as its folder writes it (``3`` -> ``003``): the value of a Snakemake ``iteration`` wildcard."""
         return TEMPLATES["proposal"].value("iteration", iteration)
 
-    def _path(self, name: str, **values: Any) -> str:
-        return f"{self.results}/{TEMPLATES[name].fill(**values)}"
+    def _path(self, template: str, /, **values: Any) -> str:
+        return f"{self.results}/{TEMPLATES[template].fill(**values)}"
 
     def stage_config(self, stage: str) -> str:
         return self._path("stage_config", stage=stage)
