@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pblf.cli import main
+from pblf.data import read_arrays
 from pblf.files import read_json, track, write_csv, write_json
 from pblf.layout import Layout, RunId
 from pblf.names import EVALUATION_COLUMNS
@@ -35,8 +36,8 @@ def made(tmp_path_factory) -> Path:
         for budget in (1, 2):
             for method, seed in METHODS_SEEDS:
                 run = RunId("repeat", budget, seed, method)
-                with track() as io:
-                    read_json(layout.split())
+                with track() as io:  # as training reads them: the split and the arrays it names
+                    read_arrays(read_json(layout.split()), Path(layout.split()).parent)
                     path = write_json({"run": run.to_dict(), "candidate": CANDIDATE, "activation": "relu",
                                        "status": "ok", "val_top1": 50.0 + seed, "test_top1": 40.0 + seed,
                                        "epochs": []}, layout.metrics(run))
@@ -78,6 +79,7 @@ def test_a_fresh_folder_passes_and_reaches_the_data_set(results, capsys):
     code, out, err = audit(results, capsys=capsys)
     assert code == 0, err
     assert "audit passed" in out and "data/split.json" in out and "<- pblf split" in out
+    assert "data/arrays/train_images.npy" in out  # the arrays share the split's record; only the split is verified
 
 
 def flip_a_byte(path: Path) -> None:

@@ -41,7 +41,8 @@ def config(tmp_path: Path) -> str:
 def test_every_subcommand_is_covered_here():
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no API
     assert commands == {"check-config", "plan", "split", "train", "propose", "history", "evaluations", "select",
-                        "select-standard", "trials", "generalisation", "tables", "figure", "trajectories", "audit"}
+                        "select-standard", "trials", "generalisation", "tables", "figure", "trajectories", "audit",
+                        "train-pack"}
 
 
 def test_check_config_names_the_key(tmp_path, capsys):
@@ -85,6 +86,14 @@ def test_train_errors(config, missing, tmp_path, capsys):
     one_line_error(*run(*base, "--candidate", '{"w1":0,"w2":0,"b1":0,"b2":1,"mode":"1111"}', "--kind", "search",
                         "--method", "PBLF-BO", capsys=capsys), "train", "--kind search", "iteration and an index")
     assert not (tmp_path / "run").exists()
+
+
+def test_train_pack_names_a_malformed_run_list(config, tmp_path, capsys):
+    base = ["train-pack", "--config", config, "--runs"]
+    one_line_error(*run(*base, "{", capsys=capsys), "train-pack", "--runs: not a list of runs")
+    one_line_error(*run(*base, '[{"run": {"kind": "repeat"}}]', capsys=capsys), "train-pack",
+                   "--runs: not a list of runs")
+    one_line_error(*run(*base, "[]", capsys=capsys), "train-pack", "--runs: no runs to train")
 
 
 def test_propose_history_evaluations_select_trials_name_their_missing_input(config, missing, tmp_path, capsys):

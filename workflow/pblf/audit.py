@@ -199,7 +199,7 @@ def walk(results: str | Path, targets: list[Path] | None = None,
             f" [{(code.get('git_commit') or 'no git')[:10]}{'+dirty' if code.get('git_dirty') else ''},"
             f" {record['environment'].get('device_name')}, {record['ended']}]"
         )
-        if "split_of" in record:
+        if "split_of" in record and path.suffix == ".json":  # the split itself, not the arrays it shares a record with
             audit.problems.extend(_verify_dataset(path, data_root))
         for entry in record["inputs"]:
             if keep(locate(entry["path"])):

@@ -397,7 +397,7 @@ def _member(cfg: dict[str, Any], spec: RunSpec, split: dict[str, Any], splits: S
     state = TrainState() if payload is None else TrainState(
         payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
     if state.epoch or state.stats.step:
-        log.info("resuming %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
+        log.info("resuming from %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
     result = {
         "run": spec.run.to_dict(),
         "candidate": spec.candidate.to_dict(),
