@@ -330,7 +330,7 @@ def time_epochs(splits: Splits, net: str, device: torch.device, train_cfg: dict[
                 warm_up = wall
                 continue
             walls.append(wall)
-            train_secs.append(states[0].history[-1]["seconds"])
+            train_secs.append(states[0].history[-1]["seconds"] * size)  # a row's seconds are one run's share
     per_run = len(splits.train) / median(train_secs)
     return {"pack_size": size, "first_epoch_wall_s": round(warm_up, 3),
             "seconds_per_epoch_train": round(median(train_secs), 3),

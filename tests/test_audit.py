@@ -47,7 +47,8 @@ def made(tmp_path_factory) -> Path:
         for budget in (1, 2):
             for method in ("PBLF-BO", "PBLF-RS"):
                 row = {**CANDIDATE, "budget_epochs": budget, "method": method, "iteration": 0, "index": 0,
-                       "source": "random", "status": "ok", "epochs": budget, "val_top1": 60.0, "test_top1": 50.0}
+                       "source": "random", "status": "ok", "epochs": budget, "val_top1": 60.0, "test_top1": 50.0,
+                       "seconds": 1.0}
                 with track() as io:
                     read_json(layout.split())
                     path = write_csv([row], EVALUATION_COLUMNS, layout.evaluations(budget, method))

@@ -141,11 +141,13 @@ def test_curves_refuse_an_incomplete_run(tmp_path: Path) -> None:
         figures.draw_curves(runs, BUDGET, tmp_path / "f")
 
 
-def test_convergence_refuses_missing_method_and_incomplete_run(tmp_path: Path) -> None:
+def test_convergence_refuses_an_unknown_method_and_an_incomplete_run(tmp_path: Path) -> None:
     runs = {m: fake_metrics(m, 0) for m in METHOD_ORDER}
-    del runs["Standard"]
-    with pytest.raises(ValueError, match="Standard"):
+    runs["Backprop Evolution"] = runs.pop("Standard")
+    with pytest.raises(ValueError, match="unknown or no method.*Backprop Evolution"):
         figures.draw_convergence(runs, tmp_path / "f")
+    del runs["Backprop Evolution"]  # the methods of convergence.methods: any of them
+    assert len(figures.draw_convergence(runs, tmp_path / "f")) == 2
     runs = {m: fake_metrics(m, 0) for m in METHOD_ORDER}
     runs["PBLF-RS"]["epochs"] = runs["PBLF-RS"]["epochs"][:1]
     with pytest.raises(ValueError, match="PBLF-RS.*incomplete"):
@@ -254,14 +256,14 @@ def test_projection_of_candidates_worked_out_by_hand() -> None:
 
 
 def test_the_curves_drawn_are_the_summary(monkeypatch, tmp_path: Path) -> None:
-    """Panel (a) of Figure 6.1 draws PBLF-BO's mean Top-1 and mean Top-1 validation, and panel (d) every
+    """Panel (a) of Figure 6.1 draws PBLF-BO's mean Top-1 and mean Top-1 validation, and panel (e) every
     method's mean Top-1: the drawing places the numbers of curve_summary, not other series."""
     captured = {}
     monkeypatch.setattr(figures.plotting, "save_figure", lambda fig, stem: captured.setdefault("fig", fig) and [])
     runs = fake_runs()
     figures.draw_curves(runs, BUDGET, tmp_path / "f")
     summary = figures.curve_summary(runs, BUDGET)
-    panel_a, _, _, panel_d = captured["fig"].axes[:4]
+    panel_a, panel_d = captured["fig"].axes[0], captured["fig"].axes[len(METHOD_ORDER)]
     drawn_a = [line.get_ydata() for line in panel_a.get_lines()]
     expected_a = [summary["PBLF-BO"].bands[key].mean for key in ("val_top1", "test_top1")]
     assert all(any(np.array_equal(e, d) for d in drawn_a) for e in expected_a)

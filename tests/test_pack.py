@@ -131,7 +131,7 @@ def _all_runs(config: dict) -> list[RunId]:
         sizes = [bo["initial"]] + [bo["n_acq"] + bo["n_random"]] * bo["iterations"]
         rungs = rs_rungs(budget, config["search"]["pruning"])
         rs = rs_batch_sizes(config["search"]["rs"]["samples"], config["search"]["pruning"]["eta"], len(rungs))
-        for method, counts in (("PBLF-BO", sizes), ("PBLF-RS", rs)):
+        for method, counts in (("PBLF-BO", sizes), ("PBLF-RS", rs), ("PBLF-HG", [1])):  # HG: one learning run
             found += [RunId("search", budget, seed, method, it, i) for it, n in enumerate(counts) for i in range(n)]
     return found + plan.repeat_runs(config) + plan.convergence_runs(config) + plan.generalisation_runs(config)
 

@@ -18,7 +18,7 @@ from pblf import plan
 from pblf.config import load_config
 from pblf.files import read_csv
 from pblf.layout import RunId
-from pblf.names import TRIALS_COLUMNS
+from pblf.names import METHODS, TRIALS_COLUMNS
 from workflow_helpers import BIN, copy_workflow, env, snakemake
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def test_every_output_exists(smoke_run):
             assert (results / "figures" / f"figure_{name}.{ext}").is_file()
     trials = (results / "tables" / "trials.csv").read_text().splitlines()
     assert trials[0] == ",".join(TRIALS_COLUMNS)
-    assert len(trials) == 1 + 2 * 3 * 2  # budgets x methods x repeat seeds
+    assert len(trials) == 1 + 2 * 4 * 2  # budgets x methods x repeat seeds
     # the search: 2 initial + 2 iterations x 1 acquisition for BO, 2 random for RS, at both budgets
     for budget in (1, 2):
         bo = read_csv(results / "search" / f"b{budget}" / "PBLF-BO" / "evaluations.csv")
@@ -55,8 +55,11 @@ def test_every_output_exists(smoke_run):
         assert len(bo) == 2 + 2 * 1 and len(rs) == 2
         assert {row["source"] for row in bo} == {"random", "ucb"}
         assert {(row["budget_epochs"], row["method"]) for row in bo} == {(str(budget), "PBLF-BO")}
-    for method in ("PBLF-BO", "PBLF-RS", "Standard"):
+        (hg,) = read_csv(results / "search" / f"b{budget}" / "PBLF-HG" / "evaluations.csv")  # one learning run
+        assert hg["source"] == "hypergradient" and float(hg["seconds"]) > 0
+    for method in METHODS:
         assert (results / "runs" / "convergence" / method / "s0" / "metrics.json").is_file()
+    assert (results / "figures" / "figure_hypergradient.png").is_file()
 
 
 def test_every_run_records_who_it_is(smoke_run):
@@ -64,8 +67,9 @@ def test_every_run_records_who_it_is(smoke_run):
     and that identity is the one its folder stands for."""
     config = load_config([smoke_run / "config.yaml", smoke_run / "presets/smoke.yaml"])
     runs = sorted((smoke_run / "results/runs").rglob("metrics.json"))
-    # search runs, repeats, convergence runs, generalisation runs (methods x batch sizes x lr scalings x seeds)
-    assert len(runs) == 2 * (2 + 2 * 1 + 2) + 2 * 3 * 2 + 3 + 3 * 2 * 2 * 1
+    # search runs (BO, RS, HG's learning run), repeats, convergence runs, generalisation runs (methods x batch sizes x
+    # lr scalings x seeds)
+    assert len(runs) == 2 * (2 + 2 * 1 + 2 + 1) + 2 * 4 * 2 + 4 + 4 * 2 * 2 * 1
     kinds = set()
     for path in runs:
         recorded = json.loads(path.read_text())["run"]

@@ -61,7 +61,7 @@ def test_search_runs_follow_the_proposals(smoke, tmp_path):
 
 def test_repeat_and_convergence_runs(smoke):
     repeats = plan.repeat_runs(smoke)
-    assert len(repeats) == len(smoke["budgets"]) * 3 * len(smoke["repeats"]["seeds"])
+    assert len(repeats) == len(smoke["budgets"]) * 4 * len(smoke["repeats"]["seeds"])
     assert plan.repeat_runs(smoke, 1) == [r for r in repeats if r.budget == 1]
     conv = smoke["convergence"]
     assert plan.convergence_runs(smoke) == [RunId("convergence", conv["epochs"], conv["seed"], m) for m in conv["methods"]]
@@ -100,9 +100,11 @@ def test_the_thesis_run_costs_what_the_thesis_protocol_says(thesis):
     bo100 = costs["search", "PBLF-BO, 100 epochs"]
     assert (bo100.runs, bo100.epochs, bo100.chain) == (120, 12_000, 101 * 100)
     assert costs["search", "PBLF-RS, 20 epochs"].epochs == 100 * 20
-    assert costs["repeats", "30 runs"].epochs == 5 * 3 * (20 + 100)
-    assert costs["convergence", "3 runs"].epochs == 3 * 600
-    assert costs["generalisation", "48 runs"].epochs == 3 * 4 * 2 * 2 * 20
+    hg = costs["search", "PBLF-HG, 100 epochs"]
+    assert (hg.runs, hg.epochs, hg.chain) == (1, 100, 100)  # one learning run (beyond the thesis)
+    assert costs["repeats", "40 runs"].epochs == 5 * 4 * (20 + 100)
+    assert costs["convergence", "4 runs"].epochs == 4 * 600
+    assert costs["generalisation", "64 runs"].epochs == 4 * 4 * 2 * 2 * 20
     assert plan.critical_epochs(thesis) == 101 * 100 + 600  # BO at 100 epochs, then the 600-epoch reruns
 
 
@@ -119,7 +121,7 @@ def test_pruning_costs_are_successive_halving_exact_and_the_median_rule_expected
 def test_plan_prints_wall_times(thesis, capsys):
     plan.stage_plan([ROOT / "config.yaml"], gpus=8, seconds_per_epoch=55)
     out = capsys.readouterr().out
-    assert "total" in out and "30,960" in out and "on 8 GPUs" in out and "days" in out
+    assert "total" in out and "32,600" in out and "on 8 GPUs" in out and "days" in out
     plan.stage_plan([ROOT / "config.yaml"])
     assert "give --seconds-per-epoch" in capsys.readouterr().out
 

@@ -78,11 +78,12 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
                 "index": index,
                 "source": entry.get("source", ""),
                 "replaced": entry.get("replaced", ""),
-                **trained.to_dict(),
+                **Candidate.from_dict(result.get("learned", trained.to_dict())).to_dict(),
                 "status": PROMOTED if (iteration, index) in continued else result["status"],
                 "epochs": epoch_reached(result),
                 "val_top1": result["val_top1"],
                 "test_top1": result["test_top1"],
+                "seconds": training_seconds(result),
                 "run": str(path.parent),
                 "val_curve": " ".join(str(row["val_top1"]) for row in result["epochs"]),
             })
@@ -98,17 +99,27 @@ def epoch_reached(metrics: dict[str, Any]) -> int:
     return len(metrics["epochs"]) + (metrics["status"] == "diverged")
 
 
-def search_cost(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], tuple[int, int]]:
-    """(candidates trained, epochs spent) of each search (budget, method) in ``evaluations``. A candidate's runs
-    continue one another (successive halving), so the epochs spent on it are the furthest epoch it reached."""
+def training_seconds(metrics: dict[str, Any]) -> float:
+    """A run's training time: the sum of its epochs' seconds (its share of each epoch's job, the epochs of a run it
+    continued included; evaluation, start-up and a diverged run's last partial epoch left out), to the millisecond
+    (an epoch row without timing counts 0)."""
+    return round(sum(row.get("seconds", 0.0) for row in metrics["epochs"]), 3)
+
+
+def search_cost(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], tuple[int, int, float]]:
+    """(candidates trained, epochs spent, seconds of training) of each search (budget, method) in ``evaluations``.
+    A candidate's runs continue one another (successive halving), so what it cost is what its furthest run reached,
+    whose epochs include those it continued."""
     cost = {}
     for path in evaluations:
         rows = read_evaluations(path)
-        reached: dict[str, int] = {}
+        reached: dict[str, tuple[int, float]] = {}
         for row in rows:
             key = Candidate.from_dict(row).key
-            reached[key] = max(reached.get(key, 0), row["epochs"])
-        cost[rows[0]["budget_epochs"], rows[0]["method"]] = (len(reached), sum(reached.values()))
+            reached[key] = max(reached.get(key, (0, 0.0)), (row["epochs"], row["seconds"]))
+        cost[rows[0]["budget_epochs"], rows[0]["method"]] = (
+            len(reached), sum(epochs for epochs, _ in reached.values()),
+            round(sum(seconds for _, seconds in reached.values()), 3))
     return cost
 
 
@@ -124,7 +135,7 @@ def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Pa
             raise InputError(f"{path} is a {run.kind} run, not a repeat")
         if run.method in PROPOSERS and (run.budget, run.method) not in cost:
             raise InputError(f"{path}: no evaluations.csv of the {run.method} search at {run.budget} epochs was given")
-        candidates, epochs = cost.get((run.budget, run.method), (0, 0))
+        candidates, epochs, seconds = cost.get((run.budget, run.method), (0, 0, 0.0))
         rows.append({
             "budget_epochs": run.budget,
             "method": run.method,
@@ -136,6 +147,7 @@ def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Pa
             "places": places_text(),
             "search_candidates": candidates,
             "search_epochs": epochs,
+            "search_seconds": seconds,
         })
     return rows
 

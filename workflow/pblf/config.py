@@ -30,7 +30,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.y
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "data": ("seed", "data"),
     "train": ("seed", "device", "deterministic", "data", "model", "train"),
-    "search": ("seed", "search"),
+    "search": ("seed", "search", "standard"),
     "select": ("standard",),
     "appendix_c": ("seed", "appendix_c"),
 }

@@ -5,7 +5,7 @@ Each figure is split into the numbers it plots (pure functions: :func:`curve_sum
 worked out by hand, and the drawing, which only places those numbers on axes.
 
 * :func:`draw_curves` (Figures 6.1, 6.2): per method, the Top-1 and Top-1 validation curves of the chosen candidate's
-  repeat seeds against epoch (panels (a)-(c)), and the three Top-1 curves together (panel (d)). Lines are the mean over
+  repeat seeds against epoch (panels (a)-(d)), and the four Top-1 curves together (panel (e)). Lines are the mean over
   seeds, the shaded band the min-max over seeds.
 * :func:`draw_search_scatter` (Figure 6.3): every candidate a search evaluated, projected to two principal
   components, coloured by Top-1, one panel per (budget, method); the chosen candidate is starred.
@@ -44,7 +44,7 @@ from pblf import plotting
 from pblf.candidate import Candidate
 from pblf.errors import InputError
 from pblf.files import read_json
-from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SEARCH_METHODS, epochs_label, figure_stem
+from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SAMPLING_METHODS, epochs_label, figure_stem
 from pblf.provenance import Outcome
 from pblf.select import read_evaluations, select_best
 
@@ -221,16 +221,18 @@ def draw_curves(
     """Figure 6.1 (``budget`` 20) or 6.2 (100); writes ``out_stem.png`` and ``out_stem.pdf`` and returns both paths.
 
     ``runs`` maps each method of :data:`pblf.METHODS` to its repeat seeds' metrics (e.g. from
-    :func:`load_metrics`). Panels (a)-(c): Top-1 and Top-1 validation of one method; (d): the three Top-1 curves.
-    ``figure_id`` (e.g. ``"6.1"``) only prefixes the title."""
+    :func:`load_metrics`). Panels (a)-(d): Top-1 and Top-1 validation of one method; (e): the four Top-1 curves;
+    the sixth cell holds the legend. ``figure_id`` (e.g. ``"6.1"``) only prefixes the title."""
     summary = curve_summary(runs, budget)
     any_diverged = any(curves.diverged for curves in summary.values())
 
     plotting.apply_style()
-    fig, axes = plt.subplots(2, 2, figsize=(8.4, 6.8), sharex=True, sharey=True)
-    panels = list(axes.flat)
+    fig, axes = plt.subplots(2, 3, figsize=(11.4, 6.8), sharex=True, sharey=True)
+    cells = list(axes.flat)
+    panels, legend_cell = cells[:len(METHODS) + 1], cells[len(METHODS) + 1]
     epochs = np.arange(1, budget + 1, dtype=np.float64)
-    for letter, method, ax in zip("abc", METHODS, panels):
+    letters = "abcdefgh"
+    for letter, method, ax in zip(letters, METHODS, panels):
         curves = summary[method]
         colour = plotting.METHOD_COLOURS[method]
         for key, line_colour, linestyle in (("val_top1", VALIDATION_COLOUR, "--"), ("test_top1", colour, "-")):
@@ -243,7 +245,7 @@ def draw_curves(
             seeds_text += f", {len(curves.diverged)} diverged"
         ax.set_title(f"({letter}) {method} ({seeds_text})")
 
-    ax_all = panels[3]
+    ax_all = panels[len(METHODS)]
     for method in METHODS:
         curves = summary[method]
         colour = plotting.METHOD_COLOURS[method]
@@ -251,14 +253,12 @@ def draw_curves(
             _draw_mean_band(ax_all, epochs, curves.bands["test_top1"], colour, "-", band_alpha=0.12)
         for metrics, rows in curves.diverged:
             _draw_diverged(ax_all, metrics, rows, "test_top1", colour, "-")
-    ax_all.set_title("(d) Top-1 of the three methods")
+    ax_all.set_title(f"({letters[len(METHODS)]}) Top-1 of the {len(METHODS)} methods")
 
     for ax in panels:
         _epoch_axis(ax, budget)
         ax.set_ylabel("Accuracy (%)")
         ax.tick_params(labelbottom=True, labelleft=True)
-    # One legend for the whole figure, below the panels, so that it never hides a curve.
-    # Legends fill column by column: interleave so that row 1 holds the methods, row 2 the keys.
     methods_row = [Line2D([], [], color=plotting.METHOD_COLOURS[m], linewidth=1.6, label=f"Top-1, {m}")
                    for m in METHODS]
     keys_row = [
@@ -268,11 +268,11 @@ def draw_curves(
     if any_diverged:
         keys_row.append(Line2D([], [], color="0.3", marker="x", linestyle=":", linewidth=0.8,
                                label="diverged run (×: where it diverged)"))
-    handles = [h for pair in zip(methods_row, [*keys_row, None]) for h in pair if h is not None]
-    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize="small")
+    legend_cell.axis("off")  # the legend in the free cell, where it never hides a curve
+    legend_cell.legend(handles=[*methods_row, *keys_row], loc="center", frameon=False, fontsize="small")
     prefix = f"Figure {figure_id}: " if figure_id else ""
     fig.suptitle(f"{prefix}Top-1 and Top-1 validation accuracy, budget {epochs_label(budget)}")
-    fig.tight_layout(rect=(0, 0.09 if any_diverged else 0.07, 1, 1))
+    fig.tight_layout()
     return plotting.save_figure(fig, out_stem)
 
 
@@ -334,10 +334,10 @@ def _check_searches(searches: Mapping[tuple[int, str], Sequence[Mapping[str, Any
     if not searches:
         raise InputError("no searches to draw")
     budgets = sorted({int(budget) for budget, _ in searches})
-    methods = [m for m in SEARCH_METHODS if any(method == m for _, method in searches)]
-    unknown = sorted({method for _, method in searches} - set(SEARCH_METHODS))
+    methods = [m for m in SAMPLING_METHODS if any(method == m for _, method in searches)]
+    unknown = sorted({method for _, method in searches} - set(SAMPLING_METHODS))
     if unknown:
-        raise InputError(f"searches of unknown method(s) {unknown}; expected {list(SEARCH_METHODS)}")
+        raise InputError(f"searches of unknown method(s) {unknown}; expected {list(SAMPLING_METHODS)}")
     normalised = {(int(b), m): rows for (b, m), rows in searches.items()}
     panels = {}
     for budget in budgets:
@@ -435,23 +435,27 @@ def draw_convergence(
 ) -> list[Path]:
     """Figure 6.4: the Top-1 curve of each method's convergence run, final Top-1 in the legend.
 
-    ``runs`` maps each method of :data:`pblf.METHODS` to one metrics dict; every run must record the
-    same ``budget`` (the convergence budget) and, if ``ok``, have one epoch row per epoch of it."""
-    _check_methods(runs, "convergence curves")
+    ``runs`` maps methods of :data:`pblf.METHODS` (those of ``convergence.methods``) to one metrics dict each;
+    every run must record the same ``budget`` (the convergence budget) and, if ``ok``, have one epoch row per epoch
+    of it."""
+    unknown = sorted(set(runs) - set(METHODS))
+    if unknown or not runs:
+        raise InputError(f"convergence curves: unknown or no method(s) {unknown}; expected some of {list(METHODS)}")
+    methods = [method for method in METHODS if method in runs]
     budgets = {}
-    for method in METHODS:
+    for method in methods:
         if "budget" not in _run(runs[method]):
             raise InputError(f"{_describe(runs[method], method)} records no budget")
         budgets[method] = int(_run(runs[method])["budget"])
     if len(set(budgets.values())) != 1:
         raise InputError(f"convergence runs have different budgets: {budgets}")
-    budget = budgets[METHODS[0]]
-    checked = {method: _check_run(runs[method], budget, method) for method in METHODS}
+    budget = budgets[methods[0]]
+    checked = {method: _check_run(runs[method], budget, method) for method in methods}
 
     plotting.apply_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     handles = []
-    for method in METHODS:
+    for method in methods:
         metrics, rows = runs[method], checked[method]
         colour = plotting.METHOD_COLOURS[method]
         if metrics["status"] == "ok":
@@ -496,7 +500,8 @@ def stage_figure(figure: str, inputs: list[Path], out: Path, config: list[Path] 
 
     Inputs by figure: 6.1 and 6.2, the repeat runs' ``metrics.json`` of one budget; 6.3, the searches'
     ``evaluations.csv``; 6.4, the convergence runs' ``metrics.json``; C.1-C.3, a trajectory CSV and the config it
-    was written with; C.4, ``velocity.csv``; generalisation, ``generalisation/runs.csv``."""
+    was written with; C.4, ``velocity.csv``; generalisation, ``generalisation/runs.csv``; hypergradient, PBLF-HG's
+    learning runs' ``metrics.json``."""
     stem = Path(out) / figure_stem(figure)
     if figure in ("6.1", "6.2"):
         metrics = load_metrics(inputs)
@@ -512,6 +517,10 @@ def stage_figure(figure: str, inputs: list[Path], out: Path, config: list[Path] 
         _one_budget(metrics, figure)
         paths = draw_convergence({method: runs[0] for method, runs in _by_method(metrics).items()}, stem,
                                  figure_id=figure)
+    elif figure == "hypergradient":
+        from pblf.figures_hg import draw
+
+        paths = draw(load_metrics(inputs), stem)
     elif figure == "generalisation":
         from pblf.generalisation import draw
 

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 # ------------------------------------------------------------------------------------------------------- methods
 
-#: The methods of Table 6.2, in the order every table and figure lists them.
-METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS", "Standard")
+#: The methods of Table 6.2, in the order every table and figure lists them: the thesis's three in its order, then
+#: PBLF-HG, the method beyond the thesis (its §7.1.1 future work: phi and the mode learned inside one training run by
+#: hypergradients, :mod:`pblf.hypergrad`).
+METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS", "Standard", "PBLF-HG")
 STANDARD = "Standard"
-#: The methods that search, and the proposer each one uses (``pblf.propose``).
-PROPOSERS: dict[str, str] = {"PBLF-BO": "bo", "PBLF-RS": "rs"}
+LEARNED = "PBLF-HG"
+#: The methods that choose a candidate, and the proposer each one uses (``pblf.propose``): PBLF-HG's "search" is one
+#: proposal of one run, which starts from Standard and learns its candidate while it trains.
+PROPOSERS: dict[str, str] = {"PBLF-BO": "bo", "PBLF-RS": "rs", "PBLF-HG": "hg"}
 SEARCH_METHODS: tuple[str, ...] = tuple(PROPOSERS)
+#: The methods that sample candidates from the search space (Figure 6.3 draws what they sampled).
+SAMPLING_METHODS: tuple[str, ...] = tuple(method for method, proposer in PROPOSERS.items() if proposer != "hg")
 
 # ---------------------------------------------------------------------------------------------------------- runs
 
@@ -65,7 +71,8 @@ def places_text() -> str:
 TABLES: tuple[str, ...] = ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
 TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
 #: The figures of the thesis, by id ("6.1"); a figure's file stem is :func:`figure_stem` of its id.
-FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4", "generalisation")
+FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4", "generalisation",
+                             "hypergradient")
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 
 
@@ -92,16 +99,19 @@ def figure_stem(figure: str) -> str:
 HISTORY_REQUIRED: tuple[str, ...] = (*PHI_NAMES, "mode", "val_top1")
 HISTORY_COLUMNS: tuple[str, ...] = ("iteration", "index", *HISTORY_REQUIRED, "status", "val_curve")
 #: ``search/.../evaluations.csv``: every candidate a search evaluated, in order, with its run's identity.
-#: ``source`` is ucb, ei, random or promoted; ``replaced`` says when an acquisition candidate replaced a too-close
+#: ``source`` is ucb, ei, random, promoted or hypergradient; ``replaced`` says when an acquisition candidate replaced a too-close
 #: maximiser (next-best, random); ``status`` is a run's, or ``promoted`` when a later iteration continued it;
-#: ``epochs`` is the epoch the run reached (a diverged run's last, partial epoch included; a stopped run's rung).
+#: ``epochs`` is the epoch the run reached (a diverged run's last, partial epoch included; a stopped run's rung);
+#: ``seconds`` its training time so far (its epochs' share of their jobs' time, predecessors' included). PBLF-HG's
+#: row is the candidate its run learned, not the one it started from.
 EVALUATION_COLUMNS: tuple[str, ...] = (
     "budget_epochs", "method", "iteration", "index", "source", "replaced", *PHI_NAMES, "mode", "status", "epochs",
-    "val_top1", "test_top1", "run",
+    "val_top1", "test_top1", "seconds", "run",
 )
 #: ``tables/trials.csv`` (SPEC section 3): one row per repeat; every table is made from it. The first ten columns
 #: are the contract any trials file meets (``pblf tables`` reads the thesis's own numbers from them); the rest say
 #: what the meta-network was (its activation, the places of the mode's bits) and what the search that chose the
-#: candidate cost (candidates trained, epochs spent; 0 for Standard).
+#: candidate cost (candidates trained, epochs spent, seconds of training; 0 for Standard).
 TRIALS_REQUIRED: tuple[str, ...] = ("budget_epochs", "method", "seed", "test_top1", "val_top1", *PHI_NAMES, "mode")
-TRIALS_COLUMNS: tuple[str, ...] = (*TRIALS_REQUIRED, "activation", "places", "search_candidates", "search_epochs")
+TRIALS_COLUMNS: tuple[str, ...] = (*TRIALS_REQUIRED, "activation", "places", "search_candidates", "search_epochs",
+                                   "search_seconds")

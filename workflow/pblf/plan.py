@@ -16,7 +16,7 @@ from pblf.candidate import read_proposal
 from pblf.config import load_config
 from pblf.errors import ConfigError
 from pblf.layout import RUN_TEMPLATES, Layout, RunId
-from pblf.names import FIGURE_FORMATS, METHODS, PROPOSERS, TABLE_FORMATS, TABLES
+from pblf.names import FIGURE_FORMATS, LEARNED, METHODS, PROPOSERS, TABLE_FORMATS, TABLES
 from pblf.prune import rs_batch_sizes, rs_rungs, rung_epochs
 from pblf.seeding import derive_seed
 
@@ -28,14 +28,17 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 def iterations(config: dict[str, Any], method: str, budget: int) -> int:
     """How many proposals a search makes: BO its initial batch plus one per iteration; RS a single batch, or with
-    pruning one per rung of successive halving and one to the full budget."""
+    pruning one per rung of successive halving and one to the full budget; HG one, its single learning run."""
     if PROPOSERS[method] == "bo":
         return 1 + config["search"]["bo"]["iterations"]
+    if PROPOSERS[method] == "hg":
+        return 1
     return 1 + len(rs_rungs(int(budget), config["search"]["pruning"]))
 
 
 def proposal_sizes(config: dict[str, Any], method: str, iteration: int) -> tuple[int, int]:
-    """(acquisition candidates, random candidates) of one proposal."""
+    """(acquisition candidates, random candidates) of one proposal (PBLF-HG's makes neither: see
+    :func:`pblf.propose.learning_proposal`)."""
     if PROPOSERS[method] == "rs":
         return 0, config["search"]["rs"]["samples"]
     bo = config["search"]["bo"]
@@ -126,8 +129,8 @@ def curve_budget(config: dict[str, Any], figure: str) -> int:
 
 def figures(config: dict[str, Any]) -> list[str]:
     """The figures a config produces: 6.2 needs a second budget, 6.4 the convergence reruns, the generalisation
-    figure its stage."""
-    ids = ["6.1", "6.3", "C.1", "C.2", "C.3", "C.4"]
+    figure its stage; PBLF-HG's trajectories are always drawn."""
+    ids = ["6.1", "6.3", "C.1", "C.2", "C.3", "C.4", "hypergradient"]
     if len(config["budgets"]) > 1:
         ids.append("6.2")
     if convergence_runs(config):
@@ -174,6 +177,8 @@ def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
     """What one search costs: PBLF-BO's initial batch plus its iterations, PBLF-RS's batch (by rungs, pruned)."""
     pruning = config["search"]["pruning"]
     rungs = rung_epochs(budget, pruning["rungs"]) if pruning["enabled"] else []
+    if PROPOSERS[method] == "hg":  # one run (each hypergradient step costs a few steps more: Table 6.2's time says)
+        return StageCost("search", f"{method}, {budget} epochs", 1, budget, budget, budget)
     if PROPOSERS[method] == "rs":
         sizes = rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], len(rungs))
         ends = [*rungs, budget]
@@ -257,6 +262,9 @@ def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | Non
     if pruned:
         lines.append("expected: successive halving's counts are exact; the median rule is expected to stop half of "
                      "the PBLF-BO runs at each rung (its premise); benchmarks/bench_pruning.py measures it")
+    lines.append(f"{LEARNED}: its learning run's epochs count as plain ones here; every {cfg['search']['hg']['interval']} "
+                 "training steps it also takes a hypergradient step (a look-ahead and a double backward, several "
+                 "steps' work), which Table 6.2's Time (s) measures")
     chain = critical_epochs(cfg)
     if seconds_per_epoch is None:
         lines.append(f"longest chain of epochs one after another: {chain:,}; give --seconds-per-epoch (or run "
@@ -304,6 +312,7 @@ def pack_shapes(config: dict[str, Any]) -> list[PackShape]:
     ladders = max((len(rs_rungs(budget, pruning)) for budget in config["budgets"]), default=0)
     for rung, count in enumerate(rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], ladders)):
         classes.append((f"rs_{rung}", "PBLF-RS", rung, count, ()))
+    classes.append(("hg", LEARNED, 0, 1, ()))  # the learning run trains alone (pblf.train)
     shapes = []
     for name, method, iteration, count, constraints in classes:
         for part, indices in enumerate(_chunks(list(range(count)), size)):

@@ -1,4 +1,4 @@
-"""The proposer of PBLF-BO and PBLF-RS: which candidates to train next.
+"""The proposer of PBLF-BO and PBLF-RS (and PBLF-HG's starting point): which candidates to train next.
 
 PBLF-BO (Section 6.1) fits a Gaussian-process surrogate to every candidate evaluated so far and proposes, per
 iteration, ``n_acq`` maximisers of the acquisition function (UCB, mu + beta * sigma with the thesis's beta = 0.1, or
@@ -31,7 +31,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
 from threadpoolctl import threadpool_limits
 
-from pblf.candidate import PHI_DECIMALS, Candidate, write_proposal
+from pblf.candidate import PHI_DECIMALS, Candidate, standard_candidate, write_proposal
 from pblf.config import load_config, stage_config
 from pblf.errors import ConfigError, InputError
 from pblf.files import read_csv
@@ -481,6 +481,15 @@ def _entry(candidate: Candidate, source: str, replaced: str) -> dict:
     return {**candidate.to_dict(), "source": source, **({"replaced": replaced} if replaced else {})}
 
 
+def learning_proposal(cfg: dict) -> dict:
+    """PBLF-HG's one proposal entry: Standard, to start from, and under ``learn`` how to learn from it (the settings
+    of ``search.hg`` and the box, carried in the proposal because the training job reads no search config).
+    The run itself writes what it learned (:mod:`pblf.hypergrad`)."""
+    search = cfg["search"]
+    return {**standard_candidate(cfg).to_dict(), "source": "hypergradient",
+            "learn": {**search["hg"], "phi_bound": search["phi_bound"]}}
+
+
 def stage_propose(config: list[Path], history: Path, budget: int, method: str, iteration: int, out: Path) -> Outcome:
     """``pblf propose``: the proposal of iteration ``iteration`` of the search ``method`` at ``budget``, written to
     ``out/proposal.json``. How many candidates, the seed and every acquisition setting come from the config
@@ -491,7 +500,11 @@ def stage_propose(config: list[Path], history: Path, budget: int, method: str, i
     search, pruning = cfg["search"], cfg["search"]["pruning"]
     seed = proposal_seed(cfg, budget, method, iteration)
     observations = read_history(history)
-    if pruning["enabled"] and PROPOSERS[method] == "rs" and iteration > 0:
+    if PROPOSERS[method] == "hg":
+        if iteration != 0:
+            raise ConfigError(f"--iteration {iteration}: {method} makes one proposal, iteration 0")
+        candidates = [learning_proposal(cfg)]
+    elif pruning["enabled"] and PROPOSERS[method] == "rs" and iteration > 0:
         candidates = promote(observations, iteration, pruning["eta"])
     else:
         n_acq, n_random = proposal_sizes(cfg, method, iteration)
@@ -499,7 +512,7 @@ def stage_propose(config: list[Path], history: Path, budget: int, method: str, i
         candidates = propose(PROPOSERS[method], observations, n_acq, n_random, seed, beta=bo["beta"],
                              acquisition=bo["acquisition"], xi=bo["xi"], phi_bound=search["phi_bound"],
                              min_distance=bo["min_distance"])
-    if pruning["enabled"]:
+    if pruning["enabled"] and PROPOSERS[method] != "hg":
         candidates = with_fidelity(candidates, method, iteration, budget, pruning, observations)
     path = write_proposal(Path(out) / PROPOSAL, candidates)
     sources = ", ".join(sorted({c["source"] + (" (replaced)" if "replaced" in c else "") for c in candidates}))

@@ -47,7 +47,7 @@ def read_evaluations(path: str | Path) -> list[dict[str, Any]]:
             row = {**raw, **Candidate.from_dict(raw).to_dict()}
             for key in ("budget_epochs", "iteration", "index", "epochs"):
                 row[key] = int(raw[key])
-            for key in ("val_top1", "test_top1"):
+            for key in ("val_top1", "test_top1", "seconds"):
                 row[key] = float(raw[key])
         except (KeyError, ValueError) as err:
             raise InputError(f"{path}, line {line}: not an evaluation row ({err})") from None

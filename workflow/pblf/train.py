@@ -33,7 +33,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,7 @@ from pblf.data import DeviceSplit, Splits, load_splits, make_split, read_split
 from pblf.errors import ConfigError, DeviceError
 from pblf.files import read_bytes, read_json, write_bytes, write_json
 from pblf.fused import Pack, make_pack, sgd_options
+from pblf.hypergrad import HypergradientUpdater, ValidationStream, learning_start
 from pblf.layout import CHECKPOINT, METRICS, RunId
 from pblf.model import build_model
 from pblf.provenance import Outcome, code_fingerprint
@@ -191,21 +192,24 @@ class Fidelity:
 # ------------------------------------------------------------------------------------------------- checkpoints
 
 
-def run_fingerprint(cfg: dict[str, Any], split: dict[str, Any], candidate: Candidate, budget: int, seed: int) -> str:
-    """What a checkpoint belongs to (the config, data, candidate, budget, seed and the training code); a checkpoint
-    with another fingerprint is stale and ignored."""
+def run_fingerprint(cfg: dict[str, Any], split: dict[str, Any], candidate: Candidate, budget: int, seed: int,
+                    learn: dict[str, Any] | None = None) -> str:
+    """What a checkpoint belongs to (the config, data, candidate, budget, seed, PBLF-HG's settings when it learns,
+    and the training code); a checkpoint with another fingerprint is stale and ignored."""
     keys = {k: cfg[k] for k in ("seed", "data", "model", "train", "deterministic")}
     blob = json.dumps(
         [keys, split["checksums"], split["validation_indices"][:50], candidate.to_dict(), budget, seed, SEEDING,
-         code_fingerprint()],
+         code_fingerprint(), *([learn] if learn is not None else [])],
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def save_checkpoint(path: Path, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
-                    state: TrainState, generator: torch.Generator, fingerprint: str) -> None:
-    """Write to a temporary file, fsync, then rename: a kill at any moment leaves the old or the new checkpoint."""
+                    state: TrainState, generator: torch.Generator, fingerprint: str,
+                    hypergrad: dict[str, Any] | None = None) -> None:
+    """Write to a temporary file, fsync, then rename: a kill at any moment leaves the old or the new checkpoint.
+    ``hypergrad`` is a learning run's :meth:`pblf.hypergrad.HypergradientUpdater.state_dict`."""
     payload = {
         "fingerprint": fingerprint,
         "model": model_state,
@@ -218,6 +222,7 @@ def save_checkpoint(path: Path, model_state: dict[str, torch.Tensor], optimizer_
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": state.history,
+        **({"hypergrad": hypergrad} if hypergrad is not None else {}),
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -320,6 +325,8 @@ class RunSpec:
     out_dir: Path
     fidelity: Fidelity = Fidelity()
     resume_from: Path | None = None
+    #: PBLF-HG: learn phi and the mode while training, with these settings (a proposal entry's ``learn``)
+    learn: dict[str, Any] | None = None
 
 
 @dataclass
@@ -332,6 +339,7 @@ class _Member:
     result: dict[str, Any]
     model: torch.nn.Module
     payload: dict[str, Any] | None
+    updater: HypergradientUpdater | None = None
 
     @property
     def checkpoint(self) -> Path:
@@ -373,9 +381,9 @@ def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] 
     splits = load_splits(cfg["data"], split, device, split_folder)
     members = [_member(cfg, spec, split, splits) for spec in specs]
     with _StopFlag() as stop:
-        groups: dict[tuple[int, int, bytes], list[_Member]] = {}
-        for member in members:
-            groups.setdefault(member.resumed_at, []).append(member)
+        groups: dict[tuple[Any, ...], list[_Member]] = {}
+        for number, member in enumerate(members):  # a learning run trains alone: its op is not a pack's
+            groups.setdefault((*member.resumed_at, member.spec.learn and number), []).append(member)
         for group in groups.values():
             _train_group(cfg, group, splits, device, kind, stop)
     return [member.result for member in members]
@@ -391,8 +399,10 @@ def _member(cfg: dict[str, Any], spec: RunSpec, split: dict[str, Any], splits: S
                                      "epoch": len(read_json(Path(spec.resume_from) / METRICS)["epochs"])}
     if spec.resume_from and not checkpoint.exists():
         write_bytes(read_bytes(Path(spec.resume_from) / CHECKPOINT), checkpoint)
-    model = initial_model(cfg, spec.candidate, spec.run.seed, splits.num_classes, splits.in_channels)
-    fingerprint = run_fingerprint(cfg, split, spec.candidate, spec.run.budget, spec.run.seed)
+    # A learning run starts from Standard's sigma' == 1 at a phi where the hypergradient is alive (pblf.hypergrad)
+    start = learning_start(cfg["model"]["metanet_activation"]) if spec.learn else spec.candidate
+    model = initial_model(cfg, start, spec.run.seed, splits.num_classes, splits.in_channels)
+    fingerprint = run_fingerprint(cfg, split, spec.candidate, spec.run.budget, spec.run.seed, spec.learn)
     payload = load_checkpoint(checkpoint, model, fingerprint)
     state = TrainState() if payload is None else TrainState(
         payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
@@ -423,7 +433,11 @@ def _train_group(cfg: dict[str, Any], group: list[_Member], splits: Splits, devi
         if resumed["cuda_rng"]:
             torch.cuda.set_rng_state_all(resumed["cuda_rng"])
     autocast = {"device_type": device.type, "dtype": torch.bfloat16, "enabled": on_cuda and train_cfg["bf16"]}
-    pack = make_pack(kind, [member.model.to(device) for member in group],
+    for member in group:
+        member.model.to(device)
+        if member.spec.learn:
+            member.updater = _updater(cfg, member, splits, device)
+    pack = make_pack(kind, [member.model for member in group],
                      None if resumed is None else [member.payload["optimizer"] for member in group],
                      channels_last=on_cuda and train_cfg["channels_last"], compile=compile_mode(train_cfg),
                      **sgd_options(train_cfg))
@@ -439,8 +453,11 @@ def _train_group(cfg: dict[str, Any], group: list[_Member], splits: Splits, devi
             pack, live = _without(pack, live, done)
         if not live:
             return
+        learner = live[0].updater if len(live) == 1 else None
+        hook = (lambda images, labels, lr: learner.before_step(live[0].model, images, labels, lr)) if learner \
+            else None
         diverged = _train_epoch(pack, [member.state for member in live], splits, train_cfg, budget, generator,
-                                autocast, stop, lambda: _save(pack, live, generator))
+                                autocast, stop, lambda: _save(pack, live, generator), hook)
         for k, step in diverged:
             live[k].result["status"] = "diverged"
             live[k].result["diverged_at"] = {"epoch": live[k].state.epoch + 1, "step": step}
@@ -452,10 +469,26 @@ def _train_group(cfg: dict[str, Any], group: list[_Member], splits: Splits, devi
         _save(pack, live, generator)
 
 
+def _updater(cfg: dict[str, Any], member: _Member, splits: Splits, device: torch.device) -> HypergradientUpdater:
+    """A learning run's hypergradient updater, attached to its model (before any torch.compile) and, when resuming,
+    restored from its checkpoint. Its validation batches are seeded from the run's seed, like every stream."""
+    learn, seed = member.spec.learn, member.spec.run.seed
+    validation = ValidationStream(splits.validation, learn["val_batch_size"],
+                                  derive_seed(cfg["seed"], seed, "hypergradient"))
+    updater = HypergradientUpdater(
+        learning_start(cfg["model"]["metanet_activation"]), validation, hyper_lr=learn["hyper_lr"],
+        interval=learn["interval"], bound=learn["phi_bound"], activation=cfg["model"]["metanet_activation"],
+        gate_init=learn["gate_init"], device=device)
+    updater.attach(member.model)
+    if member.payload is not None:
+        updater.load_state_dict(member.payload["hypergrad"])
+    return updater
+
+
 def _save(pack: Pack, live: list[_Member], generator: torch.Generator) -> None:
     for k, member in enumerate(live):
         save_checkpoint(member.checkpoint, pack.model_state_dict(k), pack.optimizer_state_dict(k), member.state,
-                        generator, member.fingerprint)
+                        generator, member.fingerprint, member.updater.state_dict() if member.updater else None)
 
 
 def _without(pack: Pack, live: list[_Member], gone: list[_Member]) -> tuple[Pack, list[_Member]]:
@@ -480,6 +513,12 @@ def _finish(member: _Member, budget: int, pack: Pack, k: int, splits: Splits, tr
         result["test_top1"] = _percent(single.accuracy(splits.test.batches(eval_bs), autocast)[0])
         log.warning("candidate %s diverged at epoch %d: val %.2f%%, test %.2f%%", member.spec.candidate.to_json(),
                     state.epoch + 1, result["val_top1"], result["test_top1"])
+    if member.updater is not None:
+        updater = member.updater
+        result["learned"] = updater.candidate().to_dict()
+        result["hypergrad"] = {"start": updater.start.to_dict(), "settings": member.spec.learn,
+                               "hyper_steps": updater.hyper_steps, "trajectory": updater.trajectory}
+        log.info("learned %s after %d hypergradient steps", updater.candidate().to_json(), updater.hyper_steps)
     write_json(result, member.spec.out_dir / METRICS)
 
 
@@ -491,8 +530,8 @@ def _spec(run: RunId, out: Path, candidate: str | None, candidate_file: Path | N
         raise ConfigError("give the candidate either as JSON (--candidate) or as a file (--candidate-file)")
     if candidate_file is not None and run.kind == "search":
         chosen = read_candidate(candidate_file, run.index)  # refuses an index the proposal does not have
-        fidelity = Fidelity.of_entry(read_proposal(candidate_file)[run.index])
-        return RunSpec(run, chosen, Path(out), fidelity, resume_from)
+        entry = read_proposal(candidate_file)[run.index]
+        return RunSpec(run, chosen, Path(out), Fidelity.of_entry(entry), resume_from, entry.get("learn"))
     if candidate_file is not None:
         return RunSpec(run, read_candidate(candidate_file), Path(out), resume_from=resume_from)
     try:
@@ -567,9 +606,12 @@ def stage_train_pack(config: list[Path], runs: str, split: Path | None = None, k
 
 def _train_epoch(pack: Pack, states: list[TrainState], splits: Splits, train_cfg: dict[str, Any], budget: int,
                  generator: torch.Generator, autocast: dict[str, Any], stop: "_StopFlag",
-                 save: Any) -> list[tuple[int, int]]:
+                 save: Any, before_step: Callable[[torch.Tensor, torch.Tensor, float], Any] | None = None
+                 ) -> list[tuple[int, int]]:
     """One epoch of every run of ``pack`` (or the rest of one, after a mid-epoch resume); each run's state gets its
-    epoch row. Returns (run, step) of the runs whose loss became non-finite (they were left as before that step)."""
+    epoch row. Returns (run, step) of the runs whose loss became non-finite (they were left as before that step).
+    ``before_step(images, labels, lr)`` runs before each step (a learning run's hypergradient step). A row's
+    ``seconds`` is the run's share of the epoch's time (the time over the runs the pack trained)."""
     stats = [state.stats for state in states]
     epoch, done_before = states[0].epoch, stats[0].step
     if done_before == 0:
@@ -585,9 +627,12 @@ def _train_epoch(pack: Pack, states: list[TrainState], splits: Splits, train_cfg
     for step, (images, labels) in enumerate(splits.train.batches(train_cfg["batch_size"], generator, shuffle=True)):
         if step < done_before:
             continue
-        pack.set_lr(learning_rate(train_cfg, budget * steps_per_epoch, epoch * steps_per_epoch + step))
+        step_lr = learning_rate(train_cfg, budget * steps_per_epoch, epoch * steps_per_epoch + step)
+        pack.set_lr(step_lr)
         if images.device.type == "cuda" and train_cfg["channels_last"]:
             images = images.contiguous(memory_format=torch.channels_last)
+        if before_step is not None:
+            before_step(images, labels, step_lr)
         outcome = pack.step(images, labels, autocast)
         for k, run_stats in enumerate(stats):
             if k in outcome.diverged:
@@ -614,7 +659,7 @@ def _train_epoch(pack: Pack, states: list[TrainState], splits: Splits, train_cfg
             "train_top1": _percent(100.0 * run_stats.correct / max(run_stats.seen, 1)),
             "val_top1": _percent(val[k]),
             "test_top1": _percent(test[k]),
-            "seconds": round(seconds, 3),
+            "seconds": round(seconds / len(states), 3),
             "images_per_second": round((run_stats.seen - seen_before) / max(seconds, 1e-9), 1),
         }
         state.history.append(row)

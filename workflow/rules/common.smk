@@ -15,6 +15,7 @@
 import json
 import os
 import sys
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from pblf import plan
@@ -22,7 +23,10 @@ from pblf.config import STAGE_KEYS, check_device, read_yaml, stage_config, valid
 from pblf.errors import UserError
 from pblf.layout import RUN_WILDCARD, Layout
 from pblf.provenance import code_fingerprint, write_stage_config
-from pblf.names import ARRAYS, FIGURE_FORMATS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES, table_label
+from pblf.names import (
+    ARRAYS, FIGURE_FORMATS, LEARNED, SAMPLING_METHODS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES,
+    table_label,
+)
 
 try:
     for path in workflow.configfiles:  # Snakemake keeps the last of two equal keys; pblf refuses it
@@ -72,6 +76,16 @@ def search_metrics(wildcards, upto):
     """The metrics.json of every run the proposals of iterations 0..upto-1 asked for."""
     runs = plan.search_runs(config, wildcards.budget, wildcards.method, proposals_before(wildcards, upto))
     return [L.metrics(run) for run in runs]
+
+
+def learning_metrics(wildcards):
+    """The metrics.json of PBLF-HG's learning run at every budget (each waits for its proposal's checkpoint)."""
+    return [
+        L.metrics(run)
+        for budget in config["budgets"]
+        for run in plan.search_runs(config, budget, LEARNED,
+                                    proposals_before(SimpleNamespace(budget=str(budget), method=LEARNED), 1))
+    ]
 
 
 # --- training

@@ -1,10 +1,12 @@
-# Figures stage: 6.1 and 6.2 (Top-1 and validation curves of the repeats) and 6.3 (every sampled candidate, PCA);
+# Figures stage: 6.1 and 6.2 (Top-1 and validation curves of the repeats), 6.3 (every sampled candidate, PCA) and
+# PBLF-HG's trajectories;
 # Figure 6.4 is in convergence.smk. Each figure waits for all of its runs: none is drawn from partial data.
 
 
 localrules:
     figure_curves,
     figure_scatter,
+    figure_hypergradient,
 
 
 rule figure_curves:
@@ -34,7 +36,7 @@ rule figure_curves:
 rule figure_scatter:
     """Figure 6.3: every candidate PBLF-BO and PBLF-RS sampled, at every budget."""
     input:
-        [L.evaluations(budget, method) for budget in config["budgets"] for method in SEARCH_METHODS],
+        [L.evaluations(budget, method) for budget in config["budgets"] for method in SAMPLING_METHODS],
     output:
         png=report(
             L.figure("6.3", "png"),
@@ -51,3 +53,25 @@ rule figure_scatter:
         PBLF_ENV
     shell:
         "pblf figure 6.3 --inputs {input} --out {params.out} > {log} 2>&1"
+
+
+rule figure_hypergradient:
+    """PBLF-HG: phi and the gates against training steps, one column per budget."""
+    input:
+        learning_metrics,
+    output:
+        png=report(
+            L.figure("hypergradient", "png"),
+            caption="../../report/figure_hypergradient.rst",
+            category="Figures",
+            labels={"figure": "PBLF-HG"},
+        ),
+        pdf=L.figure("hypergradient", "pdf"),
+    params:
+        out=out_dir,
+    log:
+        L.log(L.figure("hypergradient", "png")),
+    conda:
+        PBLF_ENV
+    shell:
+        "pblf figure hypergradient --inputs {input} --out {params.out} > {log} 2>&1"

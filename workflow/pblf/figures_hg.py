@@ -1,0 +1,79 @@
+"""The PBLF-HG figure: where the learned derivative goes, from its learning runs' ``metrics.json``.
+
+One column per budget. Top: w1, w2, b1 and b2 against training steps, from the start (Standard's sigma' == 1, see
+:func:`pblf.hypergrad.learning_start`) to the candidate learned. Bottom: the four gates (one per place of the mode)
+against training steps, with 0.5, where a gate's rounded bit flips. A reader sees whether phi settles, drifts or
+returns to standard backpropagation, and which places the method switched off. The title of each column gives the
+rounded candidate that the repeats then retrain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from pblf import plotting
+from pblf.candidate import Candidate
+from pblf.errors import InputError
+from pblf.hypergrad import TRAJECTORY_FIELDS
+from pblf.names import LEARNED, PHI_NAMES, PLACES, epochs_label
+
+#: The gates' columns in a trajectory row, in place order.
+GATES: tuple[str, ...] = TRAJECTORY_FIELDS[1 + len(PHI_NAMES):]
+
+
+def trajectories(runs: Sequence[Mapping[str, Any]]) -> dict[int, tuple[np.ndarray, Candidate]]:
+    """Per budget, the trajectory of one learning run as an array (rows: hypergradient steps; columns:
+    :data:`pblf.hypergrad.TRAJECTORY_FIELDS`) and the candidate it learned; runs that are not PBLF-HG's search runs,
+    or two of one budget, are refused by name."""
+    out: dict[int, tuple[np.ndarray, Candidate]] = {}
+    for metrics in runs:
+        run = metrics.get("run", {})
+        if run.get("method") != LEARNED or run.get("kind") != "search" or "hypergrad" not in metrics:
+            raise InputError(f"{metrics.get('path', 'a run')} is not a learning run of {LEARNED} "
+                             f"(run {run}); the figure draws their trajectories")
+        budget = int(run["budget"])
+        if budget in out:
+            raise InputError(f"two {LEARNED} learning runs of {epochs_label(budget)}")
+        rows = metrics["hypergrad"]["trajectory"]
+        out[budget] = (np.array([[float(row[key]) for key in TRAJECTORY_FIELDS] for row in rows]),
+                       Candidate.from_dict(metrics["learned"]))
+    if not out:
+        raise InputError(f"no {LEARNED} learning runs to draw")
+    return dict(sorted(out.items()))
+
+
+def draw(runs: Sequence[Mapping[str, Any]], out_stem: str | Path) -> list[Path]:
+    """Draw the figure into ``out_stem.png`` and ``.pdf``."""
+    paths = trajectories(runs)
+    plotting.apply_style()
+    fig, axes = plt.subplots(2, len(paths), figsize=(4.6 * len(paths), 6.4), squeeze=False, sharex="col")
+    for column, (budget, (rows, learned)) in enumerate(paths.items()):
+        steps = rows[:, 0]
+        marker = "o" if len(steps) == 1 else None  # a run too short for a hypergradient step: its start, as a dot
+        top, bottom = axes[0, column], axes[1, column]
+        for k, name in enumerate(PHI_NAMES):
+            top.plot(steps, rows[:, 1 + k], color=plotting.PALETTE[k], linewidth=1.4, marker=marker,
+                     label=name)
+        top.axhline(0, color="0.6", linewidth=0.6, zorder=1)
+        top.set_ylim(-1.05, 1.05)
+        top.set_ylabel("phi")
+        top.set_title(f"{epochs_label(budget)}: learned {learned.mode}\n"
+                      + ", ".join(f"{name} {value:.3f}" for name, value in zip(PHI_NAMES, learned.phi)),
+                      fontsize="small")
+        for k, place in enumerate(PLACES):
+            bottom.plot(steps, rows[:, 1 + len(PHI_NAMES) + k], color=plotting.PALETTE[4 + k], linewidth=1.4,
+                        marker=marker, label=place)
+        bottom.axhline(0.5, color="0.4", linestyle=":", linewidth=0.9, zorder=1)
+        bottom.set_ylim(-0.03, 1.03)
+        bottom.set_ylabel("gate g (bit = g >= 0.5)")
+        bottom.set_xlabel("training step")
+        top.legend(loc="best", fontsize="x-small", ncol=2)
+        bottom.legend(loc="best", fontsize="x-small", ncol=2)
+    fig.suptitle(f"{LEARNED}: phi and the gates of the mode while the network trains")
+    fig.tight_layout()
+    return plotting.save_figure(fig, out_stem)
