@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -49,7 +48,7 @@ from pblf.fused import Pack, make_pack
 from pblf.model import WideResNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import finish, table  # noqa: E402
+from common import finish, record, table  # noqa: E402
 
 #: The members' candidates, in turn (a pack of K takes the first K, repeating).
 CANDIDATES = (
@@ -186,13 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"WRN-{args.depth}-{args.width}" + ("" if args.base_width == 16 else f" (base width {args.base_width})")
 
     result: dict[str, Any] = {
-        "benchmark": "bench_pack",
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "device": torch.cuda.get_device_name(device) if on_cuda else f"cpu ({platform.processor() or platform.machine()})",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "cpu_count": os.cpu_count(),
+        **record("bench_pack", argv, device),
         "network": name, "input": [args.batch, 3, 32, 32], "batch": args.batch, "deterministic": deterministic,
         "rounds": rounds, "steps_per_block": steps, "warmup_steps": warmup,
         "candidates": [c.to_dict() for c in CANDIDATES],

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -60,7 +59,7 @@ from pblf.data import Augment, DeviceSplit, ImageSet, Normalisation, Splits, THE
 from pblf.model import WideResNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import finish, table  # noqa: E402
+from common import finish, record, table  # noqa: E402
 
 CANDIDATE = Candidate(0.3, -0.5, 0.1, 0.7, "1111")
 STANDARD = Candidate(0.0, 0.0, 0.0, 1.0, "1111")
@@ -428,13 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     n_images = args.images or (45_000 if on_cuda else (2_000 if args.quick else 5_000))
 
     result: dict[str, Any] = {
-        "benchmark": "bench_train",
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "device": torch.cuda.get_device_name(device) if on_cuda else f"cpu ({platform.processor() or platform.machine()})",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "cpu_count": os.cpu_count(),
+        **record("bench_train", argv, device),
         "quick": args.quick,
         "note": "ratios are measured side by side in one process; absolute times depend on the machine's load",
     }

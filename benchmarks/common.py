@@ -1,11 +1,29 @@
-"""What both benchmarks share: printing result tables and writing the JSON record."""
+"""What the benchmarks share: the head of the JSON record, printing result tables and writing the record."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
 from pathlib import Path
 from typing import Any
+
+import torch
+
+
+def record(benchmark: str, argv: list[str] | None, device: torch.device) -> dict[str, Any]:
+    """The head of a torch benchmark's record: what ran, on which device, torch, threads and the load at start."""
+    on_cuda = device.type == "cuda"
+    return {
+        "benchmark": benchmark,
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "device": torch.cuda.get_device_name(device) if on_cuda else f"cpu ({platform.processor() or platform.machine()})",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
