@@ -3,10 +3,10 @@
 Needs the single-node cluster of tests/slurm/cluster.sh (partition `gpu`, 2 fake GPUs, accounting on). Without it
 the module is skipped, unless PBLF_REQUIRE_SLURM=1 (CI), which turns the skip into a failure.
 
-One smoke run goes through SLURM (every training job asks for a GPU; the convergence runs are made long enough to
-be interrupted: one is cancelled with scancel, one gets the profile's time-limit warning signal), while the same
-preset runs locally next to it for the reference trials.csv. The tests then read Snakemake's log, sacct and the
-results. About 9 minutes on 2 cores (tests/slurm/README.md).
+One smoke run goes through SLURM with packing on (two runs per training job; every training job asks for a GPU; the
+convergence runs are made long enough to be interrupted: one pack is cancelled with scancel, one gets the profile's
+time-limit warning signal), while the same preset runs locally, unpacked, next to it for the reference trials.csv.
+The tests then read Snakemake's log, sacct and the results. About 9 minutes on 2 cores (tests/slurm/README.md).
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
-from workflow_helpers import BIN, ROOT, copy_workflow, env
+from pblf import plan
+from pblf.config import deep_merge, load_config, validate
+from workflow_helpers import BIN, ROOT, copy_workflow, env, without_timing
 
 pytestmark = pytest.mark.slurm
 
@@ -35,11 +38,15 @@ PARTITION = "gpu"  # the test cluster's (only, and default) partition
 ACCOUNT = "pblf"  # cluster.sh adds root to it
 #: Long enough (~0.1-1 s an epoch here) that a convergence run can be caught between its epoch 2 and its end.
 CONVERGENCE_EPOCHS = 120
+#: Training runs per SLURM job: packing on, so the pack rules (train_<shape>) go through SLURM; the local reference
+#: trains every run in a job of its own, which packs must equal (exact packs on the CPU).
+RUNS_PER_JOB = 2
 #: What a local test must change in the smoke preset, beside the profile's status-check delay and partition.
 OVERRIDES = f"""\
-# smoke.yaml says gpu: 0 (CPU-only runs); here every training job asks SLURM for one (fake) GPU.
+# smoke.yaml says gpu: 0 (CPU-only runs); here every training job asks SLURM for one (fake) GPU, for a pack of runs.
 resources:
   gpu: 1
+  runs_per_job: {RUNS_PER_JOB}
 # Convergence runs long enough to be interrupted mid-run (trials.csv does not depend on them).
 convergence:
   epochs: {CONVERGENCE_EPOCHS}
@@ -62,6 +69,31 @@ INTERRUPTIONS = {
     "convergence/Standard/s0": ((), "CANCELLED"),  # scancel: what a user or an admin does
     "convergence/PBLF-RS/s0": ((f"--signal={_profile_signal()}",), "FAILED"),  # the time-limit warning
 }
+
+
+@dataclass(frozen=True)
+class PackJob:
+    """The training job (a pack of runs) that trains one run folder, as the plugin and the workflow name it."""
+
+    rule: str  # train_<shape>
+    wildcards: str  # as the plugin writes them in its log path: the values, joined by "_"
+    log: str  # the pack's own log (logs/runs/<its first run>.log), relative to the working directory
+
+
+def pack_job(target: str) -> PackJob:
+    """Find ``target``'s pack among the rule shapes the test's config implies (pblf.plan.pack_shapes)."""
+    config = validate(deep_merge(load_config([ROOT / "config.yaml", ROOT / "presets/smoke.yaml"]),
+                                 yaml.safe_load(OVERRIDES)))
+    for shape in plan.pack_shapes(config):
+        for member in shape.members:
+            names = list(dict.fromkeys(re.findall(r"\{(\w+)\}", member)))
+            regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(member))
+            found = re.fullmatch(regex, target)
+            if found and all(re.fullmatch(rx, found.group(key)) for key, rx in shape.constraints):
+                first = shape.members[0].format(**found.groupdict())
+                return PackJob(f"train_{shape.name}", "_".join(found.group(n) for n in names),
+                               f"logs/runs/{first}.log")
+    raise AssertionError(f"no pack trains {target}")
 
 
 # ------------------------------------------------------------------------------------------------ the cluster
@@ -168,15 +200,15 @@ def _interrupt(work: Path, log_file: Path, proc: subprocess.Popen, run: SlurmRun
     while todo and proc.poll() is None:
         text = log_file.read_text(errors="replace")
         for target, (scancel_args, _) in list(todo.items()):
-            wildcards = target.replace("/", "_")
-            jobids = [s.jobid for s in submissions(text) if (s.rule, s.wildcards) == ("train", wildcards)]
+            job = pack_job(target)
+            jobids = [s.jobid for s in submissions(text) if (s.rule, s.wildcards) == (job.rule, job.wildcards)]
             if not jobids:
                 continue
             if (work / "results/runs" / target / "metrics.json").exists():
                 run.watcher_errors.append(f"{target} finished before it could be interrupted")
                 del todo[target]
                 continue
-            train_log = work / "logs/runs" / f"{target}.log"
+            train_log = work / job.log
             epochs = re.findall(r"epoch (\d+)/", train_log.read_text()) if train_log.exists() else []
             if epochs and int(epochs[-1]) >= 2:
                 command = ["scancel", *scancel_args, jobids[0]]
@@ -263,26 +295,28 @@ def test_training_runs_on_slurm_with_a_gpu_and_matches_a_local_run(slurm_run):
 
     # Every job ran in the partition and account the environment named; every training run asked for one GPU,
     # and its last attempt completed.
+    # Training went in packs of RUNS_PER_JOB runs: every run has its metrics, from fewer jobs than runs.
     runs = sorted(str(p.parent.relative_to(run.work / "results/runs"))
                   for p in (run.work / "results/runs").rglob("metrics.json"))
     assert len(runs) >= 30, runs
-    trained = {s.wildcards for s in run.submissions if s.rule == "train"}
-    assert trained == {r.replace("/", "_") for r in runs}
+    packs = {(s.rule, s.wildcards) for s in run.submissions if s.rule.startswith("train_")}
+    assert {(job.rule, job.wildcards) for job in map(pack_job, runs)} == packs
+    assert len(packs) < len(runs) and "train" not in slurm_rules
     for submission in run.submissions:
         record = run.sacct[submission.jobid]
         assert (record.partition, record.account) == (PARTITION, ACCOUNT), (submission, record)
-        if submission.rule == "train":
+        if submission.rule.startswith("train_"):
             assert "gres/gpu=1" in record.tres.split(","), (submission, record)
         else:  # only training asks for a GPU
             assert "gres/gpu" not in record.tres, (submission, record)
             assert record.state == "COMPLETED", (submission, record)
-    for wildcards in trained:
-        last = run.attempts("train", wildcards)[-1]
-        assert run.sacct[last].state == "COMPLETED", (wildcards, run.sacct[last])
+    for rule, wildcards in packs:
+        last = run.attempts(rule, wildcards)[-1]
+        assert run.sacct[last].state == "COMPLETED", (rule, wildcards, run.sacct[last])
 
-    # Same numbers as on a workstation: trials.csv byte for byte.
-    ours = (run.work / "results/tables/trials.csv").read_bytes()
-    assert ours == (run.reference / "results/tables/trials.csv").read_bytes()
+    # Same numbers as on a workstation: trials.csv byte for byte, but for the seconds the searches took.
+    ours = without_timing(run.work / "results/tables/trials.csv")
+    assert ours == without_timing(run.reference / "results/tables/trials.csv")
 
 
 @pytest.mark.parametrize("target", sorted(INTERRUPTIONS))
@@ -291,21 +325,22 @@ def test_interrupted_training_job_is_retried_and_resumes(slurm_run, target):
     assert target in run.interrupted, f"{target} was not interrupted: {run.watcher_errors}"
     scancel_args, first_state = INTERRUPTIONS[target]
     interrupted = run.interrupted[target]
-    attempts = run.attempts("train", target.replace("/", "_"))
+    job = pack_job(target)
+    attempts = run.attempts(job.rule, job.wildcards)
     states = [run.sacct[jobid].state.split()[0] for jobid in attempts]  # "CANCELLED by 0" -> CANCELLED
     assert attempts[0] == interrupted["jobid"]
     assert states[0] == first_state and states[-1] == "COMPLETED", list(zip(attempts, states))
     assert all("gres/gpu=1" in run.sacct[j].tres for j in attempts)
 
-    # The signal reached `pblf train` under the plugin's srun step: it saved a checkpoint in the middle of an epoch
-    # (step >= 1; the per-epoch checkpoints are at step 0), and the retry resumed from there. Snakemake deletes a
-    # job's log before every attempt, so the log holds the last attempt only.
-    log = (run.work / "logs/runs" / f"{target}.log").read_text()
-    resumed = re.search(r"resuming from \S+ at epoch (\d+), step (\d+)", log)
+    # The signal reached `pblf train-pack` under the plugin's srun step: it saved the run's checkpoint in the middle
+    # of an epoch (step >= 1; the per-epoch checkpoints are at step 0), and the retry resumed from there. Snakemake
+    # deletes a job's log before every attempt, so the pack's log holds the last attempt only.
+    log = (run.work / job.log).read_text()
+    resumed = re.search(rf"resuming from \S*{re.escape(target)}/checkpoint.pt at epoch (\d+), step (\d+)", log)
     assert resumed, log[:3000]
     assert int(resumed.group(1)) > interrupted["epoch"] and int(resumed.group(2)) >= 1, resumed.group(0)
     metrics = json.loads((run.work / "results/runs" / target / "metrics.json").read_text())
     assert metrics["status"] == "ok" and len(metrics["epochs"]) == CONVERGENCE_EPOCHS
     assert [row["epoch"] for row in metrics["epochs"]] == list(range(1, CONVERGENCE_EPOCHS + 1))
     # The failed attempt's SLURM log is kept under the profile's slurm-logdir.
-    assert (run.work / "logs/slurm/rule_train" / target.replace("/", "_") / f"{attempts[0]}.log").is_file()
+    assert (run.work / "logs/slurm" / f"rule_{job.rule}" / job.wildcards / f"{attempts[0]}.log").is_file()
