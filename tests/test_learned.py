@@ -16,10 +16,12 @@ import pytest
 import torch
 import yaml
 
+from pblf import figures_hg
 from pblf.candidate import Candidate, write_proposal
 from pblf.collect import collect_search
 from pblf.config import validate
-from pblf.hypergrad import MetaParameters, hypergradient, learning_start
+from pblf.errors import InputError
+from pblf.hypergrad import TRAJECTORY_FIELDS, MetaParameters, hypergradient, learning_start
 from pblf.metanet import sigma_prime
 from pblf.model import build_model
 from pblf.propose import learning_proposal
@@ -129,3 +131,19 @@ def test_a_killed_learning_run_resumes_to_the_same_metrics(learned, tmp_path):
     resumed, reference = without_timing(metrics(out)), without_timing(learned[1])
     assert resumed["epochs"] == reference["epochs"]
     assert resumed["hypergrad"] == reference["hypergrad"] and resumed["learned"] == reference["learned"]
+
+
+def test_the_trajectory_figure_draws_the_learning_runs(learned, tmp_path):
+    """figure_hypergradient reads each budget's learning run: phi and the gates per hypergradient step, ending at
+    what the run learned; a run that did not learn is refused by name."""
+    _, result = learned
+    ((budget, (rows, candidate)),) = figures_hg.trajectories([result]).items()
+    trajectory = result["hypergrad"]["trajectory"]
+    assert budget == 2 and rows.shape == (len(trajectory), len(TRAJECTORY_FIELDS))
+    assert list(rows[:, 0]) == [row["step"] for row in trajectory]
+    assert candidate == Candidate.from_dict(result["learned"])
+    assert tuple(round(x, 6) for x in rows[-1, 1:5]) == pytest.approx(candidate.phi, abs=1e-5)
+    with pytest.raises(InputError, match="is not a learning run of PBLF-HG"):
+        figures_hg.trajectories([{"run": {"kind": "repeat", "method": "PBLF-HG", "budget": 2}}])
+    written = figures_hg.draw([result], tmp_path / "figure_hypergradient")
+    assert sorted(path.suffix for path in written) == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in written)

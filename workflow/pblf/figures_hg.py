@@ -58,7 +58,8 @@ def draw(runs: Sequence[Mapping[str, Any]], out_stem: str | Path) -> list[Path]:
         top, bottom = axes[0, column], axes[1, column]
         for k, name in enumerate(PHI_NAMES):
             top.plot(steps, rows[:, 1 + k], color=plotting.PALETTE[k], linewidth=1.4, marker=marker,
-                     label=name)
+                     linestyle=(0, (4, 3)) if k % 2 else "-", zorder=3 if k % 2 else 2,
+                     label=name)  # w2 and b2 dashed, on top: w2 == b1 from the start
         top.axhline(0, color="0.6", linewidth=0.6, zorder=1)
         top.set_ylim(-1.05, 1.05)
         top.set_ylabel("phi")
@@ -74,6 +75,6 @@ def draw(runs: Sequence[Mapping[str, Any]], out_stem: str | Path) -> list[Path]:
         bottom.set_xlabel("training step")
         top.legend(loc="best", fontsize="x-small", ncol=2)
         bottom.legend(loc="best", fontsize="x-small", ncol=2)
-    fig.suptitle(f"{LEARNED}: phi and the gates of the mode while the network trains")
+    fig.suptitle(f"{LEARNED}: phi and the gates of the mode\nwhile the network trains")  # two lines fit one column
     fig.tight_layout()
     return plotting.save_figure(fig, out_stem)
