@@ -387,6 +387,32 @@ def _native_kernels() -> Iterator[None]:
         torch.backends.mkldnn.enabled = enabled
 
 
+@contextmanager
+def _lookahead(
+    model: nn.Module,
+    params: MetaParameters,
+    train_batch: tuple[torch.Tensor, torch.Tensor],
+    lr: float,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    create_graph: bool,
+) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, ...], dict[str, torch.Tensor]]]:
+    """The one-step look-ahead :func:`hypergradient` and :func:`lookahead_val_loss` share, so that both take the
+    same objective: yields (the training loss, g_alpha(theta) with the relaxed op at the places, theta' = theta - lr
+    * g_alpha(theta) by parameter name, detached) with the *plain* network's places (``nn.Identity``) installed for the
+    validation pass. Everything runs under :func:`untouched` and :func:`_native_kernels`, in training mode;
+    ``create_graph`` keeps g_alpha a function of alpha, for the double backward."""
+    model = _unwrap(model)
+    names, theta = zip(*((name, p) for name, p in model.named_parameters() if p.requires_grad))
+    with untouched(model), torch.enable_grad(), _native_kernels():
+        model.train()
+        with swapped_places(model, lambda i: RelaxedMetaDerivative(params, i)):
+            train_loss = loss_fn(model(train_batch[0]), train_batch[1])
+            grads = torch.autograd.grad(train_loss, theta, create_graph=create_graph)
+        ahead = {name: (p - lr * g).detach() for name, p, g in zip(names, theta, grads)}
+        with swapped_places(model, lambda i: nn.Identity()):
+            yield train_loss, grads, ahead
+
+
 def hypergradient(
     model: nn.Module,
     params: MetaParameters,
@@ -429,20 +455,12 @@ def hypergradient(
     eagerly); its parameters' ``.grad`` are not touched. Costs about one training step's forward, one double
     backward (~2 backwards) and one forward/backward on the validation batch.
     """
-    model = _unwrap(model)
     u, logits = params.tensors()
-    names, theta = zip(*((name, p) for name, p in model.named_parameters() if p.requires_grad))
-    x_train, y_train = train_batch
     x_val, y_val = val_batch
-    with untouched(model), torch.enable_grad(), _native_kernels():
-        model.train()
-        with swapped_places(model, lambda i: RelaxedMetaDerivative(params, i)):
-            train_loss = loss_fn(model(x_train), y_train)
-            grads = torch.autograd.grad(train_loss, theta, create_graph=True)
-        ahead = {name: (p - lr * g).detach().requires_grad_() for name, p, g in zip(names, theta, grads)}
-        with swapped_places(model, lambda i: nn.Identity()):
-            val_loss = loss_fn(functional_call(model, ahead, (x_val,)), y_val)
-            v = torch.autograd.grad(val_loss, list(ahead.values()), allow_unused=True)
+    with _lookahead(model, params, train_batch, lr, loss_fn, create_graph=True) as (train_loss, grads, ahead):
+        ahead = {name: weight.requires_grad_() for name, weight in ahead.items()}
+        val_loss = loss_fn(functional_call(_unwrap(model), ahead, (x_val,)), y_val)
+        v = torch.autograd.grad(val_loss, list(ahead.values()), allow_unused=True)
         pairs = [(g, w) for g, w in zip(grads, v) if w is not None and g.requires_grad]
         hyper = torch.autograd.grad([g for g, _ in pairs], (u, logits), [w for _, w in pairs], allow_unused=True)
     grad_u, grad_logits = (torch.zeros_like(t) if h is None else -lr * h.detach() for h, t in zip(hyper, (u, logits)))
@@ -459,15 +477,8 @@ def lookahead_val_loss(
 ) -> float:
     """L_val(theta - lr * g_alpha(theta)) itself, with first-order autograd only: the objective whose derivative
     :func:`hypergradient` computes (for checks by finite differences, and for logging). Leaves no trace either."""
-    model = _unwrap(model)
-    names, theta = zip(*((name, p) for name, p in model.named_parameters() if p.requires_grad))
-    with untouched(model), torch.enable_grad(), _native_kernels():
-        model.train()
-        with swapped_places(model, lambda i: RelaxedMetaDerivative(params, i)):
-            grads = torch.autograd.grad(loss_fn(model(train_batch[0]), train_batch[1]), theta)
-        ahead = {name: (p - lr * g).detach() for name, p, g in zip(names, theta, grads)}
-        with swapped_places(model, lambda i: nn.Identity()), torch.no_grad():
-            return float(loss_fn(functional_call(model, ahead, (val_batch[0],)), val_batch[1]))
+    with _lookahead(model, params, train_batch, lr, loss_fn, create_graph=False) as (_, _, ahead), torch.no_grad():
+        return float(loss_fn(functional_call(_unwrap(model), ahead, (val_batch[0],)), val_batch[1]))
 
 
 # ------------------------------------------------------------------------------------------ validation batches
