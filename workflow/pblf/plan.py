@@ -174,7 +174,8 @@ def _expected_median_rule(budget: int, rungs: list[int]) -> float:
 
 
 def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
-    """What one search costs: PBLF-BO's initial batch plus its iterations, PBLF-RS's batch (by rungs, pruned)."""
+    """What one search costs: PBLF-BO's initial batch plus its iterations, PBLF-RS's batch (by rungs, pruned),
+    PBLF-HG's one learning run."""
     pruning = config["search"]["pruning"]
     rungs = rung_epochs(budget, pruning["rungs"]) if pruning["enabled"] else []
     if PROPOSERS[method] == "hg":  # one run (each hypergradient step costs a few steps more: Table 6.2's time says)
@@ -205,8 +206,7 @@ def stage_costs(config: dict[str, Any]) -> list[StageCost]:
 def critical_epochs(config: dict[str, Any]) -> int:
     """The longest chain of epochs that must train one after another, however many GPUs: a budget's PBLF-BO
     iterations, then the repeats (or convergence, or generalisation) of the candidate it chose."""
-    bo = {cost.detail: cost.chain for cost in stage_costs(config) if cost.stage == "search"}
-    chain = lambda budget: bo[f"PBLF-BO, {budget} epochs"]  # noqa: E731
+    chain = lambda budget: search_cost(config, budget, "PBLF-BO").chain  # noqa: E731
     paths = [chain(budget) + budget for budget in config["budgets"]]
     if convergence_runs(config):
         paths.append(chain(config["convergence"]["from_budget"]) + config["convergence"]["epochs"])
