@@ -29,6 +29,18 @@ def pblf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "pblf"), *args], cwd=cwd, env=env(), capture_output=True, text=True)
 
 
+def kill_when(work: Path, args: tuple[str, ...], appears: str) -> None:
+    """Run Snakemake with ``args`` in ``work`` and SIGKILL it, with every job it started, once ``appears`` exists."""
+    proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=work, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (work / appears).exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One complete smoke run from clean; the tests below read it and must not change it."""
@@ -188,15 +200,7 @@ def test_audit_fails_when_a_record_is_deleted(smoke_run, tmp_path):
 
 def test_killed_snakemake_resumes_without_retraining(smoke_run, tmp_path):
     work = copy_workflow(tmp_path / "wf")
-    proc = subprocess.Popen([str(BIN / "snakemake"), *SMOKE], cwd=work, env=env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    second_iteration = work / "results/search/b2/PBLF-BO/i001/proposal.json"
-    deadline = time.monotonic() + 600
-    while not second_iteration.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started, mid-search
-    proc.wait()
+    kill_when(work, SMOKE, "results/search/b2/PBLF-BO/i001/proposal.json")  # mid-search
     # A retrained run would have new per-epoch timings; a job that Snakemake reruns only because the kill came
     # between pblf writing metrics.json and Snakemake recording the job as done rewrites the same bytes from its
     # checkpoint (the history, timings included, lives there).
@@ -223,15 +227,7 @@ def test_a_pruned_search_killed_mid_search_gives_the_same_evaluations(tmp_path):
         runs[name] = work
     snakemake(*pruned, cwd=runs["uninterrupted"])
     work = runs["killed"]
-    proc = subprocess.Popen([str(BIN / "snakemake"), *pruned], cwd=work, env=env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    promotion = work / "results/search/b2/PBLF-RS/i001/proposal.json"
-    deadline = time.monotonic() + 600
-    while not promotion.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(work, pruned, "results/search/b2/PBLF-RS/i001/proposal.json")  # after the first promotion
     snakemake("--unlock", "--configfile", "presets/smoke.yaml", "pruned.yaml", cwd=work)
     snakemake(*pruned, cwd=work)
     for target in PRUNED_SEARCHES:
