@@ -18,7 +18,7 @@ from pblf.candidate import Candidate
 from pblf.config import validate
 from pblf.layout import RunId
 from pblf.cli import main
-from pblf.train import EXIT_PREEMPTED, initial_model, learning_rate, train_candidate, without_timing
+from pblf.train import EXIT_PREEMPTED, initial_model, train_candidate, without_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = {"w1": 0.3, "w2": -0.5, "b1": 0.1, "b2": 0.7, "mode": "0110"}
@@ -179,12 +179,6 @@ def test_bad_candidate_is_a_clear_error(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "mode '12' must be four bits" in proc.stderr
-
-
-def test_learning_rate_steps_at_the_wrn_milestones():
-    cfg = validate({})["train"]
-    lrs = [learning_rate(cfg, 100, epoch) for epoch in (0, 29, 30, 59, 60, 79, 80, 99)]  # 1 step per epoch
-    assert lrs == pytest.approx([0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008])
 
 
 @pytest.mark.parametrize("compiled", [False, True])

@@ -49,6 +49,7 @@ from pblf.layout import CHECKPOINT, METRICS, RunId
 from pblf.model import build_model
 from pblf.provenance import Outcome, code_fingerprint
 from pblf.prune import should_stop
+from pblf.schedule import learning_rate
 from pblf.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -128,17 +129,6 @@ def set_determinism(enabled: bool, compiled: bool = True) -> None:
         torch._C._set_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
-
-
-def learning_rate(train_cfg: dict[str, Any], total_steps: int, step: int) -> float:
-    """Step decay: lr * gamma^k after k milestones (fractions of the run's steps) have passed. A pure function of
-    the step, so resuming needs no scheduler state.
-
-    Milestones are placed on steps rather than epochs so that every budget follows the same schedule shape: with
-    whole epochs, a 1-epoch budget never decays, a 2-epoch one decays twice at once. When a milestone falls on an
-    epoch boundary (the thesis's budgets: 30 % of 20 epochs is epoch 6) both placements agree."""
-    passed = sum(step >= round(fraction * total_steps) for fraction in train_cfg["lr_milestones"])
-    return train_cfg["lr"] * train_cfg["lr_gamma"] ** passed
 
 
 @dataclass
