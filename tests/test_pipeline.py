@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -17,8 +18,9 @@ import pytest
 from pblf import plan
 from pblf.config import load_config
 from pblf.files import read_csv
-from pblf.layout import RunId
+from pblf.layout import Layout, RunId
 from pblf.names import METHODS, TRIALS_COLUMNS
+from pblf.thesis import load as load_thesis
 from workflow_helpers import BIN, copy_workflow, env, snakemake, without_timing
 
 pytestmark = pytest.mark.slow
@@ -51,7 +53,10 @@ def smoke_run(tmp_path_factory) -> Path:
 
 def test_every_output_exists(smoke_run):
     results = smoke_run / "results"
-    for name in ("table_6_2", "table_B_1", "table_B_2"):
+    config = load_config([smoke_run / "config.yaml", smoke_run / "presets/smoke.yaml"])
+    planned = plan.final_outputs(config, Layout(str(results), str(smoke_run / "logs")))
+    assert [path for path in planned if not Path(path).is_file()] == []
+    for name in ("table_6_2", "table_B_1", "table_B_2", "reproduction", "reproduction_cells"):
         for ext in ("csv", "md", "tex"):
             assert (results / "tables" / f"{name}.{ext}").is_file()
     for name in ("6_1", "6_2", "6_3", "6_4", "C_1", "C_2", "C_3", "C_4"):
@@ -72,6 +77,29 @@ def test_every_output_exists(smoke_run):
     for method in METHODS:
         assert (results / "runs" / "convergence" / method / "s0" / "metrics.json").is_file()
     assert (results / "figures" / "figure_hypergradient.png").is_file()
+
+
+def test_the_reproduction_table_sets_the_thesis_beside_the_run(smoke_run):
+    """Its thesis column is the transcription's, its pipeline column this run's Table 6.2 and convergence reruns;
+    the smoke budgets 1 and 2 stand for the thesis's 20 and 100."""
+    tables = smoke_run / "results" / "tables"
+    thesis = load_thesis()
+    made = {(row["budget_epochs"], row["method"]): row for row in read_csv(tables / "table_6_2.csv")}
+    rows = read_csv(tables / "reproduction.csv")
+    assert [(row["source"], row["thesis_budget"], row["budget_epochs"]) for row in rows] == \
+        [("Table 6.2", "100", "2")] * 3 + [("Table 6.2", "20", "1")] * 3 + [("Figure 6.4", "600", "3")] * 3
+    for row in rows[:6]:
+        reported = thesis.reported[int(row["thesis_budget"]), row["method"]]
+        assert float(row["thesis_top1"]) == statistics.mean(reported.test_runs)
+        assert row["top1"] == made[row["budget_epochs"], row["method"]]["test_top1_mean"]
+        assert row["in_thesis_range"] in ("yes", "no")
+    for row in rows[6:]:
+        metrics = json.loads((smoke_run / f"results/runs/convergence/{row['method']}/s0/metrics.json").read_text())
+        assert float(row["top1"]) == metrics["test_top1"]
+        assert float(row["thesis_top1"]) == thesis.convergence_top1[row["method"]]
+    cells = read_csv(tables / "reproduction_cells.csv")
+    assert len(cells) == 2 * 3 * 21 + 3
+    assert {row["pipeline"] for row in cells if row["cell"] in ("run 3", "run 4", "run 5")} == {""}  # 2 seeds
 
 
 def test_every_run_records_who_it_is(smoke_run):

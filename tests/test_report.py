@@ -13,8 +13,7 @@ from pblf.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTIONS = sorted((ROOT / "report").glob("*.rst"))
-PRESETS = [[ROOT / "config.yaml"], [ROOT / "config.yaml", ROOT / "presets/demo.yaml"],
-           [ROOT / "config.yaml", ROOT / "presets/smoke.yaml"], [ROOT / "config.yaml", ROOT / "presets/wrn-28-10.yaml"]]
+PRESETS = [[ROOT / "config.yaml"], *([ROOT / "config.yaml", preset] for preset in sorted((ROOT / "presets").glob("*.yaml")))]
 
 
 @pytest.mark.parametrize("caption", CAPTIONS, ids=lambda p: p.name)

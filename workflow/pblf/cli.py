@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CSV: budget_epochs, method, seed, test_top1, val_top1, w1, w2, b1, b2, mode")
     _add_out(p, "table_{6_2,B_1,B_2}.{csv,md,tex}")
 
+    p = add("reproduction", "pblf.reproduction:stage_reproduction",
+            "the thesis's numbers beside the pipeline's: reproduction.{csv,md,tex} and reproduction_cells.{csv,md,tex}")
+    p.add_argument("--trials", required=True, type=Path, help="the pipeline's trials.csv")
+    p.add_argument("--convergence", nargs="*", default=[], type=Path,
+                   help="the convergence reruns' metrics.json (Figure 6.4's end points)")
+    _add_out(p, "reproduction{,_cells}.{csv,md,tex}")
+
     p = add("figure", "pblf.figures:stage_figure", "draw one figure of the thesis")
     p.add_argument("figure", choices=FIGURES, help="the figure's id")
     p.add_argument("--inputs", nargs="+", required=True, type=Path,

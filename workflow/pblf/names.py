@@ -69,6 +69,9 @@ def places_text() -> str:
 #: The tables of the thesis (and ``table_6_2_paired``, PBLF-BO against PBLF-RS seed by seed), by file stem, and the
 #: formats each is written in.
 TABLES: tuple[str, ...] = ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
+#: The reproduction tables (:mod:`pblf.reproduction`): the thesis's numbers beside the pipeline's, as a summary and
+#: cell by cell.
+REPRODUCTION_TABLES: tuple[str, ...] = ("reproduction", "reproduction_cells")
 TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
 #: The figures of the thesis, by id ("6.1"); a figure's file stem is :func:`figure_stem` of its id.
 FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4", "generalisation",

@@ -16,7 +16,9 @@ from pblf.candidate import read_proposal
 from pblf.config import load_config
 from pblf.errors import ConfigError
 from pblf.layout import RUN_TEMPLATES, Layout, RunId
-from pblf.names import FIGURE_FORMATS, LEARNED, METHODS, PROPOSERS, TABLE_FORMATS, TABLES
+from pblf.names import (
+    FIGURE_FORMATS, LEARNED, METHODS, PROPOSERS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, epochs_label,
+)
 from pblf.prune import rs_batch_sizes, rs_rungs, rung_epochs
 from pblf.seeding import derive_seed
 
@@ -143,7 +145,7 @@ def figures(config: dict[str, Any]) -> list[str]:
 def final_outputs(config: dict[str, Any], layout: Layout) -> list[str]:
     """Every file ``rule all`` asks for under ``config``: the tables, the figures and what they are made of."""
     outputs = [layout.trials(), layout.velocity()]
-    outputs += [layout.table(name, fmt) for name in TABLES for fmt in TABLE_FORMATS]
+    outputs += [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES) for fmt in TABLE_FORMATS]
     outputs += [layout.figure(figure, fmt) for figure in figures(config) for fmt in FIGURE_FORMATS]
     if generalisation_runs(config):
         outputs += [layout.generalisation_table(fmt) for fmt in TABLE_FORMATS]
@@ -179,16 +181,16 @@ def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
     pruning = config["search"]["pruning"]
     rungs = rung_epochs(budget, pruning["rungs"]) if pruning["enabled"] else []
     if PROPOSERS[method] == "hg":  # one run (each hypergradient step costs a few steps more: Table 6.2's time says)
-        return StageCost("search", f"{method}, {budget} epochs", 1, budget, budget, budget)
+        return StageCost("search", f"{method}, {epochs_label(budget)}", 1, budget, budget, budget)
     if PROPOSERS[method] == "rs":
         sizes = rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], len(rungs))
         ends = [*rungs, budget]
         epochs = sum((sizes[k] - (sizes[k + 1] if k + 1 < len(sizes) else 0)) * ends[k] for k in range(len(sizes)))
-        return StageCost("search", f"{method}, {budget} epochs", sum(sizes), epochs, epochs, budget)
+        return StageCost("search", f"{method}, {epochs_label(budget)}", sum(sizes), epochs, epochs, budget)
     bo = config["search"]["bo"]
     initial, later = bo["initial"], bo["iterations"] * (bo["n_acq"] + bo["n_random"])
     expected = initial * budget + later * (_expected_median_rule(budget, rungs) if rungs else budget)
-    return StageCost("search", f"{method}, {budget} epochs", initial + later, (initial + later) * budget, expected,
+    return StageCost("search", f"{method}, {epochs_label(budget)}", initial + later, (initial + later) * budget, expected,
                      (1 + bo["iterations"]) * budget)
 
 

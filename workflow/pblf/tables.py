@@ -62,6 +62,8 @@ AVERAGE_HEADERS: dict[str, str] = {"test_top1": "Top-1 Avg.", "val_top1": "Top-1
 DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4, "p": 4, "share": 2, "seconds": 0}
 #: What Markdown and LaTeX write for a statistic that too few seeds leave undefined.
 UNDEFINED = "n/a"
+#: The header of a table's budget column, and what it shows for a budget that was not run.
+BUDGET, NOT_RUN = "Budget", "not run"
 #: The confidence level of the paired intervals.
 CONFIDENCE = 0.95
 #: The columns a trials file may add to the required ones, and their types.
@@ -89,7 +91,8 @@ class Column:
     when: str | None = None
 
 
-def _csv_only(key: str, kind: str) -> Column:
+def csv_only(key: str, kind: str) -> Column:
+    """A column only the CSV has (its people's form is in another column, or nowhere)."""
     return Column(key, key, key, kind, for_people=False)
 
 
@@ -100,10 +103,10 @@ def _paired_columns(prefix: str, header: str) -> tuple[Column, ...]:
         Column(f"{prefix}diff", header, header.replace("Δ", "$\\Delta$"), "accuracy", when=n),
         Column(f"{prefix}ci_low", "95 % CI", "95\\,\\% CI", "interval", UNDEFINED, pair=f"{prefix}ci_high",
                in_csv=False, when=n),
-        _csv_only(f"{prefix}ci_low", "accuracy"),
-        _csv_only(f"{prefix}ci_high", "accuracy"),
+        csv_only(f"{prefix}ci_low", "accuracy"),
+        csv_only(f"{prefix}ci_high", "accuracy"),
         Column(f"{prefix}p", "p", "$p$", "p", UNDEFINED, when=n),
-        _csv_only(n, "int"),
+        csv_only(n, "int"),
     )
 
 
@@ -188,7 +191,7 @@ def _parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
     return row
 
 
-def _groups(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[int, str], list[dict[str, Any]]]]:
+def groups_by_budget(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[int, str], list[dict[str, Any]]]]:
     """Rows grouped by (budget, method), budgets largest first and methods in thesis order; each group by seed."""
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in rows:
@@ -235,7 +238,7 @@ def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Every seed of a group retrains the same chosen candidate, so a group with two candidates means the trials
     file mixes runs; that is an error rather than a row that would show only one of them."""
-    groups = _groups(rows)
+    groups = groups_by_budget(rows)
     by_key = dict(groups)
     table = []
     for (budget, method), group in groups:
@@ -269,7 +272,7 @@ def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def table_6_2_paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per budget, every pair of the methods that choose a candidate (PBLF-BO - PBLF-RS, PBLF-BO - PBLF-HG,
     PBLF-RS - PBLF-HG) that the trials have, paired by seed (see :func:`paired`)."""
-    groups = dict(_groups(rows))
+    groups = dict(groups_by_budget(rows))
     budgets = sorted({budget for budget, _ in groups}, reverse=True)
     pairs = [(first, second) for i, first in enumerate(SEARCH_METHODS) for second in SEARCH_METHODS[i + 1:]]
     return [
@@ -289,7 +292,7 @@ def table_b(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
         raise ValueError(f"table_b field {field!r} must be one of {', '.join(AVERAGE_HEADERS)}")
     seeds = sorted({row["seed"] for row in rows})
     table = []
-    for (budget, method), group in _groups(rows):
+    for (budget, method), group in groups_by_budget(rows):
         values = _by_seed(group, field)
         several = len(values) > 1
         table.append(
@@ -319,10 +322,12 @@ def _b_columns(table: Sequence[dict[str, Any]], field: str) -> tuple[Column, ...
     )
 
 
-def _number(value: Any, kind: str) -> str:
-    """A number as people read it: fixed decimals per kind, never "-0.00"."""
+def format_number(value: Any, kind: str) -> str:
+    """A number as people read it: fixed decimals per kind, never "-0.00"; a budget as "20 epochs"."""
     if kind == "int":
         return str(int(value))
+    if kind == "epochs":
+        return epochs_label(value)
     text = f"{value:.{DECIMALS[kind]}f}"
     return text.lstrip("-") if float(text) == 0 else text
 
@@ -334,30 +339,36 @@ def _cell(row: dict[str, Any], column: Column) -> str:
     value = row[column.key]
     if column.kind == "pm":
         return column.missing if row[column.pair] is None else \
-            f"{_number(value, 'accuracy')} ± {_number(row[column.pair], 'accuracy')}"
+            f"{format_number(value, 'accuracy')} ± {format_number(row[column.pair], 'accuracy')}"
     if column.kind == "interval":
         if value is None:
             return column.missing
-        return f"[{_number(value, 'accuracy')}, {_number(row[column.pair], 'accuracy')}]"
+        return f"[{format_number(value, 'accuracy')}, {format_number(row[column.pair], 'accuracy')}]"
     if value is None:
         return column.missing
-    return str(value) if column.kind == "text" else _number(value, column.kind)
+    return str(value) if column.kind == "text" else format_number(value, column.kind)
 
 
 def _latex_cell(row: dict[str, Any], column: Column) -> str:
     """:func:`_cell` with typeset minus and plus-minus signs (a bare hyphen is too short in text mode)."""
     text = _cell(row, column)
     if column.kind == "text" or text in (column.missing, ""):
-        return text
+        return text.replace("±", "$\\pm$")
     return "$" + text.replace("±", "\\pm").replace(" ", "\\ ") + "$" if column.kind in ("pm", "interval") \
         else (f"$-${text[1:]}" if text.startswith("-") else text)
 
 
-def render_markdown(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+def _budget(budget: int | None, header: str = BUDGET) -> str:
+    """A row's budget as a table shows it; None (a thesis budget a run did not cover) is "not run"."""
+    label = NOT_RUN if budget is None else epochs_label(budget)
+    return label if header == BUDGET else f"{header}: {label}"
+
+
+def render_markdown(table: Sequence[dict[str, Any]], columns: Sequence[Column], budget_header: str = BUDGET) -> str:
     """A pipe table with a Budget column; every cell is a preformatted string (numparse off, so "0010" stays)."""
     columns = [column for column in columns if column.for_people]
-    headers = ["Budget", "Method", *(column.header for column in columns)]
-    body = [[epochs_label(row["budget_epochs"]), row["method"], *(_cell(row, column) for column in columns)]
+    headers = [budget_header, "Method", *(column.header for column in columns)]
+    body = [[_budget(row["budget_epochs"]), row["method"], *(_cell(row, column) for column in columns)]
             for row in table]
     align = ["left", "left", *("left" if column.kind == "text" else "right" for column in columns)]
     # (tabulate cannot align the columns of a table without rows: a partial run may have no paired table yet)
@@ -365,7 +376,7 @@ def render_markdown(table: Sequence[dict[str, Any]], columns: Sequence[Column]) 
                     colalign=align if body else None) + "\n"
 
 
-def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column], budget_header: str = BUDGET) -> str:
     """A booktabs ``tabular``: one header row, then per budget a "100 epochs" row and its methods."""
     columns = [column for column in columns if column.for_people]
     width = len(columns) + 1
@@ -375,11 +386,12 @@ def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> 
         "\\toprule",
         " & ".join(["Method", *(column.latex for column in columns)]) + " \\\\",
     ]
-    budget = None
+    budget: object = object()
     for row in table:
         if row["budget_epochs"] != budget:
             budget = row["budget_epochs"]
-            lines += ["\\midrule", f"\\multicolumn{{{width}}}{{l}}{{\\textbf{{{epochs_label(budget)}}}}} \\\\",
+            lines += ["\\midrule",
+                      f"\\multicolumn{{{width}}}{{l}}{{\\textbf{{{_budget(budget, budget_header)}}}}} \\\\",
                       "\\midrule"]
         cells = [row["method"], *(_latex_cell(row, column) for column in columns)]
         lines.append(" & ".join(cells) + " \\\\")
@@ -387,13 +399,14 @@ def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column]) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out_dir: Path, name: str) -> list[Path]:
+def write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out_dir: Path, name: str,
+                budget_header: str = BUDGET) -> list[Path]:
     """``name``.csv, .md and .tex in ``out_dir``."""
     keys = ["budget_epochs", "method", *(column.key for column in columns if column.in_csv)]
     return [
         write_csv(table, keys, out_dir / f"{name}.csv"),
-        write_text(render_markdown(table, columns), out_dir / f"{name}.md"),
-        write_text(render_latex(table, columns), out_dir / f"{name}.tex"),
+        write_text(render_markdown(table, columns, budget_header), out_dir / f"{name}.md"),
+        write_text(render_latex(table, columns, budget_header), out_dir / f"{name}.tex"),
     ]
 
 

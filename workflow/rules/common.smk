@@ -24,8 +24,8 @@ from pblf.errors import UserError
 from pblf.layout import RUN_WILDCARD, Layout
 from pblf.provenance import code_fingerprint, write_stage_config
 from pblf.names import (
-    ARRAYS, FIGURE_FORMATS, LEARNED, SAMPLING_METHODS, SEARCH_METHODS, STANDARD, TABLE_FORMATS, TABLES,
-    table_label,
+    ARRAYS, FIGURE_FORMATS, LEARNED, REPRODUCTION_TABLES, SAMPLING_METHODS, SEARCH_METHODS, STANDARD,
+    TABLE_FORMATS, TABLES, table_label,
 )
 
 try:

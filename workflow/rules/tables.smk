@@ -1,8 +1,10 @@
-# Tables stage: Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from results/tables/trials.csv.
+# Tables stage: Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from results/tables/trials.csv, and the reproduction
+# tables, which set the thesis's numbers (pblf/thesis.yaml) beside them and the convergence reruns' end points.
 
 
 localrules:
     tables,
+    reproduction,
 
 
 rule tables:
@@ -27,3 +29,28 @@ rule tables:
         PBLF_ENV
     shell:
         "pblf tables --trials {input} --out {params.out} > {log} 2>&1"
+
+
+rule reproduction:
+    input:
+        trials=L.trials(),
+        convergence=[L.metrics(run) for run in plan.convergence_runs(config)],
+    output:
+        csv=[
+            report(
+                L.table(name, "csv"),
+                caption="../../report/reproduction.rst",
+                category="Tables",
+                labels={"table": name.replace("_", " ")},
+            )
+            for name in REPRODUCTION_TABLES
+        ],
+        other=[L.table(name, fmt) for name in REPRODUCTION_TABLES for fmt in TABLE_FORMATS if fmt != "csv"],
+    params:
+        out=out_dir,
+    log:
+        L.log(L.table("reproduction", "csv")),
+    conda:
+        PBLF_ENV
+    shell:
+        "pblf reproduction --trials {input.trials} --convergence {input.convergence} --out {params.out} > {log} 2>&1"
