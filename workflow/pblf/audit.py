@@ -24,7 +24,7 @@ from typing import Any
 from pblf.errors import InputError, UserError
 from pblf.files import file_digest, read_csv, read_json
 from pblf.layout import METRICS, Layout, RunId
-from pblf.names import FIGURE_FORMATS, FIGURES, METHODS, TABLE_FORMATS, TABLES
+from pblf.names import FIGURE_FORMATS, FIGURES, METHODS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES
 from pblf.provenance import STORE, Outcome, code_fingerprint, read_record, record_path
 
 #: Exit status of an audit that found a problem (a user error, such as a bad --cell, exits 2).
@@ -49,7 +49,7 @@ class Audit:
 def default_targets(results: Path) -> list[Path]:
     """Every table and figure of a results folder (those of :mod:`pblf.names` that exist)."""
     layout = Layout(str(results))
-    files = [layout.table(name, fmt) for name in TABLES for fmt in TABLE_FORMATS]
+    files = [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES) for fmt in TABLE_FORMATS]
     files += [layout.figure(figure, fmt) for figure in FIGURES for fmt in FIGURE_FORMATS]
     return [Path(p) for p in files if Path(p).is_file()]
 

@@ -30,12 +30,13 @@ from typing import Any
 
 from pblf.collect import read_run
 from pblf.errors import InputError
+from pblf.files import file_digest
 from pblf.names import REPRODUCTION_TABLES, STANDARD
 from pblf.provenance import Outcome
 from pblf.tables import (
     CONFIDENCE, UNDEFINED, Column, csv_only, format_number, groups_by_budget, paired, read_trials, write_table,
 )
-from pblf.thesis import THESIS_METHODS, Reported, ThesisNumbers, load
+from pblf.thesis import SOURCE, THESIS_METHODS, Reported, ThesisNumbers, load
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,10 @@ def write_reproduction(trials: str | Path, convergence: Sequence[str | Path], ou
 
 
 def stage_reproduction(trials: Path, out: Path, convergence: list[Path] | None = None) -> Outcome:
-    """``pblf reproduction``: the reproduction tables from a trials file (and the convergence reruns' metrics)."""
+    """``pblf reproduction``: the reproduction tables from a trials file (and the convergence reruns' metrics).
+
+    The transcription is part of the package, not of the results: its records name it by its sha256 (in
+    ``thesis_numbers``) rather than listing it as an input the audit would have to find outside the results."""
     paths = write_reproduction(trials, convergence or [], out)
     log.info("reproduction tables from %s: %s", trials, ", ".join(p.name for p in paths))
-    return Outcome()
+    return Outcome(extra={"thesis_numbers": {"file": f"pblf/{SOURCE.name}", "sha256": file_digest(SOURCE)}})
