@@ -42,7 +42,7 @@ def test_every_subcommand_is_covered_here():
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no API
     assert commands == {"check-config", "plan", "split", "train", "propose", "history", "evaluations", "select",
                         "select-standard", "trials", "generalisation", "tables", "figure", "trajectories", "audit",
-                        "train-pack"}
+                        "train-pack", "reproduction"}
 
 
 def test_check_config_names_the_key(tmp_path, capsys):
@@ -116,6 +116,17 @@ def test_tables_name_an_undecodable_file(tmp_path, capsys):
     binary.write_bytes(b"\xff\xfe\x00garbage")
     one_line_error(*run("tables", "--trials", str(binary), "--out", str(tmp_path), capsys=capsys), "tables",
                    str(binary), "is not UTF-8 text")
+
+
+def test_reproduction_names_its_missing_inputs(missing, tmp_path, capsys):
+    one_line_error(*run("reproduction", "--trials", missing, "--out", str(tmp_path / "out"), capsys=capsys),
+                   "reproduction", missing, "does not exist")
+    trials = tmp_path / "trials.csv"
+    trials.write_text("budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode\n"
+                      "20,Standard,1,90,91,0,0,0,1,1111\n")
+    one_line_error(*run("reproduction", "--trials", str(trials), "--convergence", missing, "--out",
+                        str(tmp_path / "out"), capsys=capsys), "reproduction", missing)
+    assert not (tmp_path / "out").exists()
 
 
 def test_figure_errors(config, missing, tmp_path, capsys):
