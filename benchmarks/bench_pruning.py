@@ -12,7 +12,7 @@
               decision: PBLF-RS draws its candidates from the pool, successive halving promotes with
               pblf.prune.promotions at pblf.prune.rung_epochs; PBLF-BO fits pblf.propose's GP (Matern 5/2 + white
               noise) and takes the pool candidate of highest UCB (beta 0.1) not yet evaluated, the median rule
-              stops with pblf.prune.median_thresholds / should_stop and tells the GP a stopped run's Top-1
+              stops with pblf.prune.median_thresholds / pblf.fidelity.should_stop and tells the GP a stopped run's Top-1
               validation at its last epoch, as the pipeline does. The chosen candidate (the highest Top-1
               validation among the runs that trained the full budget) is scored by its full-budget Top-1 validation
               and Top-1 (test).
@@ -131,7 +131,8 @@ def replay_bo(pool: list[dict], rng: np.random.Generator, n: int, initial: int, 
     with the median rule stopping runs below the median of the completed ones at the rungs ``prune``."""
     from pblf.candidate import Candidate
     from pblf.propose import Observation, acquisition_function, encode, fit_surrogate
-    from pblf.prune import median_thresholds, rung_epochs, should_stop
+    from pblf.fidelity import should_stop
+    from pblf.prune import median_thresholds, rung_epochs
 
     rungs = rung_epochs(budget, prune or ())
     order = list(rng.permutation(len(pool)))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pblf.candidate import read_candidate, write_proposal
-from pblf.collect import collect_search, collect_trials, stage_evaluations, stage_history, stage_trials
+from pblf.collect import collect_search, stage_evaluations, stage_history
+from pblf.trials import collect_trials, stage_trials
 from pblf.errors import InputError
 from pblf.files import read_csv
 from pblf.layout import Layout, RunId

@@ -12,7 +12,8 @@ from pblf.candidate import Candidate
 from pblf.config import validate
 from pblf.layout import RunId
 from pblf.propose import Observation
-from pblf.prune import median_thresholds, promote, promotions, rs_batch_sizes, rung_epochs, should_stop, with_fidelity
+from pblf.fidelity import should_stop
+from pblf.prune import median_thresholds, promote, promotions, rs_batch_sizes, rung_epochs, with_fidelity
 from pblf.train import Fidelity, train_candidate, without_timing
 
 PRUNING = {"enabled": True, "rungs": [0.1111, 0.3333], "eta": 3, "min_completed": 3}

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", required=True, type=int)
     _add_out(p, "Standard.json")
 
-    p = add("trials", "pblf.collect:stage_trials", "gather the repeat runs into trials.csv")
+    p = add("trials", "pblf.trials:stage_trials", "gather the repeat runs into trials.csv")
     p.add_argument("--metrics", nargs="+", required=True, type=Path, help="the repeat runs' metrics.json")
     p.add_argument("--evaluations", nargs="*", default=[], type=Path,
                    help="the searches' evaluations.csv, for what each search cost")

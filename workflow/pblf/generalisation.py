@@ -24,10 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.collect import read_run
 from pblf.errors import InputError
 from pblf.files import read_csv, write_csv
-from pblf.layout import GENERALISATION, GENERALISATION_RUNS
+from pblf.layout import GENERALISATION, GENERALISATION_RUNS, read_run
 from pblf.names import LR_SCALINGS, METHODS
 from pblf.provenance import Outcome
 from pblf.tables import UNDEFINED, Column, write_table

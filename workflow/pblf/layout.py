@@ -33,8 +33,11 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from pblf.errors import InputError
+from pblf.files import read_json
 from pblf.names import LR_SCALINGS, RUN_KINDS, figure_stem
 
 #: The names of the files a stage writes into its ``--out`` folder (``pblf <command> --out DIR``).
@@ -271,3 +274,13 @@ class Layout:
             return RunId(**values)
         shapes = ", ".join(t.text for t in RUN_TEMPLATES.values())
         raise ValueError(f"{folder!r} is not a run folder of the results layout ({shapes})")
+
+
+def read_run(metrics_path: str | Path) -> tuple[RunId, dict[str, Any]]:
+    """A finished run's identity and metrics; a metrics file without a valid ``run`` record is named."""
+    metrics = read_json(metrics_path)
+    try:
+        return RunId.from_dict(metrics["run"]), metrics
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{metrics_path} has no valid run identity (\"run\": kind, method, budget, seed): {err}") \
+            from None

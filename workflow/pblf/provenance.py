@@ -51,8 +51,8 @@ class Outcome:
 
 
 #: The modules whose code decides what a training run computes: a change to any of them must retrain.
-TRAINING_CODE: tuple[str, ...] = ("train", "schedule", "fused", "hypergrad", "model", "metanet", "data", "candidate",
-                                  "seeding")
+TRAINING_CODE: tuple[str, ...] = ("train", "schedule", "fidelity", "fused", "hypergrad", "model", "metanet", "data",
+                                  "candidate", "seeding")
 
 
 def code_fingerprint(modules: Sequence[str] = TRAINING_CODE) -> str:

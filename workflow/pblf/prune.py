@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -49,12 +49,6 @@ def median_thresholds(curves: Sequence[Sequence[float]], rungs: Sequence[int], m
         return {}
     return {epoch: statistics.median(sum(curve[:epoch]) / epoch for curve in curves)
             for epoch in rungs if all(len(curve) >= epoch for curve in curves)}
-
-
-def should_stop(val_curve: Sequence[float], thresholds: Mapping[int, float]) -> bool:
-    """After epoch ``len(val_curve)``: is the run's best Top-1 validation so far below that epoch's threshold?"""
-    epoch = len(val_curve)
-    return epoch in thresholds and max(val_curve) < thresholds[epoch]
 
 
 def promotions(rows: Sequence[dict[str, Any]], eta: int) -> list[dict[str, Any]]:

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.collect import read_run
 from pblf.errors import InputError
 from pblf.files import file_digest
+from pblf.layout import read_run
 from pblf.names import REPRODUCTION_TABLES, STANDARD
 from pblf.provenance import Outcome
 from pblf.tables import (

@@ -42,13 +42,13 @@ from pblf.candidate import Candidate, read_candidate, read_proposal
 from pblf.config import load_config, stage_config
 from pblf.data import DeviceSplit, Splits, load_splits, make_split, read_split
 from pblf.errors import ConfigError, DeviceError
+from pblf.fidelity import Fidelity
 from pblf.files import read_bytes, read_json, write_bytes, write_json
 from pblf.fused import Pack, make_pack, sgd_options
 from pblf.hypergrad import HypergradientUpdater, ValidationStream, learning_start
 from pblf.layout import CHECKPOINT, METRICS, RunId
 from pblf.model import build_model
 from pblf.provenance import Outcome, code_fingerprint
-from pblf.prune import should_stop
 from pblf.schedule import learning_rate
 from pblf.seeding import derive_seed
 
@@ -156,27 +156,6 @@ class TrainState:
     #: the batch generator's state at the start of ``epoch`` (a mid-epoch resume replays the epoch's random numbers)
     epoch_rng: torch.Tensor | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """How much of its budget a run trains (low-fidelity search, :mod:`pblf.prune`): up to epoch ``until`` (a
-    successive-halving rung), and no further than a rung epoch at which its best Top-1 validation so far is below
-    ``stop_below[epoch]`` (the median stopping rule). Either way it follows the full budget's schedule, so training
-    it further later continues exactly where it stopped. The default trains the whole budget."""
-
-    until: int | None = None
-    stop_below: dict[int, float] = field(default_factory=dict)
-
-    @classmethod
-    def of_entry(cls, entry: dict[str, Any]) -> "Fidelity":
-        """The fidelity a proposal entry asks for (``until``, ``stop_below``; JSON keys are strings)."""
-        return cls(entry.get("until"), {int(epoch): float(value) for epoch, value in entry.get("stop_below", {}).items()})
-
-    def stops(self, state: "TrainState", budget: int) -> bool:
-        """Whether a run in ``state`` is done short of ``budget``: its rung reached, or below the median there."""
-        return state.epoch >= min(budget, self.until or budget) or \
-            should_stop([row["val_top1"] for row in state.history], self.stop_below)
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
@@ -436,7 +415,8 @@ def _train_group(cfg: dict[str, Any], group: list[_Member], splits: Splits, devi
              live[0].state.epoch + 1, live[0].state.stats.step, "a pack, " + kind if len(live) > 1 else "alone")
     while True:
         # before each epoch, so that a run killed after its stopping epoch stops again on resume
-        done = [member for member in live if member.spec.fidelity.stops(member.state, budget)]
+        done = [member for member in live if member.spec.fidelity.stops(
+            member.state.epoch, [row["val_top1"] for row in member.state.history], budget)]
         for member in done:
             _finish(member, budget, pack, live.index(member), splits, train_cfg, autocast)
         if done:

@@ -1,0 +1,76 @@
+"""``trials.csv`` (SPEC section 3): one row per repeat, the file every table is made of, with what each method's
+search cost (from the searches' ``evaluations.csv``).
+
+Each run's identity is read from its ``metrics.json`` (:func:`pblf.layout.read_run`), never from its folder name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pblf.candidate import Candidate
+from pblf.errors import InputError
+from pblf.files import write_csv
+from pblf.layout import TRIALS, read_run
+from pblf.names import PROPOSERS, TRIALS_COLUMNS, places_text
+from pblf.provenance import Outcome
+from pblf.select import read_evaluations
+
+log = logging.getLogger(__name__)
+
+
+def search_cost(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], tuple[int, int, float]]:
+    """(candidates trained, epochs spent, seconds of training) of each search (budget, method) in ``evaluations``.
+    A candidate's runs continue one another (successive halving), so what it cost is what its furthest run reached,
+    whose epochs include those it continued."""
+    cost = {}
+    for path in evaluations:
+        rows = read_evaluations(path)
+        reached: dict[str, tuple[int, float]] = {}
+        for row in rows:
+            key = Candidate.from_dict(row).key
+            reached[key] = max(reached.get(key, (0, 0.0)), (row["epochs"], row["seconds"]))
+        cost[rows[0]["budget_epochs"], rows[0]["method"]] = (
+            len(reached), sum(epochs for epochs, _ in reached.values()),
+            round(sum(seconds for _, seconds in reached.values()), 3))
+    return cost
+
+
+def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
+    """One trials row per repeat run, from its metrics: budget, method and seed from the run's identity, the
+    meta-network's activation and places, and what the search of its method at its budget cost (from
+    ``evaluations``; Standard searches nothing). A searched method whose evaluations are missing is an error."""
+    cost = search_cost(evaluations)
+    rows = []
+    for path in metrics:
+        run, result = read_run(path)
+        if run.kind != "repeat":
+            raise InputError(f"{path} is a {run.kind} run, not a repeat")
+        if run.method in PROPOSERS and (run.budget, run.method) not in cost:
+            raise InputError(f"{path}: no evaluations.csv of the {run.method} search at {run.budget} epochs was given")
+        candidates, epochs, seconds = cost.get((run.budget, run.method), (0, 0, 0.0))
+        rows.append({
+            "budget_epochs": run.budget,
+            "method": run.method,
+            "seed": run.seed,
+            "test_top1": result["test_top1"],
+            "val_top1": result["val_top1"],
+            **Candidate.from_dict(result["candidate"]).to_dict(),
+            "activation": result["activation"],
+            "places": places_text(),
+            "search_candidates": candidates,
+            "search_epochs": epochs,
+            "search_seconds": seconds,
+        })
+    return rows
+
+
+def stage_trials(metrics: list[Path], evaluations: list[Path], out: Path) -> Outcome:
+    """``pblf trials``: the repeats gathered into ``out/trials.csv``, one row per run, with their searches' cost."""
+    rows = collect_trials(metrics, evaluations)
+    path = write_csv(rows, TRIALS_COLUMNS, Path(out) / TRIALS)
+    log.info("%d trials -> %s", len(rows), path)
+    return Outcome()
