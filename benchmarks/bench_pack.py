@@ -6,14 +6,14 @@
 
 For each pack size K, two packs of the same K networks (WRN-depth-width on 32x32x3 random images, K different
 candidates: Standard, a non-trivial phi in mode 1111, the same phi in mode 0000, ... in turn) are built with
-``pblf.fused.make_pack``:
+``pblf.training.fused.make_pack``:
 
     fused   one FusedWideResNet (grouped convs, BN over K*C channels) and one SGD: one forward + backward per step;
     exact   the K standalone networks and K SGDs stepped one after another (what K runs in one process cost, and
             a lower bound on K separate processes sharing one device, which also pay K CUDA contexts).
 
 One step is ``pack.step(images, labels)``: forward, the K cross-entropies, backward, SGD (Nesterov, weight decay) for
-every member, as ``pblf.train`` steps one network. The optimiser runs with lr 0 (all its work is done, the weights
+every member, as ``pblf.training.train`` steps one network. The optimiser runs with lr 0 (all its work is done, the weights
 stay at their seeded values) so that every step of every variant computes on the same numbers (see bench_train.py).
 After warm-up, all (K, kind) variants are interleaved in blocks of a few steps, the order rotating each round, so the
 machine's load affects all alike; each block gives a time per step. Reported per variant: the median seconds per
@@ -43,9 +43,9 @@ from typing import Any
 
 import torch
 
-from pblf.candidate import Candidate
-from pblf.fused import Pack, make_pack
-from pblf.model import WideResNet
+from pblf.core.candidate import Candidate
+from pblf.training.fused import Pack, make_pack
+from pblf.training.model import WideResNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish, record, table  # noqa: E402
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads (default: torch's; on a CPU shared with other work use 1)")
     parser.add_argument("--no-deterministic", action="store_true",
-                        help="let cuDNN pick non-deterministic and benchmarked algorithms (pblf.train's default "
+                        help="let cuDNN pick non-deterministic and benchmarked algorithms (pblf.training.train's default "
                              "config trains deterministic)")
     args = parser.parse_args(argv)
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if on_cuda and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no GPU")
     deterministic = not args.no_deterministic
-    if on_cuda:  # as pblf.train.set_determinism; cuBLAS reads this before its first call
+    if on_cuda:  # as pblf.training.train.set_determinism; cuBLAS reads this before its first call
         if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(deterministic)
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     configs = (args.configs or ("fp32,bf16-cl" if on_cuda else "fp32")).split(",")
     if "bf16-cl" in configs and not on_cuda:
-        parser.error("bf16-cl is measured on cuda only (pblf.train uses bf16 and channels_last on CUDA alone)")
+        parser.error("bf16-cl is measured on cuda only (pblf.training.train uses bf16 and channels_last on CUDA alone)")
     rounds = args.rounds or (10 if on_cuda else 5)
     steps = args.steps or (10 if on_cuda else 1)
     warmup = args.warmup if args.warmup is not None else (5 if on_cuda else 1)

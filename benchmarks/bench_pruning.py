@@ -5,14 +5,14 @@
 
 (a) pool   -- train a pool of random candidates (phi uniform in |x| < 1, mode uniform) once, to the full budget, on
               the demo preset's data and network (scikit-learn's digits, WRN-10-1 of stem width 4), all with the
-              search's training seed (common random numbers, as the pipeline trains them), with pblf.train itself, and
+              search's training seed (common random numbers, as the pipeline trains them), with pblf.training.train itself, and
               keep every run's Top-1 validation and Top-1 curves (cached in benchmarks/out/, reused when present).
 (b) replay -- like a tabular benchmark (NAS-Bench-201, LCBench), replay each search many times over the pool, each
               time from another search seed, with and without pruning, using the pipeline's own code for every
               decision: PBLF-RS draws its candidates from the pool, successive halving promotes with
-              pblf.prune.promotions at pblf.prune.rung_epochs; PBLF-BO fits pblf.propose's GP (Matern 5/2 + white
+              pblf.search.prune.promotions at pblf.search.prune.rung_epochs; PBLF-BO fits pblf.search.propose's GP (Matern 5/2 + white
               noise) and takes the pool candidate of highest UCB (beta 0.1) not yet evaluated, the median rule
-              stops with pblf.prune.median_thresholds / pblf.fidelity.should_stop and tells the GP a stopped run's Top-1
+              stops with pblf.search.prune.median_thresholds / pblf.training.fidelity.should_stop and tells the GP a stopped run's Top-1
               validation at its last epoch, as the pipeline does. The chosen candidate (the highest Top-1
               validation among the runs that trained the full budget) is scored by its full-budget Top-1 validation
               and Top-1 (test).
@@ -53,7 +53,7 @@ BETA = 0.1
 
 
 def _config(budget: int) -> dict[str, Any]:
-    from pblf.config import load_config
+    from pblf.core.config import load_config
 
     cfg = load_config([ROOT / "config.yaml", ROOT / "presets" / "demo.yaml"])
     cfg["budgets"] = [budget]
@@ -64,9 +64,9 @@ def _train_one(job: tuple[int, dict[str, Any], int]) -> dict[str, Any]:
     """One pool candidate trained to the full budget in a scratch folder; its curves."""
     import torch
 
-    from pblf.candidate import Candidate
-    from pblf.layout import RunId
-    from pblf.train import train_candidate
+    from pblf.core.candidate import Candidate
+    from pblf.core.layout import RunId
+    from pblf.training.train import train_candidate
 
     torch.set_num_threads(1)
     index, candidate, budget = job
@@ -84,7 +84,7 @@ def build_pool(size: int, budget: int, workers: int, cache: Path) -> list[dict[s
         pool = json.loads(cache.read_text())
         if len(pool) == size and all(len(p["val"]) in (budget, 0) or p["status"] != "ok" for p in pool):
             return pool
-    from pblf.propose import random_candidates
+    from pblf.search.propose import random_candidates
 
     rng = np.random.default_rng([2026, size, budget])
     candidates = [c.to_dict() for c in random_candidates(size, rng, 1.0)]
@@ -106,7 +106,7 @@ def _reached_curve(run: dict[str, Any], epoch: int) -> list[float]:
 
 def replay_rs(pool: list[dict], picks: list[int], budget: int, prune: tuple[float, ...] | None) -> dict[str, Any]:
     """PBLF-RS over ``picks``: every candidate to the full budget, or successive halving at rungs ``prune``."""
-    from pblf.prune import promotions, rung_epochs
+    from pblf.search.prune import promotions, rung_epochs
 
     if not prune:
         spent = [(budget, i) for i in picks]
@@ -129,10 +129,10 @@ def replay_bo(pool: list[dict], rng: np.random.Generator, n: int, initial: int, 
               prune: tuple[float, ...] | None, seed: int) -> dict[str, Any]:
     """PBLF-BO over the pool: ``initial`` random candidates, then the pool candidate of highest UCB each iteration;
     with the median rule stopping runs below the median of the completed ones at the rungs ``prune``."""
-    from pblf.candidate import Candidate
-    from pblf.propose import Observation, acquisition_function, encode, fit_surrogate
-    from pblf.fidelity import should_stop
-    from pblf.prune import median_thresholds, rung_epochs
+    from pblf.core.candidate import Candidate
+    from pblf.search.propose import Observation, acquisition_function, encode, fit_surrogate
+    from pblf.search.prune import median_thresholds, rung_epochs
+    from pblf.training.fidelity import should_stop
 
     rungs = rung_epochs(budget, prune or ())
     order = list(rng.permutation(len(pool)))

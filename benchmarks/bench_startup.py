@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish, table  # noqa: E402
 
-#: The line pblf.train logs just before the first training step.
+#: The line pblf.training.train logs just before the first training step.
 READY = "training 1 run(s)"
 
 

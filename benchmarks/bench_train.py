@@ -18,19 +18,19 @@
              the plain step: "1 + op/plain". It misses effects of the op inside the whole backward pass (the autograd
              engine calling into Python, caches), so it is a lower bound; trust the interleaved ratio when the
              machine is quiet.
-(b) data  -- one epoch of CIFAR-shaped synthetic uint8 images through pblf.data.DeviceSplit (Augment(4, True),
+(b) data  -- one epoch of CIFAR-shaped synthetic uint8 images through pblf.training.data.DeviceSplit (Augment(4, True),
              batches(128, generator, shuffle=True)) versus torchvision's per-image transforms (RandomCrop(32, 4),
              RandomHorizontalFlip, ToTensor, Normalize) on PIL images in a DataLoader (batch 128, shuffle,
              num_workers 0 and 2). Every batch is consumed with .sum() (on the device for cuda, after .to(device) for
              the DataLoader). Only data loading, no model. Epochs of the pipelines are interleaved; medians.
-(c) epoch -- cuda only: seconds per epoch and images/s of pblf.train's own epoch function (``_train_epoch``:
+(c) epoch -- cuda only: seconds per epoch and images/s of pblf.training.train's own epoch function (``_train_epoch``:
              channels_last, autocast, optimizer, per-epoch evaluation on validation and test) on WRN-16-2 with
              synthetic CIFAR-sized data (45,000 train / 5,000 validation / 10,000 test), one run, for bf16 autocast
              off/on times torch.compile off / mode default / mode reduce-overhead (CUDA graphs: the step's kernels
              replayed without a launch each). The first epoch of each variant is warm-up (cuDNN, compilation, graph
              capture); the following epochs are timed. ``pblf plan`` reads "s/epoch incl. eval" of the variant a
              config trains from benchmarks/results/cuda-bench_train.json.
-(d) pack  -- cuda only: the same epoch function on a fused pack of K = 1, 2, 4, 8, 16 runs (pblf.fused.FusedPack,
+(d) pack  -- cuda only: the same epoch function on a fused pack of K = 1, 2, 4, 8, 16 runs (pblf.training.fused.FusedPack,
              as ``resources.runs_per_job: K`` trains on a GPU) on 10,000 train images, float32, eager and with CUDA
              graphs: images/s per run and summed over the pack (what packing buys a search).
              (c) and (d) start no variant after ``--minutes`` (default 6) from the start, so that the whole
@@ -54,9 +54,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pblf.candidate import Candidate
-from pblf.data import Augment, DeviceSplit, ImageSet, Normalisation, Splits, THESIS_TRAIN_MEAN, THESIS_TRAIN_STD
-from pblf.model import WideResNet
+from pblf.core.candidate import Candidate
+from pblf.training.data import Augment, DeviceSplit, ImageSet, Normalisation, Splits, THESIS_TRAIN_MEAN, THESIS_TRAIN_STD
+from pblf.training.model import WideResNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish, record, table  # noqa: E402
@@ -113,7 +113,7 @@ def op_backward_ms(model: torch.nn.Module, step: Callable[[], None], device: tor
     (grad * sigma'(h)) through autograd, the Python-level custom Function overhead included, on tensors of the
     shapes, dtypes and memory formats that the step produces there (captured with hooks); median of ``reps``,
     minus the median of the same autograd call on a plain view (the cost of timing it standalone)."""
-    from pblf.metanet import MetaDerivative, meta_derivative
+    from pblf.training.metanet import MetaDerivative, meta_derivative
 
     seen: list[tuple[torch.Tensor, MetaDerivative]] = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].detach().clone(), mod)))
@@ -286,7 +286,7 @@ def bench_data(device: torch.device, n: int, batch: int, epochs: int, workers: l
 
 
 def epoch_splits(device: torch.device, n_train: int, n_val: int, n_test: int) -> Splits:
-    """Synthetic CIFAR-sized train / validation / test parts on ``device``, as pblf.train gets them."""
+    """Synthetic CIFAR-sized train / validation / test parts on ``device``, as pblf.training.train gets them."""
     norm = Normalisation(THESIS_TRAIN_MEAN, THESIS_TRAIN_STD)
     return Splits(
         train=DeviceSplit(synthetic_cifar(n_train, 1), norm, Augment(4, True), device),
@@ -299,9 +299,9 @@ def epoch_splits(device: torch.device, n_train: int, n_val: int, n_test: int) ->
 def time_epochs(splits: Splits, net: str, device: torch.device, train_cfg: dict[str, Any], size: int, epochs: int
                 ) -> dict[str, Any]:
     """One warm-up epoch (cuDNN, compilation, graph capture), then ``epochs`` timed ones of a pack of ``size`` runs
-    (fused when size > 1) through pblf.train's own epoch function; medians. Images/s count every run's images."""
-    import pblf.train as ptrain
-    from pblf.fused import make_pack, sgd_options
+    (fused when size > 1) through pblf.training.train's own epoch function; medians. Images/s count every run's images."""
+    import pblf.training.train as ptrain
+    from pblf.training.fused import make_pack, sgd_options
 
     net_kwargs = NETS[net][0]
     models = []
@@ -343,8 +343,8 @@ def bench_epochs(device: torch.device, net: str, sizes: tuple[int, int, int], ep
     """:func:`time_epochs` for each (bf16, compile mode, pack size) of ``variants`` in turn, under the names
     ``pblf plan`` looks up (:func:`pblf.plan.epoch_variant`, plus the pack size); a variant that would start after
     ``deadline`` (time.monotonic) is skipped and says so, one that fails records its error."""
-    import pblf.train as ptrain
-    from pblf.config import validate
+    import pblf.training.train as ptrain
+    from pblf.core.config import validate
     from pblf.plan import epoch_variant
 
     splits = epoch_splits(device, *sizes)
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == "cuda":  # (c) runs deterministic like pblf.train; cuBLAS reads this before its first call
+    if args.device == "cuda":  # (c) runs deterministic like pblf.training.train; cuBLAS reads this before its first call
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             ep = bench_epochs(device, net, sizes, epochs, variants, deadline)
             result["c_epoch"] = ep if on_cuda else {**ep, "note": note}
             printed.append(epoch_table(
-                f"(c) pblf.train._train_epoch, one run, {net}, {sizes[0]} train images, medians of {epochs} "
+                f"(c) pblf.training.train._train_epoch, one run, {net}, {sizes[0]} train images, medians of {epochs} "
                 f"epoch(s) after one warm-up ({device})", ep))
         if "d" in args.parts:
             sizes = (args.pack_images or (10_000 if on_cuda else 256), 1_000 if on_cuda else 64,
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             ep = bench_epochs(device, net, sizes, 1, variants, deadline)
             result["d_pack"] = ep if on_cuda else {**ep, "note": note}
             printed.append(epoch_table(
-                f"(d) packs of K runs (fused), pblf.train._train_epoch, {net}, {sizes[0]} train images per run, "
+                f"(d) packs of K runs (fused), pblf.training.train._train_epoch, {net}, {sizes[0]} train images per run, "
                 f"one epoch after one warm-up ({device})", ep))
 
     return finish(result, printed, args.out)

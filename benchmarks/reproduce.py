@@ -48,8 +48,8 @@ from typing import Any
 import torch
 import yaml
 
-from pblf.config import deep_merge, read_yaml, validate
-from pblf.tables import paired
+from pblf.core.config import deep_merge, read_yaml, validate
+from pblf.results.tables import paired
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish, record, table  # noqa: E402

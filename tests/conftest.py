@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pblf.data import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES
+from pblf.training.data import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES
 
 LABEL_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 

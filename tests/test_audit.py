@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from pblf.cli import main
-from pblf.data import read_arrays
-from pblf.files import read_json, track, write_csv, write_json
-from pblf.layout import Layout, RunId
-from pblf.names import EVALUATION_COLUMNS
-from pblf.provenance import Outcome, now, record_path, write_records
+from pblf.core.files import read_json, track, write_csv, write_json
+from pblf.core.layout import Layout, RunId
+from pblf.core.names import EVALUATION_COLUMNS
+from pblf.core.provenance import Outcome, now, record_path, write_records
+from pblf.training.data import read_arrays
 
 METHODS_SEEDS = [(m, s) for m in ("PBLF-BO", "PBLF-RS", "Standard") for s in (1, 2)]
 CANDIDATE = {"w1": 0.0, "w2": 0.0, "b1": 0.0, "b2": 1.0, "mode": "1111"}

@@ -24,13 +24,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import write_cifar10
-from pblf.candidate import Candidate
 from pblf.cli import main
-from pblf.errors import EXIT_USER_ERROR, InputError
-from pblf.files import write_csv
-from pblf.names import HISTORY_COLUMNS
-from pblf.propose import read_history
-from pblf.provenance import environment, record_path
+from pblf.core.candidate import Candidate
+from pblf.core.errors import EXIT_USER_ERROR, InputError
+from pblf.core.files import write_csv
+from pblf.core.names import HISTORY_COLUMNS
+from pblf.core.provenance import environment, record_path
+from pblf.search.propose import read_history
 
 TINY = ("device: cpu\ndata: {dataset: digits, subset: 120, augment: {crop_padding: 1, hflip: false}}\n"
         "model: {depth: 10, widen_factor: 1, base_width: 2}\ntrain: {batch_size: 32, eval_batch_size: 256}\n")
@@ -142,7 +142,7 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path, dict]:
 
 
 def without_timing(metrics: dict) -> dict:
-    from pblf.train import without_timing as strip
+    from pblf.training.train import without_timing as strip
 
     return strip(metrics)
 
@@ -248,8 +248,8 @@ def test_without_a_writable_record_store_nothing_is_written(tmp_path, capsys):
 
 
 def test_device_auto_without_a_gpu_warns_with_the_time_per_epoch():
-    from pblf.config import load_config
-    from pblf.train import cpu_fallback_warning
+    from pblf.core.config import load_config
+    from pblf.training.train import cpu_fallback_warning
 
     root = Path(__file__).resolve().parents[1]
     if torch.cuda.is_available():
@@ -263,7 +263,7 @@ def test_records_tell_the_cuda_build_from_the_device_and_name_untracked_inputs(t
     env = environment("cpu")
     assert env["torch_cuda_build"] == torch.version.cuda and env["cuda_available"] == torch.cuda.is_available()
     assert "cuda" not in env  # the old, ambiguous field
-    from pblf.provenance import REPO, code_version
+    from pblf.core.provenance import REPO, code_version
 
     untracked = REPO / "presets" / f"untracked-{os.getpid()}.yaml"
     untracked.write_text("seed: 1\n")

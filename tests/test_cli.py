@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pblf.cli import build_parser, main
-from pblf.errors import EXIT_USER_ERROR
+from pblf.core.errors import EXIT_USER_ERROR
 
 
 def run(*argv: str, capsys) -> tuple[int, str]:
@@ -154,7 +154,7 @@ def test_a_bug_keeps_its_traceback(tmp_path):
     """Any exception that is not a UserError is a bug: Python's traceback and exit status 1, not a tidy line."""
     trials = tmp_path / "trials.csv"
     trials.write_text("x\n")
-    script = ("import sys, pblf.tables as tables\n"
+    script = ("import sys, pblf.results.tables as tables\n"
               "def broken(*args): raise RuntimeError('an internal error')\n"
               "tables.write_tables = broken\n"
               "from pblf.cli import main\n"

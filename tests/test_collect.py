@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pblf.candidate import read_candidate, write_proposal
-from pblf.collect import collect_search, stage_evaluations, stage_history
-from pblf.trials import collect_trials, stage_trials
-from pblf.errors import InputError
-from pblf.files import read_csv
-from pblf.layout import Layout, RunId
-from pblf.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, TRIALS_COLUMNS
-from pblf.select import read_evaluations, select_best, stage_select
+from pblf.core.candidate import read_candidate, write_proposal
+from pblf.core.errors import InputError
+from pblf.core.files import read_csv
+from pblf.core.layout import Layout, RunId
+from pblf.core.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, TRIALS_COLUMNS
+from pblf.results.trials import collect_trials, stage_trials
+from pblf.search.collect import collect_search, stage_evaluations, stage_history
+from pblf.search.select import read_evaluations, select_best, stage_select
 
 L = Layout("results")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pblf.config import ConfigError, deep_merge, load_config, stage_config, validate
+from pblf.core.config import ConfigError, deep_merge, load_config, stage_config, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,8 +116,8 @@ def test_stage_config_holds_only_its_keys():
 
 
 def test_the_schema_names_the_methods_of_pblf_names():
-    from pblf.config import load_schema
-    from pblf.names import METHODS
+    from pblf.core.config import load_schema
+    from pblf.core.names import METHODS
 
     methods = load_schema()["properties"]["convergence"]["properties"]["methods"]
     assert tuple(methods["items"]["enum"]) == METHODS and methods["default"] == list(METHODS)

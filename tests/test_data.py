@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from pblf import data
-from pblf.config import validate
-from pblf.files import file_digest
-from pblf.data import (
+from pblf.training import data
+from pblf.core.config import validate
+from pblf.core.files import file_digest
+from pblf.training.data import (
     CIFAR10_FOLDER,
     THESIS_TEST_MEAN,
     THESIS_TEST_STD,
@@ -101,7 +101,7 @@ def test_split_depends_on_seed_only():
 
 
 def test_split_is_identical_in_another_process(tmp_path):
-    code = "from pblf.data import split_indices; print(split_indices(50000, 0.1, 3)[1][:50].tolist())"
+    code = "from pblf.training.data import split_indices; print(split_indices(50000, 0.1, 3)[1][:50].tolist())"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(other) == split_indices(50_000, 0.1, 3)[1][:50].tolist()
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pblf import figures
-from pblf.errors import InputError
-from pblf.names import METHODS as METHOD_ORDER
+from pblf.results import figures
+from pblf.core.errors import InputError
+from pblf.core.names import METHODS as METHOD_ORDER
 
 BUDGET = 3
 
 
 def fake_metrics(method: str, seed: int, budget: int = BUDGET, status: str = "ok", epochs: int | None = None) -> dict:
-    """A metrics.json as pblf.train writes it, with accuracies that differ by method, seed and epoch."""
+    """A metrics.json as pblf.training.train writes it, with accuracies that differ by method, seed and epoch."""
     epochs = budget if epochs is None else epochs
     offset = 5.0 * METHOD_ORDER.index(method) + 1.5 * seed
     rows = [
@@ -42,7 +42,7 @@ def fake_runs(budget: int = BUDGET) -> dict[str, list[dict]]:
 
 
 def fake_search(budget: int, method: str, n: int = 5) -> list[dict[str, str]]:
-    """Rows as pblf.files.read_csv returns them from evaluations.csv: every value a string, mode with leading zeros."""
+    """Rows as pblf.core.files.read_csv returns them from evaluations.csv: every value a string, mode with leading zeros."""
     rng = np.random.default_rng([budget, METHOD_ORDER.index(method)])
     rows = []
     for i in range(n):

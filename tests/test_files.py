@@ -1,4 +1,4 @@
-"""pblf.files: atomic byte-stable writes, reads that name the bad file, and the I/O log that provenance is made of."""
+"""pblf.core.files: atomic byte-stable writes, reads that name the bad file, and the I/O log that provenance is made of."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import pblf
-from pblf.errors import InputError
-from pblf.files import file_digest, read_csv, read_json, track, write_csv, write_json, write_text
+from pblf.core.errors import InputError
+from pblf.core.files import file_digest, read_csv, read_json, track, write_csv, write_json, write_text
 
 PACKAGE = Path(pblf.__file__).parent
 
@@ -62,7 +62,7 @@ def test_file_digest_is_hashlib(tmp_path):
 
 def test_no_module_writes_a_file_around_pblf_files():
     """Every output must reach the I/O log (or a provenance record would silently miss it): no module but
-    pblf.files opens a file for writing, or lets pathlib, matplotlib, pandas or torch write to a path."""
+    pblf.core.files opens a file for writing, or lets pathlib, matplotlib, pandas or torch write to a path."""
     writers = re.compile(r"\.write_(text|bytes)\(|open\([^)]*[\"'][wa]b?[\"']|\.savefig\((?!buffer)|\.to_csv\(|"
                          r"torch\.save\((?!payload, buffer)")
     offenders = [f"{path.name}:{number}: {line.strip()}"

@@ -1,4 +1,4 @@
-"""A pack of K runs in one fused network (pblf.fused) against K separate runs from the same weights and batches.
+"""A pack of K runs in one fused network (pblf.training.fused) against K separate runs from the same weights and batches.
 
 Tiny WRN-10-1 (base width 2) on 16x16 grey images, batch 8, three members: Standard (phi = (0, 0, 0, 1), mode 1111),
 a candidate in mode 0000 (a plain network) and a non-trivial phi in mode 1011.
@@ -25,8 +25,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pblf.candidate import Candidate
-from pblf.fused import (
+from pblf.core.candidate import Candidate
+from pblf.training.fused import (
     ExactPack,
     FusedMetaDerivative,
     FusedPack,
@@ -37,8 +37,8 @@ from pblf.fused import (
     model_state_dict,
     pack_losses,
 )
-from pblf.metanet import meta_derivative
-from pblf.model import WideResNet
+from pblf.training.metanet import meta_derivative
+from pblf.training.model import WideResNet
 
 STANDARD = Candidate(0.0, 0.0, 0.0, 1.0, mode="1111")
 PLAIN_MODE = Candidate(0.3, -0.5, 0.1, 0.7, mode="0000")
@@ -67,7 +67,7 @@ def batches(steps: int, dtype: torch.dtype = torch.float32) -> list[tuple[torch.
 
 def separate_runs(candidates: list[Candidate | None], data: list[tuple[torch.Tensor, torch.Tensor]],
                   dtype: torch.dtype = torch.float32) -> tuple[list[WideResNet], list[torch.optim.SGD], torch.Tensor]:
-    """K runs, each on its own, stepped as pblf.train._train_epoch steps; losses of shape (steps, K)."""
+    """K runs, each on its own, stepped as pblf.training.train._train_epoch steps; losses of shape (steps, K)."""
     models = tiny_models(candidates, dtype)
     optimizers = [torch.optim.SGD(model.parameters(), **SGD) for model in models]
     losses = torch.zeros(len(data), len(models), dtype=dtype)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pblf.config import validate
-from pblf.errors import InputError
-from pblf.files import read_csv
-from pblf.generalisation import collect_runs, read_runs, stage_generalisation, summary
-from pblf.layout import Layout, RunId
-from pblf.train import run_config
+from pblf.core.config import validate
+from pblf.core.errors import InputError
+from pblf.core.files import read_csv
+from pblf.core.layout import Layout, RunId
+from pblf.results.generalisation import collect_runs, read_runs, stage_generalisation, summary
+from pblf.training.train import run_config
 
 L = Layout("results")
 
@@ -63,7 +63,7 @@ def test_the_stage_writes_runs_and_table(metrics, tmp_path):
 
 
 def test_the_figure_is_drawn_and_byte_stable(metrics, tmp_path):
-    from pblf.generalisation import draw
+    from pblf.results.generalisation import draw
 
     stage_generalisation(metrics, tmp_path / "out")
     first = draw(tmp_path / "out" / "runs.csv", tmp_path / "a" / "figure_generalisation")

@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pblf.candidate import Candidate
-from pblf.data import DeviceSplit, ImageSet, Normalisation
-from pblf.hypergrad import (
+from pblf.core.candidate import Candidate
+from pblf.training.data import DeviceSplit, ImageSet, Normalisation
+from pblf.training.hypergrad import (
     GATE_LIMIT,
     PHI_STEP,
     TRAJECTORY_FIELDS,
@@ -29,8 +29,8 @@ from pblf.hypergrad import (
     relaxed_meta_derivative,
     u_limit,
 )
-from pblf.metanet import MetaDerivative, meta_derivative
-from pblf.model import WideResNet
+from pblf.training.metanet import MetaDerivative, meta_derivative
+from pblf.training.model import WideResNet
 
 CANDIDATE = Candidate(0.7, -0.4, -0.2, 0.3, mode="1010")
 BATCH = 8
@@ -181,7 +181,7 @@ def test_positive_hyper_lr_trains_with_the_relaxation_and_moves_phi() -> None:
 
 
 def test_a_non_finite_hypergradient_is_not_followed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pblf.hypergrad as hg
+    import pblf.training.hypergrad as hg
 
     model = tiny_wrn(None)
     updater = HypergradientUpdater(CANDIDATE, hyper_lr=0.05, interval=1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pblf.layout import RUN_TEMPLATES, TEMPLATES, Layout, RunId, Template
-from pblf.names import FIGURES, RUN_KINDS, TABLE_FORMATS, TABLES
+from pblf.core.layout import RUN_TEMPLATES, TEMPLATES, Layout, RunId, Template
+from pblf.core.names import FIGURES, RUN_KINDS, TABLE_FORMATS, TABLES
 
 L = Layout("results", "logs")
 RUNS = [

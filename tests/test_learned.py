@@ -16,16 +16,16 @@ import pytest
 import torch
 import yaml
 
-from pblf import figures_hg
-from pblf.candidate import Candidate, write_proposal
-from pblf.collect import collect_search
-from pblf.config import validate
-from pblf.errors import InputError
-from pblf.hypergrad import TRAJECTORY_FIELDS, MetaParameters, hypergradient, learning_start
-from pblf.metanet import sigma_prime
-from pblf.model import build_model
-from pblf.propose import learning_proposal
-from pblf.train import without_timing
+from pblf.results import figures_hg
+from pblf.core.candidate import Candidate, write_proposal
+from pblf.core.config import validate
+from pblf.core.errors import InputError
+from pblf.search.collect import collect_search
+from pblf.search.propose import learning_proposal
+from pblf.training.hypergrad import TRAJECTORY_FIELDS, MetaParameters, hypergradient, learning_start
+from pblf.training.metanet import sigma_prime
+from pblf.training.model import build_model
+from pblf.training.train import without_timing
 
 TINY = {
     "device": "cpu",

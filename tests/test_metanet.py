@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pblf.metanet import MetaDerivative, meta_derivative
+from pblf.training.metanet import MetaDerivative, meta_derivative
 
 PHI = (0.7, -0.4, -0.2, 0.3)
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pblf.candidate import Candidate
-from pblf.metanet import MetaDerivative
-from pblf.model import WideResNet, build_model
+from pblf.core.candidate import Candidate
+from pblf.training.metanet import MetaDerivative
+from pblf.training.model import WideResNet, build_model
 
 STANDARD_PHI = (0.0, 0.0, 0.0, 1.0)
 #: Parameters below place 1 (after group 1) and above it.

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from pblf import plan
-from pblf.candidate import Candidate
-from pblf.config import load_config, validate
-from pblf.layout import RunId
-from pblf.train import Fidelity, RunSpec, train_candidate, train_pack, without_timing
+from pblf.core.candidate import Candidate
+from pblf.core.config import load_config, validate
+from pblf.core.layout import RunId
+from pblf.training.train import Fidelity, RunSpec, train_candidate, train_pack, without_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -122,7 +122,7 @@ def _matcher(pattern: str) -> re.Pattern:
 
 def _all_runs(config: dict) -> list[RunId]:
     """Every run of a config, the search runs from the proposal sizes the config implies."""
-    from pblf.prune import rs_batch_sizes, rs_rungs
+    from pblf.search.prune import rs_batch_sizes, rs_rungs
 
     found = []
     for budget in config["budgets"]:

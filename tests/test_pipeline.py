@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from pblf import plan
-from pblf.config import load_config
-from pblf.files import read_csv
-from pblf.layout import Layout, RunId
-from pblf.names import METHODS, TRIALS_COLUMNS
-from pblf.thesis import load as load_thesis
+from pblf.core.config import load_config
+from pblf.core.files import read_csv
+from pblf.core.layout import Layout, RunId
+from pblf.core.names import METHODS, TRIALS_COLUMNS
+from pblf.results.thesis import load as load_thesis
 from workflow_helpers import BIN, copy_workflow, env, snakemake, without_timing
 
 pytestmark = pytest.mark.slow
@@ -161,7 +161,7 @@ def test_a_change_to_what_the_training_code_does_reruns_training(smoke_run, tmp_
     package = tmp_path / "package"
     shutil.copytree(Path(plan.__file__).parent, package / "pblf", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(Path(plan.__file__).parents[1] / "schemas", package / "schemas")  # beside the package, as in workflow/
-    model = package / "pblf" / "model.py"
+    model = package / "pblf" / "training" / "model.py"
     model.write_text(model.read_text().replace('"""The target network:', '"""Edited docstring. The target network:'))
     proc = snakemake(*SMOKE, "--dry-run", cwd=work, extra_env={"PYTHONPATH": str(package)})
     assert "Nothing to be done" in proc.stdout

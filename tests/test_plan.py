@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pblf import plan
-from pblf.candidate import write_proposal
-from pblf.config import load_config, validate
-from pblf.layout import Layout, RunId
+from pblf.core.candidate import write_proposal
+from pblf.core.config import load_config, validate
+from pblf.core.layout import Layout, RunId
 
 ROOT = Path(__file__).resolve().parents[1]
 L = Layout()

@@ -1,4 +1,4 @@
-"""Tests of the PBLF-BO / PBLF-RS proposer (pblf.propose)."""
+"""Tests of the PBLF-BO / PBLF-RS proposer (pblf.search.propose)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from pblf.candidate import Candidate, write_proposal
-from pblf.config import validate
-from pblf.propose import propose as propose_with
-from pblf.propose import (
+from pblf.core.candidate import Candidate, write_proposal
+from pblf.core.config import validate
+from pblf.search.propose import propose as propose_with
+from pblf.search.propose import (
     MODES,
     Observation,
     Surrogate,
@@ -32,7 +32,7 @@ DEFAULTS = dict(beta=SEARCH["bo"]["beta"], acquisition=SEARCH["bo"]["acquisition
 
 
 def propose(method, history, n_acq, n_random, seed, **settings):
-    """pblf.propose.propose with the schema's defaults for every setting a test does not name."""
+    """pblf.search.propose.propose with the schema's defaults for every setting a test does not name."""
     return propose_with(method, history, n_acq, n_random, seed, **{**DEFAULTS, **settings})
 
 #: Smaller optimiser settings where a test is about behaviour, not about the quality of the optimum.

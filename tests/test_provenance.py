@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pblf.audit import walk
 from pblf.cli import main
-from pblf.provenance import read_record, record_path
+from pblf.core.provenance import read_record, record_path
 
 
 def test_record_path_mirrors_the_results_layout(tmp_path):
@@ -45,8 +45,8 @@ def test_audit_follows_inputs_and_catches_a_change(tmp_path):
     results = tmp_path / "results"
     selection = select_standard(results)
     # a table made from the selection, through a record that lists it as input
-    from pblf.files import read_json, track, write_text
-    from pblf.provenance import Outcome, now, write_records
+    from pblf.core.files import read_json, track, write_text
+    from pblf.core.provenance import Outcome, now, write_records
 
     table = results / "tables" / "table.csv"
     with track() as io:

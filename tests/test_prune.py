@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pblf.candidate import Candidate
-from pblf.config import validate
-from pblf.layout import RunId
-from pblf.propose import Observation
-from pblf.fidelity import should_stop
-from pblf.prune import median_thresholds, promote, promotions, rs_batch_sizes, rung_epochs, with_fidelity
-from pblf.train import Fidelity, train_candidate, without_timing
+from pblf.core.candidate import Candidate
+from pblf.core.config import validate
+from pblf.core.layout import RunId
+from pblf.search.propose import Observation
+from pblf.search.prune import median_thresholds, promote, promotions, rs_batch_sizes, rung_epochs, with_fidelity
+from pblf.training.fidelity import should_stop
+from pblf.training.train import Fidelity, train_candidate, without_timing
 
 PRUNING = {"enabled": True, "rungs": [0.1111, 0.3333], "eta": 3, "min_completed": 3}
 TINY = {

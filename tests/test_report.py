@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import jinja2
 import pytest
 
-from pblf.config import load_config
+from pblf.core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTIONS = sorted((ROOT / "report").glob("*.rst"))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_cifar10
+from pblf.core.config import validate
+from pblf.training.schedule import learning_rate
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -47,8 +49,11 @@ def test_the_tiny_grid_trains_every_setting_and_pairs_them_by_seed(study, copies
     runs = {(r["data"], r["schedule"], r["seed"]): r for r in result["runs"]}
     by_hand = sum(runs["exact", "step", s]["test_top1"] - runs["lossy", "step", s]["test_top1"] for s in (1, 2)) / 2
     assert effects["exact - lossy", "step", "test_top1"]["diff"] == pytest.approx(by_hand, abs=1e-3)
-    # the schedule is what the run followed: warm-up starts below the peak rate, the step schedule at it
-    assert runs["exact", "warmup_cosine", 1]["curve"][0]["lr"] < runs["exact", "step", 1]["curve"][0]["lr"] == 0.1
+    # each run followed its schedule: 90 training images in batches of 16 are 6 steps an epoch, 12 in the run
+    for (_, schedule, _), run in runs.items():
+        train = validate({"train": {"lr_schedule": schedule}})["train"]
+        assert [row["lr"] for row in run["curve"]] == pytest.approx([learning_rate(train, 12, 0), learning_rate(train, 12, 6)])
+    assert runs["exact", "step", 1]["curve"][1]["lr"] != runs["exact", "warmup_cosine", 1]["curve"][1]["lr"]
     assert result["data"]["exact"]["verify_checksums"] is False
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from pblf.cli import main
-from pblf.files import file_digest, read_csv, write_csv
-from pblf.names import REPRODUCTION_TABLES, TABLE_FORMATS, TRIALS_REQUIRED
-from pblf.reproduction import cells, pair_budgets, read_convergence, summary, welch, write_reproduction
-from pblf.tables import read_trials
-from pblf.thesis import SOURCE, load
+from pblf.core.files import file_digest, read_csv, write_csv
+from pblf.core.names import REPRODUCTION_TABLES, TABLE_FORMATS, TRIALS_REQUIRED
+from pblf.results.reproduction import cells, pair_budgets, read_convergence, summary, welch, write_reproduction
+from pblf.results.tables import read_trials
+from pblf.results.thesis import SOURCE, load
 
 STANDARD = {"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}
 CHOSEN = {"w1": 0.5, "w2": -0.25, "b1": 0.125, "b2": 0.75, "mode": "0110"}
@@ -119,7 +119,7 @@ def test_the_command_writes_both_tables_with_their_records(small_run, tmp_path):
     assert "$\\pm$ (variance)" in (out / "reproduction_cells.tex").read_text()
     assert read_csv(out / "reproduction.csv")[0]["thesis_budget"] == "100"
     record = json.loads((out / "reproduction.csv.prov.json").read_text())
-    assert record["thesis_numbers"] == {"file": "pblf/thesis.yaml", "sha256": file_digest(SOURCE)}
+    assert record["thesis_numbers"] == {"file": "pblf/results/thesis.yaml", "sha256": file_digest(SOURCE)}
 
 
 def test_a_repeat_run_is_not_a_convergence_rerun(small_run, tmp_path):

@@ -10,11 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pblf.candidate import Candidate
-from pblf.config import load_schema, validate
-from pblf.layout import RunId
-from pblf.schedule import SCHEDULES, learning_rate
-from pblf.train import train_candidate
+from pblf.core.candidate import Candidate
+from pblf.core.config import load_schema, validate
+from pblf.core.layout import RunId
+from pblf.training.schedule import SCHEDULES, learning_rate
+from pblf.training.train import train_candidate
 
 
 def train_cfg(**keys) -> dict:

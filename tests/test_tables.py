@@ -1,4 +1,4 @@
-"""Tests of Table 6.2, Table B.1 and Table B.2 (pblf.tables), made from the thesis's own numbers.
+"""Tests of Table 6.2, Table B.1 and Table B.2 (pblf.results.tables), made from the thesis's own numbers.
 
 The trials file below holds Table B.1 (Top-1) and Table B.2 (Top-1 validation) for 20 and 100 epochs, seed by seed,
 with the candidates of Table 6.2. Expected statistics are worked out by hand in the tests, not by the code under test.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pblf.files import read_csv
-from pblf.tables import paired, read_trials, table_6_2, table_6_2_paired, table_b, write_tables
+from pblf.core.files import read_csv
+from pblf.results.tables import paired, read_trials, table_6_2, table_6_2_paired, table_b, write_tables
 
 HEADER = "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
 

@@ -1,4 +1,4 @@
-"""The transcription of the thesis's numbers (pblf/thesis.yaml): hand-picked cells read off the thesis, the tables
+"""The transcription of the thesis's numbers (pblf/results/thesis.yaml): hand-picked cells read off the thesis, the tables
 checked against each other, and a malformed transcription refused."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pblf.candidate import Candidate
-from pblf.files import write_csv
-from pblf.names import TRIALS_REQUIRED
-from pblf.tables import read_trials, table_6_2, table_b
-from pblf.thesis import SOURCE, THESIS_BUDGETS, THESIS_METHODS, TranscriptionError, load
+from pblf.core.candidate import Candidate
+from pblf.core.files import write_csv
+from pblf.core.names import TRIALS_REQUIRED
+from pblf.results.tables import read_trials, table_6_2, table_b
+from pblf.results.thesis import SOURCE, THESIS_BUDGETS, THESIS_METHODS, TranscriptionError, load
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_the_tables_agree_with_each_other(thesis):
 
 
 def test_the_pipelines_own_tables_remake_the_thesiss(thesis, tmp_path: Path):
-    """The thesis's runs as a trials file give, through pblf.tables, the thesis's Table 6.2 and B.1/B.2 averages
+    """The thesis's runs as a trials file give, through pblf.results.tables, the thesis's Table 6.2 and B.1/B.2 averages
     (and show that its "±" is the variance: the std of PBLF-BO at 100 epochs is 0.72)."""
     rows = read_trials(write_csv(thesis.trials(), TRIALS_REQUIRED, tmp_path / "thesis-trials.csv"))
     made = {(row["budget_epochs"], row["method"]): row for row in table_6_2(rows)}

@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 
-from pblf.candidate import Candidate
-from pblf.config import validate
-from pblf.layout import RunId
 from pblf.cli import main
-from pblf.train import EXIT_PREEMPTED, initial_model, train_candidate, without_timing
+from pblf.core.candidate import Candidate
+from pblf.core.config import validate
+from pblf.core.layout import RunId
+from pblf.training.train import EXIT_PREEMPTED, initial_model, train_candidate, without_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = {"w1": 0.3, "w2": -0.5, "b1": 0.1, "b2": 0.7, "mode": "0110"}
@@ -185,7 +185,7 @@ def test_bad_candidate_is_a_clear_error(tmp_path):
 def test_determinism_is_set_without_importing_inductor_unless_compiling(compiled):
     """An eager job skips the ~2.7 s import of torch._inductor that torch.use_deterministic_algorithms costs, and
     still gets deterministic kernels; a compiled one sets Inductor's flag too (run in a fresh interpreter)."""
-    code = ("import sys, torch; from pblf.train import set_determinism; "
+    code = ("import sys, torch; from pblf.training.train import set_determinism; "
             f"set_determinism(True, compiled={compiled}); "
             "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

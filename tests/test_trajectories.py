@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pblf import figures_c
-from pblf import trajectories as tj
+from pblf.results import figures_c
+from pblf.results import trajectories as tj
 
 SEED = 3
 N = 40  # points per class: small, the tests are about mechanics

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from pblf import plan
-from pblf.config import deep_merge, load_config, validate
+from pblf.core.config import deep_merge, load_config, validate
 from workflow_helpers import BIN, ROOT, copy_workflow, env, without_timing
 
 pytestmark = pytest.mark.slurm

@@ -1,6 +1,6 @@
 """``pblf audit``: walk from every table and figure back to the data set, verifying every checksum on the way.
 
-The walk follows provenance records (:mod:`pblf.provenance`): a file's record names the inputs it was made from,
+The walk follows provenance records (:mod:`pblf.core.provenance`): a file's record names the inputs it was made from,
 each with the sha256 it had then; each input that the pipeline made has a record of its own, down to the split
 record, whose data-set checksums are recomputed from the data set itself. Anything that does not match (a changed
 byte in a metrics file, a checkpoint or the split, a deleted record, a missing input, a file or record that is not
@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError, UserError
-from pblf.files import file_digest, read_csv, read_json
-from pblf.layout import METRICS, Layout, RunId
-from pblf.names import FIGURE_FORMATS, FIGURES, METHODS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES
-from pblf.provenance import STORE, Outcome, code_fingerprint, read_record, record_path
+from pblf.core.errors import InputError, UserError
+from pblf.core.files import file_digest, read_csv, read_json
+from pblf.core.layout import METRICS, Layout, RunId
+from pblf.core.names import FIGURE_FORMATS, FIGURES, METHODS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES
+from pblf.core.provenance import STORE, Outcome, code_fingerprint, read_record, record_path
 
 #: Exit status of an audit that found a problem (a user error, such as a bad --cell, exits 2).
 EXIT_AUDIT_FAILED = 1
@@ -47,7 +47,7 @@ class Audit:
 
 
 def default_targets(results: Path) -> list[Path]:
-    """Every table and figure of a results folder (those of :mod:`pblf.names` that exist)."""
+    """Every table and figure of a results folder (those of :mod:`pblf.core.names` that exist)."""
     layout = Layout(str(results))
     files = [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES) for fmt in TABLE_FORMATS]
     files += [layout.figure(figure, fmt) for figure in FIGURES for fmt in FIGURE_FORMATS]
@@ -88,7 +88,7 @@ def cell_rows(results: Path, table: str, budget: int, method: str) -> list[dict[
 
 def _verify_dataset(split_path: Path, data_root: Path) -> Iterator[str]:
     """Recompute, under ``data_root``, the checksums of the data set the split was made from, and compare."""
-    from pblf.data import DATASETS, dataset_checksums
+    from pblf.training.data import DATASETS, dataset_checksums
 
     try:
         split = read_json(split_path)
@@ -209,7 +209,7 @@ def walk(results: str | Path, targets: list[Path] | None = None,
         visit(Path(target), 0, None)
     if other_code:
         audit.notes.append(f"{len(other_code)} run(s) were trained by other training code than this checkout's "
-                           f"(pblf.provenance.code_fingerprint), e.g. {other_code[0]}: their numbers come from that "
+                           f"(pblf.core.provenance.code_fingerprint), e.g. {other_code[0]}: their numbers come from that "
                            "code, as its record's git commit says")
     return audit
 

@@ -1,15 +1,15 @@
 """The ``pblf`` command: every stage of the pipeline, callable by hand or from a Snakemake rule.
 
 This layer only parses arguments and calls the stage's function (``stage_*`` in the stage's module), which reads
-its inputs, writes its outputs and returns an :class:`~pblf.provenance.Outcome`. Every stage runs inside
-:func:`pblf.files.track`, and the provenance record of each output is written from what the stage actually read and
+its inputs, writes its outputs and returns an :class:`~pblf.core.provenance.Outcome`. Every stage runs inside
+:func:`pblf.core.files.track`, and the provenance record of each output is written from what the stage actually read and
 wrote, so no command lists its files twice. Stage modules are imported only when their command runs, so commands
 that do not train start without importing torch.
 
 Conventions: ``--config`` takes one or more config files (later ones win), ``--out`` is always a folder into which
-the command writes files whose names it decides (the layout's, see :mod:`pblf.layout`).
+the command writes files whose names it decides (the layout's, see :mod:`pblf.core.layout`).
 
-A :class:`~pblf.errors.UserError` (a bad config, a bad or missing input file, a missing data set, a device that is
+A :class:`~pblf.core.errors.UserError` (a bad config, a bad or missing input file, a missing data set, a device that is
 not there) ends with one line naming the value and the fix, and exit status 2; any other exception is a bug and
 keeps its traceback (exit status 1). ``PBLF_DEBUG=1`` shows the traceback of user errors too.
 """
@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import EXIT_USER_ERROR, ConfigError, OutputError, UserError
-from pblf.files import IOLog, ensure_writable, track
-from pblf.layout import RunId
-from pblf.names import FIGURES, LR_SCALINGS, METHODS, RUN_KINDS, SEARCH_METHODS
-from pblf.provenance import STORE, Outcome, now, write_records
+from pblf.core.errors import EXIT_USER_ERROR, ConfigError, OutputError, UserError
+from pblf.core.files import IOLog, ensure_writable, track
+from pblf.core.layout import RunId
+from pblf.core.names import FIGURES, LR_SCALINGS, METHODS, RUN_KINDS, SEARCH_METHODS
+from pblf.core.provenance import STORE, Outcome, now, write_records
 
 
 def _add_config(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(stage=stage, writes=writes)
         return p
 
-    p = add("check-config", "pblf.config:stage_check_config",
+    p = add("check-config", "pblf.core.config:stage_check_config",
             "validate config files against the schema (and that a requested GPU is there)", writes=False)
     _add_config(p)
     p.add_argument("--no-device-check", dest="device_check", action="store_false",
@@ -69,11 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of one training epoch on one GPU (default: measured by benchmarks/bench_train.py "
                         "--device cuda, for the network it measures)")
 
-    p = add("split", "pblf.data:stage_split", "read the data set and write the train/validation split record")
+    p = add("split", "pblf.training.data:stage_split", "read the data set and write the train/validation split record")
     _add_config(p)
     _add_out(p, "split.json")
 
-    p = add("train", "pblf.train:stage_train",
+    p = add("train", "pblf.training.train:stage_train",
             "train the target network with one candidate for one budget and one seed")
     _add_config(p)
     _add_out(p, "metrics.json and checkpoint.pt (the run folder)")
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume-from", type=Path, metavar="DIR",
                    help="the run folder this run continues (successive halving's promotion of a stopped run)")
 
-    p = add("train-pack", "pblf.train:stage_train_pack",
+    p = add("train-pack", "pblf.training.train:stage_train_pack",
             "train several runs of one seed and budget together, each into its own folder")
     _add_config(p)
     p.add_argument("--runs", required=True,
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "resources.pack)")
     p.add_argument("--split", type=Path, help="split record from `pblf split` (default: made from the config)")
 
-    p = add("propose", "pblf.propose:stage_propose",
+    p = add("propose", "pblf.search.propose:stage_propose",
             "propose the candidates of one search iteration (random, GP-UCB or EI, as the config says)")
     _add_config(p)
     p.add_argument("--history", required=True, type=Path, help="what the search evaluated so far (pblf history)")
@@ -112,47 +112,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iteration", required=True, type=int, help="0 is the random initial batch")
     _add_out(p, "proposal.json")
 
-    for name, stage, writes in (("history", "pblf.collect:stage_history", "history.csv"),
-                                ("evaluations", "pblf.collect:stage_evaluations", "evaluations.csv")):
+    for name, stage, writes in (("history", "pblf.search.collect:stage_history", "history.csv"),
+                                ("evaluations", "pblf.search.collect:stage_evaluations", "evaluations.csv")):
         p = add(name, stage, f"every candidate a search evaluated, with its results ({writes})")
         p.add_argument("--proposals", nargs="*", default=[], type=Path, help="proposal files, in iteration order")
         p.add_argument("--metrics", nargs="*", default=[], type=Path, help="the metrics.json of their runs")
         _add_out(p, writes)
 
-    p = add("select", "pblf.select:stage_select", "choose a search's candidate: the highest Top-1 validation")
+    p = add("select", "pblf.search.select:stage_select", "choose a search's candidate: the highest Top-1 validation")
     p.add_argument("--evaluations", required=True, type=Path, help="the search's evaluations.csv")
     _add_out(p, "<method>.json")
 
-    p = add("select-standard", "pblf.select:stage_select_standard",
+    p = add("select-standard", "pblf.search.select:stage_select_standard",
             "record Standard backpropagation (the config's standard candidate) like a search's choice")
     _add_config(p)
     p.add_argument("--budget", required=True, type=int)
     _add_out(p, "Standard.json")
 
-    p = add("trials", "pblf.trials:stage_trials", "gather the repeat runs into trials.csv")
+    p = add("trials", "pblf.results.trials:stage_trials", "gather the repeat runs into trials.csv")
     p.add_argument("--metrics", nargs="+", required=True, type=Path, help="the repeat runs' metrics.json")
     p.add_argument("--evaluations", nargs="*", default=[], type=Path,
                    help="the searches' evaluations.csv, for what each search cost")
     _add_out(p, "trials.csv")
 
-    p = add("generalisation", "pblf.generalisation:stage_generalisation",
+    p = add("generalisation", "pblf.results.generalisation:stage_generalisation",
             "gather the generalisation runs into runs.csv and their table")
     p.add_argument("--metrics", nargs="+", required=True, type=Path, help="the generalisation runs' metrics.json")
     _add_out(p, "runs.csv and generalisation.{csv,md,tex}")
 
-    p = add("tables", "pblf.tables:stage_tables", "Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from a trials file")
+    p = add("tables", "pblf.results.tables:stage_tables", "Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from a trials file")
     p.add_argument("--trials", required=True, type=Path,
                    help="CSV: budget_epochs, method, seed, test_top1, val_top1, w1, w2, b1, b2, mode")
     _add_out(p, "table_{6_2,B_1,B_2}.{csv,md,tex}")
 
-    p = add("reproduction", "pblf.reproduction:stage_reproduction",
+    p = add("reproduction", "pblf.results.reproduction:stage_reproduction",
             "the thesis's numbers beside the pipeline's: reproduction.{csv,md,tex} and reproduction_cells.{csv,md,tex}")
     p.add_argument("--trials", required=True, type=Path, help="the pipeline's trials.csv")
     p.add_argument("--convergence", nargs="*", default=[], type=Path,
                    help="the convergence reruns' metrics.json (Figure 6.4's end points)")
     _add_out(p, "reproduction{,_cells}.{csv,md,tex}")
 
-    p = add("figure", "pblf.figures:stage_figure", "draw one figure of the thesis")
+    p = add("figure", "pblf.results.figures:stage_figure", "draw one figure of the thesis")
     p.add_argument("figure", choices=FIGURES, help="the figure's id")
     p.add_argument("--inputs", nargs="+", required=True, type=Path,
                    help="6.1/6.2/6.4: metrics.json of the runs; 6.3: evaluations.csv of the searches; "
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p, required=False)
     _add_out(p, "figure_<id>.png and .pdf")
 
-    p = add("trajectories", "pblf.trajectories:stage_trajectories",
+    p = add("trajectories", "pblf.results.trajectories:stage_trajectories",
             "Appendix C: gradient trajectories and velocities under beta")
     _add_config(p)
     _add_out(p, "figure_C_{1,2,3}.csv and velocity.csv")

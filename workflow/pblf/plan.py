@@ -2,7 +2,7 @@
 final outputs.
 
 Rules only wire files together; which runs and files exist for a config, and what each training run trains, is
-decided here, where it can be tested without Snakemake. Paths come from :mod:`pblf.layout`.
+decided here, where it can be tested without Snakemake. Paths come from :mod:`pblf.core.layout`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pblf.candidate import read_proposal
-from pblf.config import load_config
-from pblf.errors import ConfigError
-from pblf.layout import RUN_TEMPLATES, Layout, RunId
-from pblf.names import (
+from pblf.core.candidate import read_proposal
+from pblf.core.config import load_config
+from pblf.core.errors import ConfigError
+from pblf.core.layout import RUN_TEMPLATES, Layout, RunId
+from pblf.core.names import (
     FIGURE_FORMATS, LEARNED, METHODS, PROPOSERS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, epochs_label,
 )
-from pblf.prune import rs_batch_sizes, rs_rungs, rung_epochs
-from pblf.seeding import derive_seed
+from pblf.core.seeding import derive_seed
+from pblf.search.prune import rs_batch_sizes, rs_rungs, rung_epochs
 
 #: Where the benchmarks write what they measured (benchmarks/results in the checkout).
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -40,7 +40,7 @@ def iterations(config: dict[str, Any], method: str, budget: int) -> int:
 
 def proposal_sizes(config: dict[str, Any], method: str, iteration: int) -> tuple[int, int]:
     """(acquisition candidates, random candidates) of one proposal (PBLF-HG's makes neither: see
-    :func:`pblf.propose.learning_proposal`)."""
+    :func:`pblf.search.propose.learning_proposal`)."""
     if PROPOSERS[method] == "rs":
         return 0, config["search"]["rs"]["samples"]
     bo = config["search"]["bo"]
@@ -220,7 +220,7 @@ def critical_epochs(config: dict[str, Any]) -> int:
 def epoch_variant(train_cfg: dict[str, Any]) -> str:
     """The name benchmarks/bench_train.py gives the epoch variant a training config runs (precision and compile
     mode), so that :func:`measured_seconds_per_epoch` finds its measurement."""
-    from pblf.train import compile_mode
+    from pblf.training.train import compile_mode
 
     return f"bf16={'on' if train_cfg['bf16'] else 'off'} compile={compile_mode(train_cfg) or 'off'}"
 
@@ -314,7 +314,7 @@ def pack_shapes(config: dict[str, Any]) -> list[PackShape]:
     ladders = max((len(rs_rungs(budget, pruning)) for budget in config["budgets"]), default=0)
     for rung, count in enumerate(rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], ladders)):
         classes.append((f"rs_{rung}", "PBLF-RS", rung, count, ()))
-    classes.append(("hg", LEARNED, 0, 1, ()))  # the learning run trains alone (pblf.train)
+    classes.append(("hg", LEARNED, 0, 1, ()))  # the learning run trains alone (pblf.training.train)
     shapes = []
     for name, method, iteration, count, constraints in classes:
         for part, indices in enumerate(_chunks(list(range(count)), size)):

@@ -19,14 +19,14 @@ from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from pblf import plan
-from pblf.config import STAGE_KEYS, check_device, read_yaml, stage_config, validate
-from pblf.errors import UserError
-from pblf.layout import RUN_WILDCARD, Layout
-from pblf.provenance import code_fingerprint, write_stage_config
-from pblf.names import (
+from pblf.core.config import STAGE_KEYS, check_device, read_yaml, stage_config, validate
+from pblf.core.errors import UserError
+from pblf.core.layout import RUN_WILDCARD, Layout
+from pblf.core.names import (
     ARRAYS, FIGURE_FORMATS, LEARNED, REPRODUCTION_TABLES, SAMPLING_METHODS, SEARCH_METHODS, STANDARD,
     TABLE_FORMATS, TABLES, table_label,
 )
+from pblf.core.provenance import code_fingerprint, write_stage_config
 
 try:
     for path in workflow.configfiles:  # Snakemake keeps the last of two equal keys; pblf refuses it
@@ -46,7 +46,7 @@ onstart:
         except UserError as err:
             raise WorkflowError(str(err)) from None
         if config["device"] == "auto":
-            from pblf.train import cpu_fallback_warning
+            from pblf.training.train import cpu_fallback_warning
 
             warning = cpu_fallback_warning(config)
             if warning:

@@ -9,7 +9,7 @@
 if config["resources"]["runs_per_job"] == 1:
 
     rule train:
-        """Train the target network with one candidate's backward pass (pblf.train)."""
+        """Train the target network with one candidate's backward pass (pblf.training.train)."""
         input:
             candidate=lambda w: plan.candidate_source(config, L, run_of(w)),
             split=L.split(),

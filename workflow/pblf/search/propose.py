@@ -31,15 +31,15 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
 from threadpoolctl import threadpool_limits
 
-from pblf.candidate import PHI_DECIMALS, Candidate, standard_candidate, write_proposal
-from pblf.config import load_config, stage_config
-from pblf.errors import ConfigError, InputError
-from pblf.files import read_csv
-from pblf.layout import PROPOSAL
-from pblf.names import HISTORY_REQUIRED, PHI_NAMES, PROPOSERS
+from pblf.core.candidate import PHI_DECIMALS, Candidate, standard_candidate, write_proposal
+from pblf.core.config import load_config, stage_config
+from pblf.core.errors import ConfigError, InputError
+from pblf.core.files import read_csv
+from pblf.core.layout import PROPOSAL
+from pblf.core.names import HISTORY_REQUIRED, PHI_NAMES, PROPOSERS
+from pblf.core.provenance import Outcome
 from pblf.plan import proposal_seed, proposal_sizes
-from pblf.provenance import Outcome
-from pblf.prune import promote, with_fidelity
+from pblf.search.prune import promote, with_fidelity
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Observation:
 
 
 def read_history(path: str | Path) -> list[Observation]:
-    """Read the evaluated candidates from a CSV with at least the columns of :data:`pblf.names.HISTORY_REQUIRED`.
+    """Read the evaluated candidates from a CSV with at least the columns of :data:`pblf.core.names.HISTORY_REQUIRED`.
 
     An empty or header-only file is an empty history (the first iteration). An empty val_top1 is NaN
     (:func:`propose` ignores it for the fit but never re-proposes the candidate). Any other bad value raises
@@ -484,7 +484,7 @@ def _entry(candidate: Candidate, source: str, replaced: str) -> dict:
 def learning_proposal(cfg: dict) -> dict:
     """PBLF-HG's one proposal entry: Standard, to start from, and under ``learn`` how to learn from it (the settings
     of ``search.hg`` and the box, carried in the proposal because the training job reads no search config).
-    The run itself writes what it learned (:mod:`pblf.hypergrad`)."""
+    The run itself writes what it learned (:mod:`pblf.training.hypergrad`)."""
     search = cfg["search"]
     return {**standard_candidate(cfg).to_dict(), "source": "hypergradient",
             "learn": {**search["hg"], "phi_bound": search["phi_bound"]}}

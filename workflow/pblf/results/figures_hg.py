@@ -1,7 +1,7 @@
 """The PBLF-HG figure: where the learned derivative goes, from its learning runs' ``metrics.json``.
 
 One column per budget. Top: w1, w2, b1 and b2 against training steps, from the start (Standard's sigma' == 1, see
-:func:`pblf.hypergrad.learning_start`) to the candidate learned. Bottom: the four gates (one per place of the mode)
+:func:`pblf.training.hypergrad.learning_start`) to the candidate learned. Bottom: the four gates (one per place of the mode)
 against training steps, with 0.5, where a gate's rounded bit flips. A reader sees whether phi settles, drifts or
 returns to standard backpropagation, and which places the method switched off. The title of each column gives the
 rounded candidate that the repeats then retrain.
@@ -16,11 +16,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pblf import plotting
-from pblf.candidate import Candidate
-from pblf.errors import InputError
-from pblf.hypergrad import TRAJECTORY_FIELDS
-from pblf.names import LEARNED, PHI_NAMES, PLACES, epochs_label
+from pblf.results import plotting
+from pblf.core.candidate import Candidate
+from pblf.core.errors import InputError
+from pblf.core.names import LEARNED, PHI_NAMES, PLACES, epochs_label
+from pblf.training.hypergrad import TRAJECTORY_FIELDS
 
 #: The gates' columns in a trajectory row, in place order.
 GATES: tuple[str, ...] = TRAJECTORY_FIELDS[1 + len(PHI_NAMES):]
@@ -28,7 +28,7 @@ GATES: tuple[str, ...] = TRAJECTORY_FIELDS[1 + len(PHI_NAMES):]
 
 def trajectories(runs: Sequence[Mapping[str, Any]]) -> dict[int, tuple[np.ndarray, Candidate]]:
     """Per budget, the trajectory of one learning run as an array (rows: hypergradient steps; columns:
-    :data:`pblf.hypergrad.TRAJECTORY_FIELDS`) and the candidate it learned; runs that are not PBLF-HG's search runs,
+    :data:`pblf.training.hypergrad.TRAJECTORY_FIELDS`) and the candidate it learned; runs that are not PBLF-HG's search runs,
     or two of one budget, are refused by name."""
     out: dict[int, tuple[np.ndarray, Candidate]] = {}
     for metrics in runs:

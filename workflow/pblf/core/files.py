@@ -4,7 +4,7 @@
   to a temporary file in the same folder and renamed into place.
 * **Byte-stable writes.** The same data must always give the same bytes (tables and records are compared byte for
   byte across reruns): JSON with sorted keys, CSV with Unix line ends and a fixed column list.
-* **Checked reads.** A missing, undecodable or malformed input is an :class:`~pblf.errors.InputError` that names the
+* **Checked reads.** A missing, undecodable or malformed input is an :class:`~pblf.core.errors.InputError` that names the
   file (and line), never a bare ``KeyError`` or ``UnicodeDecodeError`` from deep inside a stage.
 * **An I/O log.** Inside :func:`track`, every read is noted as an input and every write as an output. The ``pblf``
   command runs each stage inside :func:`track` and writes the provenance record from that log, so a stage declares
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError, OutputError
+from pblf.core.errors import InputError, OutputError
 
 
 @dataclass

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from pblf.candidate import Candidate
-from pblf.names import PHI_NAMES, STANDARD
+from pblf.core.candidate import Candidate
+from pblf.core.names import PHI_NAMES, STANDARD
 
 #: The transcription.
 SOURCE = Path(__file__).with_name("thesis.yaml")

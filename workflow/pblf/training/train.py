@@ -1,7 +1,7 @@
 """Training: one candidate, one budget, one seed per run (the inner loop of Algorithm 2), one or several runs per job.
 
 Every search evaluation, repeat, convergence and generalisation run is trained here. Runs of one seed and budget
-can train together as a *pack* (:mod:`pblf.fused`): they start from the same weights and see the same batches
+can train together as a *pack* (:mod:`pblf.training.fused`): they start from the same weights and see the same batches
 (common random numbers), so one job steps them side by side, each with its own checkpoint and metrics; a pack of one
 is a single run. Training is built to be
 
@@ -38,19 +38,19 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from pblf.candidate import Candidate, read_candidate, read_proposal
-from pblf.config import load_config, stage_config
-from pblf.data import DeviceSplit, Splits, load_splits, make_split, read_split
-from pblf.errors import ConfigError, DeviceError
-from pblf.fidelity import Fidelity
-from pblf.files import read_bytes, read_json, write_bytes, write_json
-from pblf.fused import Pack, make_pack, sgd_options
-from pblf.hypergrad import HypergradientUpdater, ValidationStream, learning_start
-from pblf.layout import CHECKPOINT, METRICS, RunId
-from pblf.model import build_model
-from pblf.provenance import Outcome, code_fingerprint
-from pblf.schedule import learning_rate
-from pblf.seeding import derive_seed
+from pblf.core.candidate import Candidate, read_candidate, read_proposal
+from pblf.core.config import load_config, stage_config
+from pblf.core.errors import ConfigError, DeviceError
+from pblf.core.files import read_bytes, read_json, write_bytes, write_json
+from pblf.core.layout import CHECKPOINT, METRICS, RunId
+from pblf.core.provenance import Outcome, code_fingerprint
+from pblf.core.seeding import derive_seed
+from pblf.training.data import DeviceSplit, Splits, load_splits, make_split, read_split
+from pblf.training.fidelity import Fidelity
+from pblf.training.fused import Pack, make_pack, sgd_options
+from pblf.training.hypergrad import HypergradientUpdater, ValidationStream, learning_start
+from pblf.training.model import build_model
+from pblf.training.schedule import learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def cpu_fallback_warning(cfg: dict[str, Any], steps: int = 2) -> str | None:
     """What to tell the user when ``device: auto`` finds no GPU and training would run on the CPU for long: the
     seconds of a training step of the configured network, measured here, and the minutes of an epoch they imply.
     None when there is a GPU, the device is chosen explicitly, or an epoch is short."""
-    from pblf.data import IMAGE_SHAPES, train_size
+    from pblf.training.data import IMAGE_SHAPES, train_size
 
     if cfg["device"] != "auto" or torch.cuda.is_available():
         return None
@@ -178,7 +178,7 @@ def save_checkpoint(path: Path, model_state: dict[str, torch.Tensor], optimizer_
                     state: TrainState, generator: torch.Generator, fingerprint: str,
                     hypergrad: dict[str, Any] | None = None) -> None:
     """Write to a temporary file, fsync, then rename: a kill at any moment leaves the old or the new checkpoint.
-    ``hypergrad`` is a learning run's :meth:`pblf.hypergrad.HypergradientUpdater.state_dict`."""
+    ``hypergrad`` is a learning run's :meth:`pblf.training.hypergrad.HypergradientUpdater.state_dict`."""
     payload = {
         "fingerprint": fingerprint,
         "model": model_state,
@@ -335,7 +335,7 @@ def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] 
     The runs must share the seed, the budget and the training config (so the same initial weights, batches and
     learning rates); each follows its own candidate and fidelity, writes its own checkpoint every epoch and resumes
     on its own after a kill. ``kind`` "exact" steps them one after another (each run bit for bit what it is alone),
-    "fused" as one network (:class:`pblf.fused.FusedPack`: faster on a GPU, equal up to rounding). Runs that a kill
+    "fused" as one network (:class:`pblf.training.fused.FusedPack`: faster on a GPU, equal up to rounding). Runs that a kill
     left at different points (an earlier pack, a run already finished) train in groups of runs that stand at the same
     point. The data come from the arrays of the split record read from ``split_folder`` (the data stage's), or from
     the data set itself. ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are
@@ -368,7 +368,7 @@ def _member(cfg: dict[str, Any], spec: RunSpec, split: dict[str, Any], splits: S
                                      "epoch": len(read_json(Path(spec.resume_from) / METRICS)["epochs"])}
     if spec.resume_from and not checkpoint.exists():
         write_bytes(read_bytes(Path(spec.resume_from) / CHECKPOINT), checkpoint)
-    # A learning run starts from Standard's sigma' == 1 at a phi where the hypergradient is alive (pblf.hypergrad)
+    # A learning run starts from Standard's sigma' == 1 at a phi where the hypergradient is alive (pblf.training.hypergrad)
     start = learning_start(cfg["model"]["metanet_activation"]) if spec.learn else spec.candidate
     model = initial_model(cfg, start, spec.run.seed, splits.num_classes, splits.in_channels)
     fingerprint = run_fingerprint(cfg, split, spec.candidate, spec.run.budget, spec.run.seed, spec.learn)

@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from pblf.files import write_bytes  # noqa: E402
-from pblf.names import METHODS  # noqa: E402
+from pblf.core.files import write_bytes  # noqa: E402
+from pblf.core.names import METHODS  # noqa: E402
 
 #: One colour per method (seaborn's colour-blind palette), in every figure.
 PALETTE = sns.color_palette("colorblind")

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pblf.candidate import Candidate
-from pblf.metanet import MetaDerivative, check_activation
-from pblf.names import PLACES
+from pblf.core.candidate import Candidate
+from pblf.core.names import PLACES
+from pblf.training.metanet import MetaDerivative, check_activation
 
 
 
@@ -89,7 +89,7 @@ class WideResNet(nn.Module):
         self.bn = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
         places = candidate.places if candidate is not None else (False,) * len(PLACES)
-        #: metanet[i] sits at place i (pblf.names.PLACES): after the stem, group 1, group 2, group 3.
+        #: metanet[i] sits at place i (pblf.core.names.PLACES): after the stem, group 1, group 2, group 3.
         self.metanet = nn.ModuleList(
             MetaDerivative(candidate.phi, activation) if candidate is not None and active else nn.Identity()
             for active in places

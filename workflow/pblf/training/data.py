@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pblf.config import load_config, stage_config
-from pblf.errors import DataError
-from pblf.files import file_digest, note_input, read_json, write_bytes, write_text
-from pblf.layout import SPLIT
-from pblf.names import ARRAYS
-from pblf.provenance import Outcome
+from pblf.core.config import load_config, stage_config
+from pblf.core.errors import DataError
+from pblf.core.files import file_digest, note_input, read_json, write_bytes, write_text
+from pblf.core.layout import SPLIT
+from pblf.core.names import ARRAYS
+from pblf.core.provenance import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError
-from pblf.files import read_json, write_json
-from pblf.names import PHI_NAMES
+from pblf.core.errors import InputError
+from pblf.core.files import read_json, write_json
+from pblf.core.names import PHI_NAMES
 
 MODE_PATTERN = re.compile(r"^[01]{4}$")
 #: Decimal places kept for phi in files: enough to be exact for the search, short enough to read.

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.candidate import Candidate, read_proposal
-from pblf.errors import InputError
-from pblf.files import write_csv
-from pblf.layout import EVALUATIONS, HISTORY, read_run
-from pblf.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, PROMOTED
-from pblf.provenance import Outcome
+from pblf.core.candidate import Candidate, read_proposal
+from pblf.core.errors import InputError
+from pblf.core.files import write_csv
+from pblf.core.layout import EVALUATIONS, HISTORY, read_run
+from pblf.core.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, PROMOTED
+from pblf.core.provenance import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ The pieces:
 
 * :class:`MetaParameters` holds alpha: ``u`` (phi = bound * tanh(u), see :func:`u_to_phi` for why tanh) and four gate
   logits (g = sigmoid(logit), one per place; see :func:`relaxed_sigma_prime` for the relaxation of the mode's bits).
-  It converts a :class:`~pblf.candidate.Candidate` to alpha and back.
+  It converts a :class:`~pblf.core.candidate.Candidate` to alpha and back.
 * :class:`RelaxedMetaDerivative` is the op with sigma'_eff = g * sigma'_phi(h) + (1 - g), built from differentiable
   torch ops, so that ``torch.autograd.grad(..., create_graph=True)`` gives parameter gradients that are functions of
-  alpha. It replaces the modules at the four places of :class:`pblf.model.WideResNet` (``model.metanet``); the WRN
+  alpha. It replaces the modules at the four places of :class:`pblf.training.model.WideResNet` (``model.metanet``); the WRN
   itself is reused, not copied.
 * :func:`hypergradient` computes the gradient above and leaves the network exactly as it found it (weights, batch
   norm buffers, modules, torch's random state).
@@ -60,9 +60,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from pblf.candidate import PHI_DECIMALS, Candidate
-from pblf.metanet import ACTIVATIONS, MetaDerivative, check_activation, sigma_prime
-from pblf.names import PHI_NAMES, PLACES
+from pblf.core.candidate import PHI_DECIMALS, Candidate
+from pblf.core.names import PHI_NAMES, PLACES
+from pblf.training.metanet import ACTIVATIONS, MetaDerivative, check_activation, sigma_prime
 
 #: Table 6.1: every weight of the meta-network lies in the open box |x| < 1 (``search.phi_bound``).
 DEFAULT_BOUND = 1.0
@@ -80,7 +80,7 @@ DEFAULT_GATE_INIT = 2.0
 #: the distance an Adam step (about hyper_lr per step) would have to travel back to flip the bit.
 GATE_LIMIT = 10.0
 #: One step of the grid Candidate rounds phi to: a learned phi must stay at least this far inside the bound so that
-#: the rounded Candidate is still in the open box (the same margin pblf.propose keeps).
+#: the rounded Candidate is still in the open box (the same margin pblf.search.propose keeps).
 PHI_STEP = 10.0**-PHI_DECIMALS
 #: The precision alpha is kept in: eight numbers, so float64 costs nothing and makes Candidate -> alpha -> Candidate
 #: exact (atanh/tanh in float32 can move phi by an ulp, which can flip the sixth decimal).
@@ -236,7 +236,7 @@ def relaxed_sigma_prime(h: torch.Tensor, phi: torch.Tensor, gate: torch.Tensor, 
     (bit 0). DARTS (Eq. 2) relaxes a categorical choice among operations into a softmax-weighted mixture of all of
     them; for a choice between two, the softmax of two logits is the sigmoid of their difference, so one logit per
     place is the same relaxation with no redundant parameter. The mixture is linear in g, so g = 1 and g = 0 give
-    exactly the two discrete choices. Computed in at least float32 like :func:`pblf.metanet.sigma_prime`, which it
+    exactly the two discrete choices. Computed in at least float32 like :func:`pblf.training.metanet.sigma_prime`, which it
     reuses for the formula."""
     dtype = torch.promote_types(h.dtype, torch.float32)
     g = gate.to(dtype)
@@ -246,7 +246,7 @@ def relaxed_sigma_prime(h: torch.Tensor, phi: torch.Tensor, gate: torch.Tensor, 
 class RelaxedMetaDerivativeFunction(torch.autograd.Function):
     """y = h forward; dL/dh = dL/dy * sigma'_eff(h) backward, *built from differentiable ops*.
 
-    Unlike :class:`pblf.metanet.MetaDerivativeFunction`, the backward is meant to be differentiated: under
+    Unlike :class:`pblf.training.metanet.MetaDerivativeFunction`, the backward is meant to be differentiated: under
     ``create_graph=True`` autograd records it, and phi and the gate are saved *inputs* (with their history back to u
     and the gate logits), so the resulting parameter gradients are differentiable functions of alpha (double
     backward). The first-order backward returns no gradient for phi or the gate (the forward does not depend on
@@ -301,7 +301,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _places(model: nn.Module) -> nn.ModuleList:
     places = getattr(_unwrap(model), "metanet", None)
     if not isinstance(places, nn.ModuleList) or len(places) != len(PLACES):
-        raise TypeError("the model must be a pblf.model.WideResNet (with its four places in model.metanet), not "
+        raise TypeError("the model must be a pblf.training.model.WideResNet (with its four places in model.metanet), not "
                         f"{type(model).__name__}; pass the model itself, not a DDP wrapper")
     return places
 
@@ -451,7 +451,7 @@ def hypergradient(
     * Precision: no autocast; the hypergradient is taken in the model's dtype (float32 in training) once every k
       steps, so its cost is amortised and a bf16 double backward's rounding does not enter alpha.
 
-    ``model`` is the :class:`pblf.model.WideResNet` (a ``torch.compile`` wrapper is unwrapped: the look-ahead runs
+    ``model`` is the :class:`pblf.training.model.WideResNet` (a ``torch.compile`` wrapper is unwrapped: the look-ahead runs
     eagerly); its parameters' ``.grad`` are not touched. Costs about one training step's forward, one double
     backward (~2 backwards) and one forward/backward on the validation batch.
     """
@@ -576,7 +576,7 @@ class HypergradientUpdater:
       every step s = k, 2k, ... the update comes before that step's forward (DARTS's order: the architecture step
       on the same training batch the weights then use), so the look-ahead is the very update about to be taken.
     * **hyper_lr = 0 trains exactly the candidate**: :meth:`attach` then leaves the model's own ops
-      (``pblf.metanet.MetaDerivative`` with the candidate's phi, at the places its mode turns on) untouched, and the
+      (``pblf.training.metanet.MetaDerivative`` with the candidate's phi, at the places its mode turns on) untouched, and the
       hypergradient is still computed and logged every k steps (a "measure, do not follow" run; it is taken for the
       relaxation at the initial gates, whose soft values the training does not use) with no trace in the training
       (:func:`untouched`). With hyper_lr > 0 the training itself uses the relaxation (soft gates), as DARTS trains
@@ -631,7 +631,7 @@ class HypergradientUpdater:
 
     @property
     def gates(self) -> tuple[float, float, float, float]:
-        """The current gates g1..g4 in [0, 1] (place order of pblf.names.PLACES)."""
+        """The current gates g1..g4 in [0, 1] (place order of pblf.core.names.PLACES)."""
         return self.params.gate_values()
 
     def candidate(self) -> Candidate:
@@ -661,7 +661,7 @@ class HypergradientUpdater:
             if not fits:
                 raise ValueError(f"hyper_lr is 0, so the model must carry the start candidate's own ops "
                                  f"({self.start.to_json()}, activation {self.params.activation}); build it with "
-                                 "pblf.model.build_model(..., candidate=<that candidate>)")
+                                 "pblf.training.model.build_model(..., candidate=<that candidate>)")
 
     def due(self) -> bool:
         """Whether the next training step is preceded by a hypergradient step."""

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.candidate import Candidate, standard_candidate
-from pblf.config import load_config, stage_config
-from pblf.errors import InputError
-from pblf.files import read_csv, write_json
-from pblf.layout import selection_name
-from pblf.names import FULL_BUDGET_STATUSES, STANDARD
-from pblf.provenance import Outcome
+from pblf.core.candidate import Candidate, standard_candidate
+from pblf.core.config import load_config, stage_config
+from pblf.core.errors import InputError
+from pblf.core.files import read_csv, write_json
+from pblf.core.layout import selection_name
+from pblf.core.names import FULL_BUDGET_STATUSES, STANDARD
+from pblf.core.provenance import Outcome
 
 log = logging.getLogger(__name__)
 

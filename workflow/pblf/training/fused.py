@@ -1,6 +1,6 @@
 """Horizontal fusion of a *pack*: K training runs of one seed side by side in one network (HFTA, Wang et al. 2021).
 
-With common random numbers (``pblf.train``), every run trained with seed s starts from the same weights and sees the
+With common random numbers (``pblf.training.train``), every run trained with seed s starts from the same weights and sees the
 same batches; the K runs of one seed differ only in their candidate, which acts in the backward pass alone. A small
 network such as WRN-16-2 cannot keep a large GPU busy with one run's kernels, so instead of K processes each stepping
 one network, a pack steps one *fused* network holding the K models side by side:
@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pblf.metanet import MetaDerivative, check_activation, meta_derivative
-from pblf.model import BasicBlock, WideResNet
+from pblf.training.metanet import MetaDerivative, check_activation, meta_derivative
+from pblf.training.model import BasicBlock, WideResNet
 
 #: phi at a place where a member of the pack has no op: sigma'(h) = 0 * a(0 * h + 0) + 1 = 1 exactly for finite h,
 #: and grad * 1 is grad, bit for bit (metanet's Standard test). A non-finite h makes that member's loss
@@ -53,7 +53,7 @@ PACK_KINDS: tuple[str, ...] = ("fused", "exact")
 
 class Backward(Protocol):
     """What the fused network needs of a member's candidate: phi and the places where it acts
-    (a :class:`pblf.candidate.Candidate` has both)."""
+    (a :class:`pblf.core.candidate.Candidate` has both)."""
 
     @property
     def phi(self) -> tuple[float, float, float, float]: ...
@@ -164,7 +164,7 @@ class FusedWideResNet(nn.Module):
     tensor K times longer along dimension 0, so :func:`load_model_weights` and :func:`model_state_dict` move weights
     between the two forms by concatenating and slicing. ``None`` as a candidate is a plain network. The constructor
     draws every member's weights with WideResNet's initialisation, but not the numbers K WideResNets built one after
-    another would get: build a pack with :meth:`from_models` from the standalone networks (``pblf.train.initial_model``
+    another would get: build a pack with :meth:`from_models` from the standalone networks (``pblf.training.train.initial_model``
     or a run's checkpoint), which also checks that the architectures agree.
     """
 
@@ -202,7 +202,7 @@ class FusedWideResNet(nn.Module):
         self.bn = nn.BatchNorm2d(k * widths[3])
         self.fc = FusedLinear(k, widths[3], num_classes)
         phis = [[c.phi if c is not None and c.places[i] else None for c in candidates] for i in range(4)]
-        #: metanet[i] sits at place i (pblf.names.PLACES); nn.Identity where no member has an op there.
+        #: metanet[i] sits at place i (pblf.core.names.PLACES); nn.Identity where no member has an op there.
         self.metanet = nn.ModuleList(
             FusedMetaDerivative(place, activation) if any(phi is not None for phi in place) else nn.Identity()
             for place in phis
@@ -237,7 +237,7 @@ class FusedWideResNet(nn.Module):
     def member(self, k: int) -> WideResNet:
         """A standalone :class:`WideResNet` with member k's weights and backward pass, on this network's device.
 
-        It is built with the global RNG state saved and restored (``pblf.train`` checkpoints that state, and a run's
+        It is built with the global RNG state saved and restored (``pblf.training.train`` checkpoints that state, and a run's
         checkpoint must not depend on whether it trained in a pack)."""
         parameter = next(self.parameters())
         with torch.random.fork_rng(devices=[]):
@@ -388,14 +388,14 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def pack_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The K members' cross-entropies, shape (K,). Each is the very call ``pblf.train`` makes on one network's logits
+    """The K members' cross-entropies, shape (K,). Each is the very call ``pblf.training.train`` makes on one network's logits
     (member k's logits ``logits[:, k]``, a contiguous block): a pack's loss is their sum, whose gradient with respect
     to each member's logits is 1 times its own."""
     return torch.stack([F.cross_entropy(logits[:, k], labels) for k in range(logits.shape[1])])
 
 
 def sgd_options(train_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The SGD settings ``pblf.train`` uses, from the config's ``train`` section."""
+    """The SGD settings ``pblf.training.train`` uses, from the config's ``train`` section."""
     return {"lr": train_cfg["lr"], "momentum": train_cfg["momentum"], "nesterov": train_cfg["nesterov"],
             "weight_decay": train_cfg["weight_decay"]}
 
@@ -417,7 +417,7 @@ class PackStep:
 class Pack(ABC):
     """K runs of one seed (the same weights and batches) that differ only in their candidate, trained together.
 
-    Both kinds take the K standalone networks (``pblf.train.initial_model`` or loaded from checkpoints) and optional
+    Both kinds take the K standalone networks (``pblf.training.train.initial_model`` or loaded from checkpoints) and optional
     optimiser state dicts (from checkpoints; all members at the same step), give each member's weights and optimiser
     state back in standalone form for its own checkpoint, and step all members on one batch."""
 
@@ -432,7 +432,7 @@ class Pack(ABC):
 
     @abstractmethod
     def set_lr(self, lr: float) -> None:
-        """Set every member's learning rate (``pblf.train.learning_rate`` is a function of the epoch alone)."""
+        """Set every member's learning rate (``pblf.training.train.learning_rate`` is a function of the epoch alone)."""
 
     @abstractmethod
     def train(self, mode: bool = True) -> None: ...
@@ -447,7 +447,7 @@ class Pack(ABC):
     @abstractmethod
     def step(self, images: torch.Tensor, labels: torch.Tensor,
              autocast: Mapping[str, Any] | None = None) -> PackStep:
-        """One SGD step of every live member on (images, labels), as ``pblf.train._train_epoch`` steps one network:
+        """One SGD step of every live member on (images, labels), as ``pblf.training.train._train_epoch`` steps one network:
         forward and loss under ``autocast`` (torch.autocast's arguments), a finiteness check, zero_grad,
         backward, step."""
 
@@ -477,7 +477,7 @@ class Pack(ABC):
     @torch.no_grad()
     def accuracy(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                  autocast: Mapping[str, Any] | None = None) -> list[float]:
-        """Top-1 accuracy in percent of every member on ``batches`` in eval mode (``pblf.train.evaluate`` for K
+        """Top-1 accuracy in percent of every member on ``batches`` in eval mode (``pblf.training.train.evaluate`` for K
         networks; pass ``part.batches(eval_batch_size)``). A diverged member is evaluated as it was when it diverged,
         as its single run does."""
         self.eval()

@@ -15,14 +15,14 @@ Inputs are checked before anything is drawn: a figure must never be made from a 
 with status ``ok`` must have exactly one epoch row per epoch of its budget, a missing method or an empty search is a
 ``ValueError`` and a missing file a ``FileNotFoundError``, each naming what is missing.
 
-A run with status ``diverged`` (its loss became non-finite; :func:`pblf.train.train_candidate`) is legitimate and
+A run with status ``diverged`` (its loss became non-finite; :func:`pblf.training.train.train_candidate`) is legitimate and
 has fewer epoch rows than its budget. It is left out of the mean and band, and drawn on its own as a thin line over
 the epochs it completed, ending in an x at the epoch in which it diverged, at the accuracy measured after divergence
 (the metrics' final ``test_top1`` / ``val_top1``). In Figure 6.3 a diverged candidate is an x instead of a dot.
 
 Same inputs, same bytes: inputs are put in a canonical order (runs by seed, candidates by iteration and index) before
 anything is computed, the PCA uses the exact ``full`` SVD with a fixed sign convention, and
-:func:`pblf.plotting.save_figure` strips run-varying metadata.
+:func:`pblf.results.plotting.save_figure` strips run-varying metadata.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 
-from pblf import plotting
-from pblf.candidate import Candidate
-from pblf.errors import InputError
-from pblf.files import read_json
-from pblf.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SAMPLING_METHODS, epochs_label, figure_stem
-from pblf.provenance import Outcome
-from pblf.select import read_evaluations, select_best
+from pblf.results import plotting
+from pblf.core.candidate import Candidate
+from pblf.core.errors import InputError
+from pblf.core.files import read_json
+from pblf.core.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SAMPLING_METHODS, epochs_label, figure_stem
+from pblf.core.provenance import Outcome
+from pblf.search.select import read_evaluations, select_best
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def load_metrics(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 def _run(metrics: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The run's identity (:class:`pblf.layout.RunId` as a dict) recorded in its metrics."""
+    """The run's identity (:class:`pblf.core.layout.RunId` as a dict) recorded in its metrics."""
     return metrics.get("run") or {}
 
 
@@ -155,7 +155,7 @@ class MethodCurves:
 
 
 def curve_summary(runs: Mapping[str, Sequence[Mapping[str, Any]]], budget: int) -> dict[str, MethodCurves]:
-    """The numbers of Figures 6.1/6.2: per method of :data:`pblf.names.METHODS`, the mean, minimum and maximum
+    """The numbers of Figures 6.1/6.2: per method of :data:`pblf.core.names.METHODS`, the mean, minimum and maximum
     over its completed runs, per epoch, of Top-1 (``test_top1``) and Top-1 validation (``val_top1``).
 
     Every run must have finished (see :func:`_check_run`); a diverged run is kept out of the band."""
@@ -363,9 +363,9 @@ def draw_search_scatter(
     """Figure 6.3: every candidate of each search, in two principal components, coloured by Top-1.
 
     ``searches`` maps ``(budget, method)`` to the search's rows as read from its ``trials.csv``
-    (:func:`pblf.select.read_csv`); one panel per key (budgets in rows, methods in columns). The PCA is fitted on all
+    (:func:`pblf.search.select.read_csv`); one panel per key (budgets in rows, methods in columns). The PCA is fitted on all
     candidates of all panels, so the panels share axes and colour scale. The chosen candidate (highest Top-1
-    validation, earliest on ties: :func:`pblf.select.select_best`) is starred."""
+    validation, earliest on ties: :func:`pblf.search.select.select_best`) is starred."""
     budgets, methods, panels = _check_searches(searches)
     keys = [(b, m) for b in budgets for m in methods]
     all_rows = [row for key in keys for row in panels[key]]
@@ -518,17 +518,17 @@ def stage_figure(figure: str, inputs: list[Path], out: Path, config: list[Path] 
         paths = draw_convergence({method: runs[0] for method, runs in _by_method(metrics).items()}, stem,
                                  figure_id=figure)
     elif figure == "hypergradient":
-        from pblf.figures_hg import draw
+        from pblf.results.figures_hg import draw
 
         paths = draw(load_metrics(inputs), stem)
     elif figure == "generalisation":
-        from pblf.generalisation import draw
+        from pblf.results.generalisation import draw
 
         if len(inputs) != 1:
             raise InputError(f"the generalisation figure is drawn from runs.csv, got {len(inputs)} inputs")
         paths = draw(inputs[0], stem)
     else:
-        from pblf.figures_c import stage_figure_c
+        from pblf.results.figures_c import stage_figure_c
 
         return stage_figure_c(figure, inputs, stem, config)
     log.info("drew %s", ", ".join(str(p) for p in paths))

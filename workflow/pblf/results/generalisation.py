@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError
-from pblf.files import read_csv, write_csv
-from pblf.layout import GENERALISATION, GENERALISATION_RUNS, read_run
-from pblf.names import LR_SCALINGS, METHODS
-from pblf.provenance import Outcome
-from pblf.tables import UNDEFINED, Column, write_table
+from pblf.core.errors import InputError
+from pblf.core.files import read_csv, write_csv
+from pblf.core.layout import GENERALISATION, GENERALISATION_RUNS, read_run
+from pblf.core.names import LR_SCALINGS, METHODS
+from pblf.core.provenance import Outcome
+from pblf.results.tables import UNDEFINED, Column, write_table
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def draw(runs_csv: str | Path, out_stem: str | Path) -> list[Path]:
     import numpy as np
     from matplotlib.lines import Line2D
 
-    from pblf import plotting
+    from pblf.results import plotting
 
     rows = read_runs(runs_csv)
     table = summary(rows)

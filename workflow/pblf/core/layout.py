@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError
-from pblf.files import read_json
-from pblf.names import LR_SCALINGS, RUN_KINDS, figure_stem
+from pblf.core.errors import InputError
+from pblf.core.files import read_json
+from pblf.core.names import LR_SCALINGS, RUN_KINDS, figure_stem
 
 #: The names of the files a stage writes into its ``--out`` folder (``pblf <command> --out DIR``).
 SPLIT = "split.json"
@@ -204,7 +204,7 @@ class Layout:
         return self._path("split")
 
     def array(self, name: str) -> str:
-        """One array of the data set the data stage writes beside the split (``pblf.data.ARRAYS``)."""
+        """One array of the data set the data stage writes beside the split (``pblf.training.data.ARRAYS``)."""
         return self._path("array", name=name)
 
     def history(self, budget: int | str, method: str, iteration: int | str) -> str:

@@ -28,15 +28,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.errors import InputError
-from pblf.files import file_digest
-from pblf.layout import read_run
-from pblf.names import REPRODUCTION_TABLES, STANDARD
-from pblf.provenance import Outcome
-from pblf.tables import (
+from pblf.core.errors import InputError
+from pblf.core.files import file_digest
+from pblf.core.layout import read_run
+from pblf.core.names import REPRODUCTION_TABLES, STANDARD
+from pblf.core.provenance import PACKAGE, Outcome
+from pblf.results.tables import (
     CONFIDENCE, UNDEFINED, Column, csv_only, format_number, groups_by_budget, paired, read_trials, write_table,
 )
-from pblf.thesis import SOURCE, THESIS_METHODS, Reported, ThesisNumbers, load
+from pblf.results.thesis import SOURCE, THESIS_METHODS, Reported, ThesisNumbers, load
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _cell(source: str, name: str, theirs: Any, ours: Any, kind: str,
 
 def write_reproduction(trials: str | Path, convergence: Sequence[str | Path], out_dir: str | Path,
                        thesis: ThesisNumbers | None = None) -> list[Path]:
-    """Write :data:`pblf.names.REPRODUCTION_TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
+    """Write :data:`pblf.core.names.REPRODUCTION_TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
     thesis = thesis or load()
     rows = read_trials(trials)
     runs = read_convergence(convergence)
@@ -268,4 +268,4 @@ def stage_reproduction(trials: Path, out: Path, convergence: list[Path] | None =
     ``thesis_numbers``) rather than listing it as an input the audit would have to find outside the results."""
     paths = write_reproduction(trials, convergence or [], out)
     log.info("reproduction tables from %s: %s", trials, ", ".join(p.name for p in paths))
-    return Outcome(extra={"thesis_numbers": {"file": f"pblf/{SOURCE.name}", "sha256": file_digest(SOURCE)}})
+    return Outcome(extra={"thesis_numbers": {"file": SOURCE.relative_to(PACKAGE.parent).as_posix(), "sha256": file_digest(SOURCE)}})

@@ -20,10 +20,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from pblf.errors import ConfigError, DeviceError
-from pblf.files import read_text
+from pblf.core.errors import ConfigError, DeviceError
+from pblf.core.files import read_text
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 #: The configuration keys each stage reads. A stage's outputs are rebuilt only when these change, so that editing,
 #: say, the figure settings does not retrain every candidate.

@@ -46,13 +46,13 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pblf.candidate import Candidate
-from pblf.errors import InputError
-from pblf.files import read_csv, write_csv, write_text
-from pblf.names import (
+from pblf.core.candidate import Candidate
+from pblf.core.errors import InputError
+from pblf.core.files import read_csv, write_csv, write_text
+from pblf.core.names import (
     METHODS, PHI_NAMES, SEARCH_METHODS, STANDARD, TABLES, TRIALS_COLUMNS, TRIALS_REQUIRED, epochs_label,
 )
-from pblf.provenance import Outcome
+from pblf.core.provenance import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +411,7 @@ def write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out_
 
 
 def write_tables(trials_path: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write every table of :data:`pblf.names.TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
+    """Write every table of :data:`pblf.core.names.TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
     rows = read_trials(trials_path)
     out_dir = Path(out_dir)
     made = {"table_6_2": (table_6_2(rows), TABLE_6_2_COLUMNS),

@@ -1,6 +1,6 @@
-"""Figures C.1-C.4 of Appendix C, drawn from the CSVs that :mod:`pblf.trajectories` writes.
+"""Figures C.1-C.4 of Appendix C, drawn from the CSVs that :mod:`pblf.results.trajectories` writes.
 
-Figures C.1-C.3 show, one panel per start (see :mod:`pblf.trajectories`), the path of (w1^(2), w2^(2)) for each beta
+Figures C.1-C.3 show, one panel per start (see :mod:`pblf.results.trajectories`), the path of (w1^(2), w2^(2)) for each beta
 over the contours of the training loss (recomputed from the start's seed, the one thing not in the CSV); a black square marks the common start
 and a black-edged circle the end of each path. Figure C.4 shows the velocity of the paths against beta, one panel per
 optimiser, mean +/- std over runs. Beta includes 0, so its axis is categorical (evenly spaced, labelled by value).
@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from pblf import plotting
-from pblf import trajectories as tj
-from pblf.config import load_config, stage_config
-from pblf.errors import InputError
-from pblf.files import read_text
-from pblf.provenance import Outcome
+from pblf.results import plotting
+from pblf.results import trajectories as tj
+from pblf.core.config import load_config, stage_config
+from pblf.core.errors import InputError
+from pblf.core.files import read_text
+from pblf.core.provenance import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _panel_title(letter: str, optimizer: str, lr: float) -> str:
 
 def draw_velocity(csv_path: str | Path, out_stem: str | Path) -> list[Path]:
     """Draw Figure C.4 from ``velocity.csv``: velocity against beta, one panel per (optimiser, learning rate) in the
-    order of :data:`pblf.trajectories.VELOCITY_PANELS` (three SGD panels, then Adam and Adagrad), error bars = std."""
+    order of :data:`pblf.results.trajectories.VELOCITY_PANELS` (three SGD panels, then Adam and Adagrad), error bars = std."""
     frame = _read_frame(csv_path, {"optimizer": str})
     if list(frame.columns) != list(tj.VELOCITY_COLUMNS) or frame.empty:
         raise InputError(f"{csv_path}: expected columns {list(tj.VELOCITY_COLUMNS)} and at least one row")

@@ -1,4 +1,4 @@
-"""How much of its budget a run trains: what low-fidelity search (:mod:`pblf.prune`) asks of a training run.
+"""How much of its budget a run trains: what low-fidelity search (:mod:`pblf.search.prune`) asks of a training run.
 
 The search decides (a rung to stop at, the medians to stop below); the run only needs to know when to stop, so that
 decision lives here, beside the training code, and the search imports it rather than the other way round.
@@ -19,7 +19,7 @@ def should_stop(val_curve: Sequence[float], thresholds: Mapping[int, float]) -> 
 
 @dataclass(frozen=True)
 class Fidelity:
-    """How much of its budget a run trains (low-fidelity search, :mod:`pblf.prune`): up to epoch ``until`` (a
+    """How much of its budget a run trains (low-fidelity search, :mod:`pblf.search.prune`): up to epoch ``until`` (a
     successive-halving rung), and no further than a rung epoch at which its best Top-1 validation so far is below
     ``stop_below[epoch]`` (the median stopping rule). Either way it follows the full budget's schedule, so training
     it further later continues exactly where it stopped. The default trains the whole budget."""

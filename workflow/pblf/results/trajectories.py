@@ -24,7 +24,7 @@ Choices the thesis leaves open, made here once:
   (still deterministic); see :func:`make_start`.
 * **A start** is one draw of the data, the frozen weights and the initial (w1, w2): every beta and every optimiser
   of a start begins from the same point, and starts differ by :func:`start_seed` (base seed, start index). The thesis
-  calls these "trials"; in this pipeline a trial is one repeat of Table B.1 (see :mod:`pblf.names`).
+  calls these "trials"; in this pipeline a trial is one repeat of Table B.1 (see :mod:`pblf.core.names`).
 * **Full batch everywhere.** Each of the ``epochs`` steps uses the whole data set ("batch gradient descent"). The
   caption of Figure C.2 says "SGD", but the text around it calls the same experiment "gradient descent (with
   momentum)" and the next paragraph contrasts Adam with "batch gradient descent"; with a two-weight toy that is also
@@ -58,11 +58,11 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from pblf.config import load_config, stage_config
-from pblf.files import write_text
-from pblf.layout import VELOCITY
-from pblf.names import figure_stem
-from pblf.provenance import Outcome
+from pblf.core.config import load_config, stage_config
+from pblf.core.files import write_text
+from pblf.core.layout import VELOCITY
+from pblf.core.names import figure_stem
+from pblf.core.provenance import Outcome
 
 log = logging.getLogger(__name__)
 

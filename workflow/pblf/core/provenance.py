@@ -3,7 +3,7 @@
 A reviewer who asks "where does 92.77 come from?" must get, in one command, the chain from that number to the
 training runs, their inputs, config, code version and hardware, with every checksum verified (``pblf audit``).
 So every ``pblf`` command that writes files also writes a record: its inputs and outputs with sha256 (from the I/O log
-that :func:`pblf.files.track` keeps while the stage runs, so the record lists exactly what the stage read and
+that :func:`pblf.core.files.track` keeps while the stage runs, so the record lists exactly what the stage read and
 wrote), the config it read and its hash, the code version (git commit, dirty or not), package versions, Python, torch, CUDA/cuDNN, device,
 host, SLURM job id, start and end time and the command line.
 
@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pblf.config import config_hash
-from pblf.files import IOLog, file_digest, read_json, write_json
+from pblf.core.config import config_hash
+from pblf.core.files import IOLog, file_digest, read_json, write_json
 
 RECORD_VERSION = 1
 STORE = "provenance"
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "seaborn", "snakemake",
             "snakemake-executor-plugin-slurm", "pyyaml", "jsonschema", "tabulate")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -51,8 +51,13 @@ class Outcome:
 
 
 #: The modules whose code decides what a training run computes: a change to any of them must retrain.
-TRAINING_CODE: tuple[str, ...] = ("train", "schedule", "fidelity", "fused", "hypergrad", "model", "metanet", "data",
-                                  "candidate", "seeding")
+#: (Modules by their path in the package, without ``.py``.)
+TRAINING_CODE: tuple[str, ...] = (
+    "training/train", "training/schedule", "training/fidelity", "training/fused", "training/hypergrad",
+    "training/model", "training/metanet", "training/data", "core/candidate", "core/seeding",
+)
+#: The package's folder, which the module paths of TRAINING_CODE are relative to.
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def code_fingerprint(modules: Sequence[str] = TRAINING_CODE) -> str:
@@ -63,7 +68,7 @@ def code_fingerprint(modules: Sequence[str] = TRAINING_CODE) -> str:
     checkpoint records it (a resumed run must continue the same code), without importing torch to compute it."""
     digest = hashlib.sha256()
     for name in modules:
-        tree = ast.parse((Path(__file__).parent / f"{name}.py").read_text())
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
             if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
@@ -187,7 +192,7 @@ def write_stage_config(subset: dict[str, Any], out: str | Path, configfiles: Seq
     """Snakemake's ``stage_config`` rule: write a stage's config subset as canonical JSON, with its record, whose
     inputs are the config files Snakemake merged (read here, so the record has their sha256 and names any that git
     does not track)."""
-    from pblf.files import read_text, track, write_text
+    from pblf.core.files import read_text, track, write_text
 
     started = now()
     with track() as io:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 #: The methods of Table 6.2, in the order every table and figure lists them: the thesis's three in its order, then
 #: PBLF-HG, the method beyond the thesis (its §7.1.1 future work: phi and the mode learned inside one training run by
-#: hypergradients, :mod:`pblf.hypergrad`).
+#: hypergradients, :mod:`pblf.training.hypergrad`).
 METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS", "Standard", "PBLF-HG")
 STANDARD = "Standard"
 LEARNED = "PBLF-HG"
-#: The methods that choose a candidate, and the proposer each one uses (``pblf.propose``): PBLF-HG's "search" is one
+#: The methods that choose a candidate, and the proposer each one uses (``pblf.search.propose``): PBLF-HG's "search" is one
 #: proposal of one run, which starts from Standard and learns its candidate while it trains.
 PROPOSERS: dict[str, str] = {"PBLF-BO": "bo", "PBLF-RS": "rs", "PBLF-HG": "hg"}
 SEARCH_METHODS: tuple[str, ...] = tuple(PROPOSERS)
@@ -39,7 +39,7 @@ RUN_KINDS: tuple[str, ...] = ("search", "repeat", "convergence", "generalisation
 #: (the linear scaling rule of Goyal et al. 2017).
 LR_SCALINGS: tuple[str, ...] = ("fixed", "linear")
 #: The statuses a finished run can have: ``diverged`` when its loss became non-finite (a result, not a failure),
-#: ``stopped`` when low-fidelity search stopped it short of its budget (:mod:`pblf.prune`).
+#: ``stopped`` when low-fidelity search stopped it short of its budget (:mod:`pblf.search.prune`).
 FINISHED_STATUSES: tuple[str, ...] = ("ok", "diverged", "stopped")
 #: The statuses of runs that trained their whole budget (or tried to): the only ones a search chooses from.
 FULL_BUDGET_STATUSES: tuple[str, ...] = ("ok", "diverged")
@@ -69,7 +69,7 @@ def places_text() -> str:
 #: The tables of the thesis (and ``table_6_2_paired``, PBLF-BO against PBLF-RS seed by seed), by file stem, and the
 #: formats each is written in.
 TABLES: tuple[str, ...] = ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
-#: The reproduction tables (:mod:`pblf.reproduction`): the thesis's numbers beside the pipeline's, as a summary and
+#: The reproduction tables (:mod:`pblf.results.reproduction`): the thesis's numbers beside the pipeline's, as a summary and
 #: cell by cell.
 REPRODUCTION_TABLES: tuple[str, ...] = ("reproduction", "reproduction_cells")
 TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")

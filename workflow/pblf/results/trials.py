@@ -1,7 +1,7 @@
 """``trials.csv`` (SPEC section 3): one row per repeat, the file every table is made of, with what each method's
 search cost (from the searches' ``evaluations.csv``).
 
-Each run's identity is read from its ``metrics.json`` (:func:`pblf.layout.read_run`), never from its folder name.
+Each run's identity is read from its ``metrics.json`` (:func:`pblf.core.layout.read_run`), never from its folder name.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.candidate import Candidate
-from pblf.errors import InputError
-from pblf.files import write_csv
-from pblf.layout import TRIALS, read_run
-from pblf.names import PROPOSERS, TRIALS_COLUMNS, places_text
-from pblf.provenance import Outcome
-from pblf.select import read_evaluations
+from pblf.core.candidate import Candidate
+from pblf.core.errors import InputError
+from pblf.core.files import write_csv
+from pblf.core.layout import TRIALS, read_run
+from pblf.core.names import PROPOSERS, TRIALS_COLUMNS, places_text
+from pblf.core.provenance import Outcome
+from pblf.search.select import read_evaluations
 
 log = logging.getLogger(__name__)
 
