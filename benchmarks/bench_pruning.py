@@ -84,7 +84,7 @@ def build_pool(size: int, budget: int, workers: int, cache: Path) -> list[dict[s
         pool = json.loads(cache.read_text())
         if len(pool) == size and all(len(p["val"]) in (budget, 0) or p["status"] != "ok" for p in pool):
             return pool
-    from pblf.search.propose import random_candidates
+    from pblf.search.gp import random_candidates
 
     rng = np.random.default_rng([2026, size, budget])
     candidates = [c.to_dict() for c in random_candidates(size, rng, 1.0)]
@@ -130,7 +130,7 @@ def replay_bo(pool: list[dict], rng: np.random.Generator, n: int, initial: int, 
     """PBLF-BO over the pool: ``initial`` random candidates, then the pool candidate of highest UCB each iteration;
     with the median rule stopping runs below the median of the completed ones at the rungs ``prune``."""
     from pblf.core.candidate import Candidate
-    from pblf.search.propose import Observation, acquisition_function, encode, fit_surrogate
+    from pblf.search.gp import Observation, acquisition_function, encode, fit_surrogate
     from pblf.search.prune import median_thresholds, rung_epochs
     from pblf.training.fidelity import should_stop
 

@@ -30,7 +30,7 @@ from pblf.core.errors import EXIT_USER_ERROR, InputError
 from pblf.core.files import write_csv
 from pblf.core.names import HISTORY_COLUMNS
 from pblf.core.provenance import environment, record_path
-from pblf.search.propose import read_history
+from pblf.search.gp import read_history
 
 TINY = ("device: cpu\ndata: {dataset: digits, subset: 120, augment: {crop_padding: 1, hflip: false}}\n"
         "model: {depth: 10, widen_factor: 1, base_width: 2}\ntrain: {batch_size: 32, eval_batch_size: 256}\n")

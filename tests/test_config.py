@@ -115,12 +115,17 @@ def test_stage_config_holds_only_its_keys():
     assert "search" not in stage_config(cfg, "train")
 
 
-def test_the_schema_names_the_methods_of_pblf_names():
-    from pblf.core.config import load_schema
-    from pblf.core.names import METHODS
+def test_stage_methods_default_to_every_method_and_refuse_an_unknown_one():
+    from pblf import plan
+    from pblf.search.registry import methods
 
-    methods = load_schema()["properties"]["convergence"]["properties"]["methods"]
-    assert tuple(methods["items"]["enum"]) == METHODS and methods["default"] == list(METHODS)
+    cfg = validate({})
+    assert cfg["convergence"]["methods"] is None and plan.stage_methods(cfg, "convergence") == methods()
+    chosen = validate({"generalisation": {"methods": ["Standard", "PBLF-BO"]}})
+    assert plan.stage_methods(chosen, "generalisation") == ("PBLF-BO", "Standard")  # in the tables' order
+    typo = validate({"convergence": {"methods": ["PBLF-B0"]}})
+    with pytest.raises(ConfigError, match="config key convergence.methods: PBLF-B0 is not a method"):
+        plan.check(typo)
 
 
 def test_one_problem_is_one_line():

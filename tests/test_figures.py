@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pblf.results import figures
 from pblf.core.errors import InputError
-from pblf.core.names import METHODS as METHOD_ORDER
+from pblf.results import figures
+from pblf.search.registry import methods
 
 BUDGET = 3
 
@@ -19,7 +19,7 @@ BUDGET = 3
 def fake_metrics(method: str, seed: int, budget: int = BUDGET, status: str = "ok", epochs: int | None = None) -> dict:
     """A metrics.json as pblf.training.train writes it, with accuracies that differ by method, seed and epoch."""
     epochs = budget if epochs is None else epochs
-    offset = 5.0 * METHOD_ORDER.index(method) + 1.5 * seed
+    offset = 5.0 * methods().index(method) + 1.5 * seed
     rows = [
         {"epoch": e, "lr": 0.1, "train_loss": 2.0 / e, "train_top1": 30.0 + 10 * e + offset,
          "val_top1": 25.0 + 10 * e + offset, "test_top1": 20.0 + 10 * e + offset, "seconds": 1.0 + seed,
@@ -38,12 +38,12 @@ def fake_metrics(method: str, seed: int, budget: int = BUDGET, status: str = "ok
 
 
 def fake_runs(budget: int = BUDGET) -> dict[str, list[dict]]:
-    return {m: [fake_metrics(m, s, budget) for s in (0, 1)] for m in METHOD_ORDER}
+    return {m: [fake_metrics(m, s, budget) for s in (0, 1)] for m in methods()}
 
 
 def fake_search(budget: int, method: str, n: int = 5) -> list[dict[str, str]]:
     """Rows as pblf.core.files.read_csv returns them from evaluations.csv: every value a string, mode with leading zeros."""
-    rng = np.random.default_rng([budget, METHOD_ORDER.index(method)])
+    rng = np.random.default_rng([budget, methods().index(method)])
     rows = []
     for i in range(n):
         w1, w2, b1, b2 = (round(float(v), 6) for v in rng.uniform(-1, 1, 4))
@@ -93,7 +93,7 @@ def test_search_scatter_is_byte_identical_and_ignores_row_order(tmp_path: Path) 
 
 
 def test_convergence_is_byte_identical(tmp_path: Path) -> None:
-    runs = {m: fake_metrics(m, 0, budget=4) for m in METHOD_ORDER}
+    runs = {m: fake_metrics(m, 0, budget=4) for m in methods()}
     runs["PBLF-BO"] = fake_metrics("PBLF-BO", 0, budget=4, status="diverged", epochs=2)
     first = figures.draw_convergence(runs, tmp_path / "a" / "figure_6_4")
     second = figures.draw_convergence(runs, tmp_path / "b" / "figure_6_4")
@@ -142,13 +142,13 @@ def test_curves_refuse_an_incomplete_run(tmp_path: Path) -> None:
 
 
 def test_convergence_refuses_an_unknown_method_and_an_incomplete_run(tmp_path: Path) -> None:
-    runs = {m: fake_metrics(m, 0) for m in METHOD_ORDER}
+    runs = {m: fake_metrics(m, 0) for m in methods()}
     runs["Backprop Evolution"] = runs.pop("Standard")
     with pytest.raises(ValueError, match="unknown or no method.*Backprop Evolution"):
         figures.draw_convergence(runs, tmp_path / "f")
     del runs["Backprop Evolution"]  # the methods of convergence.methods: any of them
     assert len(figures.draw_convergence(runs, tmp_path / "f")) == 2
-    runs = {m: fake_metrics(m, 0) for m in METHOD_ORDER}
+    runs = {m: fake_metrics(m, 0) for m in methods()}
     runs["PBLF-RS"]["epochs"] = runs["PBLF-RS"]["epochs"][:1]
     with pytest.raises(ValueError, match="PBLF-RS.*incomplete"):
         figures.draw_convergence(runs, tmp_path / "f")
@@ -263,10 +263,10 @@ def test_the_curves_drawn_are_the_summary(monkeypatch, tmp_path: Path) -> None:
     runs = fake_runs()
     figures.draw_curves(runs, BUDGET, tmp_path / "f")
     summary = figures.curve_summary(runs, BUDGET)
-    panel_a, panel_d = captured["fig"].axes[0], captured["fig"].axes[len(METHOD_ORDER)]
+    panel_a, panel_d = captured["fig"].axes[0], captured["fig"].axes[len(methods())]
     drawn_a = [line.get_ydata() for line in panel_a.get_lines()]
     expected_a = [summary["PBLF-BO"].bands[key].mean for key in ("val_top1", "test_top1")]
     assert all(any(np.array_equal(e, d) for d in drawn_a) for e in expected_a)
     drawn_d = [line.get_ydata() for line in panel_d.get_lines()]
-    for method in METHOD_ORDER:
+    for method in methods():
         assert any(np.array_equal(summary[method].bands["test_top1"].mean, d) for d in drawn_d), method

@@ -16,12 +16,12 @@ import pytest
 import torch
 import yaml
 
-from pblf.results import figures_hg
 from pblf.core.candidate import Candidate, write_proposal
 from pblf.core.config import validate
 from pblf.core.errors import InputError
+from pblf.results import figures_hg
 from pblf.search.collect import collect_search
-from pblf.search.propose import learning_proposal
+from pblf.search.hg import Hypergradient
 from pblf.training.hypergrad import TRAJECTORY_FIELDS, MetaParameters, hypergradient, learning_start
 from pblf.training.metanet import sigma_prime
 from pblf.training.model import build_model
@@ -49,7 +49,8 @@ def learning_cmd(config: Path, out: Path, budget: int = 2) -> list[str]:
     """``pblf train`` of PBLF-HG's learning run, as the pipeline runs it: from its proposal."""
     proposal = config.parent / "proposal.json"
     if not proposal.exists():
-        write_proposal(proposal, [learning_proposal(validate(yaml.safe_load(config.read_text())))])
+        cfg = validate(yaml.safe_load(config.read_text()))
+        write_proposal(proposal, Hypergradient().propose(cfg, [], budget, 0, 0))
     return [sys.executable, "-m", "pblf.cli", "-q", "train", "--config", str(config), "--candidate-file",
             str(proposal), "--kind", "search", "--method", "PBLF-HG", "--iteration", "0", "--index", "0",
             "--budget", str(budget), "--seed", "0", "--out", str(out)]

@@ -19,8 +19,9 @@ from pblf import plan
 from pblf.core.config import load_config
 from pblf.core.files import read_csv
 from pblf.core.layout import Layout, RunId
-from pblf.core.names import METHODS, TRIALS_COLUMNS
+from pblf.core.names import TRIALS_COLUMNS
 from pblf.results.thesis import load as load_thesis
+from pblf.search.registry import methods
 from workflow_helpers import BIN, copy_workflow, env, snakemake, without_timing
 
 pytestmark = pytest.mark.slow
@@ -74,7 +75,7 @@ def test_every_output_exists(smoke_run):
         assert {(row["budget_epochs"], row["method"]) for row in bo} == {(str(budget), "PBLF-BO")}
         (hg,) = read_csv(results / "search" / f"b{budget}" / "PBLF-HG" / "evaluations.csv")  # one learning run
         assert hg["source"] == "hypergradient" and float(hg["seconds"]) > 0
-    for method in METHODS:
+    for method in methods():
         assert (results / "runs" / "convergence" / method / "s0" / "metrics.json").is_file()
     assert (results / "figures" / "figure_hypergradient.png").is_file()
 

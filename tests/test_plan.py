@@ -10,6 +10,9 @@ from pblf import plan
 from pblf.core.candidate import write_proposal
 from pblf.core.config import load_config, validate
 from pblf.core.layout import Layout, RunId
+from pblf.search.bo import BayesianOptimisation
+from pblf.search.method import proposal_seed
+from pblf.search.registry import methods
 
 ROOT = Path(__file__).resolve().parents[1]
 L = Layout()
@@ -29,9 +32,9 @@ def test_proposals_of_the_thesis_searches(thesis):
     bo = thesis["search"]["bo"]
     assert plan.iterations(thesis, "PBLF-BO", 20) == 1 + bo["iterations"]
     assert plan.iterations(thesis, "PBLF-RS", 20) == 1
-    assert plan.proposal_sizes(thesis, "PBLF-BO", 0) == (0, bo["initial"])
-    assert plan.proposal_sizes(thesis, "PBLF-BO", 5) == (bo["n_acq"], bo["n_random"])
-    assert plan.proposal_sizes(thesis, "PBLF-RS", 0) == (0, thesis["search"]["rs"]["samples"])
+    assert BayesianOptimisation.proposal_sizes(thesis, 0) == (0, bo["initial"])
+    assert BayesianOptimisation.proposal_sizes(thesis, 5) == (bo["n_acq"], bo["n_random"])
+    assert plan.iterations(thesis, "PBLF-HG", 20) == 1
 
 
 def test_with_pruning_random_search_is_one_iteration_per_rung_of_successive_halving(thesis):
@@ -42,7 +45,7 @@ def test_with_pruning_random_search_is_one_iteration_per_rung_of_successive_halv
 
 
 def test_proposal_seeds_differ_per_search_and_iteration(thesis):
-    seeds = {plan.proposal_seed(thesis, b, m, i) for b in (20, 100) for m in ("PBLF-BO", "PBLF-RS") for i in range(5)}
+    seeds = {proposal_seed(thesis, b, m, i) for b in (20, 100) for m in ("PBLF-BO", "PBLF-RS") for i in range(5)}
     assert len(seeds) == 20 and all(0 <= s < 2**32 for s in seeds)
 
 
@@ -64,7 +67,7 @@ def test_repeat_and_convergence_runs(smoke):
     assert len(repeats) == len(smoke["budgets"]) * 4 * len(smoke["repeats"]["seeds"])
     assert plan.repeat_runs(smoke, 1) == [r for r in repeats if r.budget == 1]
     conv = smoke["convergence"]
-    assert plan.convergence_runs(smoke) == [RunId("convergence", conv["epochs"], conv["seed"], m) for m in conv["methods"]]
+    assert plan.convergence_runs(smoke) == [RunId("convergence", conv["epochs"], conv["seed"], m) for m in methods()]
     off = validate({**smoke, "convergence": {**conv, "enabled": False}})
     assert plan.convergence_runs(off) == [] and "6.4" not in plan.figures(off)
 

@@ -1,4 +1,4 @@
-"""Tests of the PBLF-BO / PBLF-RS proposer (pblf.search.propose)."""
+"""Tests of the proposer PBLF-BO and PBLF-RS share (pblf.search.gp): the GP, its acquisition, random draws."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import pytest
 
 from pblf.core.candidate import Candidate, write_proposal
 from pblf.core.config import validate
-from pblf.search.propose import propose as propose_with
-from pblf.search.propose import (
+from pblf.search.bo import BayesianOptimisation
+from pblf.search.gp import propose as propose_with
+from pblf.search.gp import (
     MODES,
     Observation,
     Surrogate,
     acquisition_function,
+    draw,
     encode,
     expected_improvement,
     fit_surrogate,
@@ -24,6 +26,7 @@ from pblf.search.propose import (
     read_history,
     ucb,
 )
+from pblf.search.rs import RandomSearch
 
 #: The search settings of the schema's defaults, the only place a default is written.
 SEARCH = validate({})["search"]
@@ -32,8 +35,12 @@ DEFAULTS = dict(beta=SEARCH["bo"]["beta"], acquisition=SEARCH["bo"]["acquisition
 
 
 def propose(method, history, n_acq, n_random, seed, **settings):
-    """pblf.search.propose.propose with the schema's defaults for every setting a test does not name."""
-    return propose_with(method, history, n_acq, n_random, seed, **{**DEFAULTS, **settings})
+    """A proposal as PBLF-BO ("bo": pblf.search.gp.propose) or PBLF-RS ("rs": pblf.search.gp.draw, every slot
+    random) makes it, with the schema's defaults for every setting a test does not name."""
+    settings = {**DEFAULTS, **settings}
+    if method == "rs":
+        return draw(history, n_acq + n_random, seed, salt=RandomSearch.salt, phi_bound=settings["phi_bound"])
+    return propose_with(history, n_acq, n_random, seed, salt=BayesianOptimisation.salt, **settings)
 
 #: Smaller optimiser settings where a test is about behaviour, not about the quality of the optimum.
 FAST = dict(pool_size=512, n_restarts=1, n_polish=2)
@@ -291,7 +298,6 @@ def test_surrogate_interpolates_and_is_uncertain_far_away():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(method="ga"), "method"),
         (dict(acquisition="pi"), "acquisition"),
         (dict(n_acq=-1), "n_acq"),
         (dict(beta=-0.1), "beta"),

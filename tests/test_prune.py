@@ -11,8 +11,10 @@ import pytest
 from pblf.core.candidate import Candidate
 from pblf.core.config import validate
 from pblf.core.layout import RunId
-from pblf.search.propose import Observation
-from pblf.search.prune import median_thresholds, promote, promotions, rs_batch_sizes, rung_epochs, with_fidelity
+from pblf.search.gp import Observation
+from pblf.search.prune import (
+    median_stops, median_thresholds, promote, promotions, rs_batch_sizes, rung_epochs, rung_limits,
+)
 from pblf.training.fidelity import should_stop
 from pblf.training.train import Fidelity, train_candidate, without_timing
 
@@ -55,14 +57,14 @@ def test_proposals_carry_their_fidelity():
                for i in range(4)]
     promoted = promote(history, 1, 3)
     assert [e["resume"] for e in promoted] == [{"iteration": 0, "index": 3}, {"iteration": 0, "index": 2}]
-    assert with_fidelity(promoted, "PBLF-RS", 1, 20, PRUNING, history)[0]["until"] == 7
-    assert "until" not in with_fidelity(promoted, "PBLF-RS", 2, 20, PRUNING, history)[0]  # the last: full budget
+    assert rung_limits(promoted, 1, 20, PRUNING)[0]["until"] == 7
+    assert "until" not in rung_limits(promoted, 2, 20, PRUNING)[0]  # the last: full budget
     completed = [Observation(CANDIDATE, 60.0, 0, i, "ok", tuple(float(10 * e + i) for e in range(1, 21)))
                  for i in range(3)]
-    entry = with_fidelity([{"w1": 0}], "PBLF-BO", 1, 20, PRUNING, completed)[0]
+    entry = median_stops([{"w1": 0}], 20, PRUNING, completed)[0]
     # running averages at epoch 2: (10 + 20) / 2 + i = 15, 16, 17 -> 16; at epoch 7: 40 + i -> 41
     assert entry["stop_below"] == {"2": 16.0, "7": 41.0}
-    assert "stop_below" not in with_fidelity([{}], "PBLF-BO", 1, 20, PRUNING, completed[:2])[0]
+    assert "stop_below" not in median_stops([{}], 20, PRUNING, completed[:2])[0]
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,9 @@ from typing import Any
 from pblf.core.errors import InputError, UserError
 from pblf.core.files import file_digest, read_csv, read_json
 from pblf.core.layout import METRICS, Layout, RunId
-from pblf.core.names import FIGURE_FORMATS, FIGURES, METHODS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES
+from pblf.core.names import FIGURE_FORMATS, FIGURES, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES
 from pblf.core.provenance import STORE, Outcome, code_fingerprint, read_record, record_path
+from pblf.search.registry import methods
 
 #: Exit status of an audit that found a problem (a user error, such as a bad --cell, exits 2).
 EXIT_AUDIT_FAILED = 1
@@ -56,11 +57,11 @@ def default_targets(results: Path) -> list[Path]:
 
 def parse_cell(cell: str) -> tuple[str, int, str]:
     """``TABLE:BUDGET:METHOD`` such as ``table_6_2:20:PBLF-BO``."""
-    pattern = f"({'|'.join(TABLES)}):(\\d+):({'|'.join(map(re.escape, METHODS))})"
+    pattern = f"({'|'.join(TABLES)}):(\\d+):({'|'.join(map(re.escape, methods()))})"
     match = re.fullmatch(pattern, cell)
     if not match:
         raise InputError(f"--cell {cell!r}: expected TABLE:BUDGET:METHOD with TABLE one of {', '.join(TABLES)} and "
-                         f"METHOD one of {', '.join(METHODS)}, e.g. table_6_2:20:PBLF-BO")
+                         f"METHOD one of {', '.join(methods())}, e.g. table_6_2:20:PBLF-BO")
     return match.group(1), int(match.group(2)), match.group(3)
 
 

@@ -29,7 +29,8 @@ from typing import Any
 from pblf.core.errors import EXIT_USER_ERROR, ConfigError, OutputError, UserError
 from pblf.core.files import IOLog, ensure_writable, track
 from pblf.core.layout import RunId
-from pblf.core.names import FIGURES, LR_SCALINGS, METHODS, RUN_KINDS, SEARCH_METHODS
+from pblf.core.names import FIGURES, LR_SCALINGS, RUN_KINDS
+from pblf.search.registry import methods, search_methods
 from pblf.core.provenance import STORE, Outcome, now, write_records
 
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(stage=stage, writes=writes)
         return p
 
-    p = add("check-config", "pblf.core.config:stage_check_config",
+    p = add("check-config", "pblf.plan:stage_check_config",
             "validate config files against the schema (and that a requested GPU is there)", writes=False)
     _add_config(p)
     p.add_argument("--no-device-check", dest="device_check", action="store_false",
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", required=True, type=int, help="epochs")
     p.add_argument("--seed", required=True, type=int, help="the run's seed (combined with the config's base seed)")
     p.add_argument("--kind", choices=RUN_KINDS, default="manual", help="what the run is for (default: manual)")
-    p.add_argument("--method", choices=METHODS, help="the method the run belongs to")
+    p.add_argument("--method", choices=methods(), help="the method the run belongs to")
     p.add_argument("--iteration", type=int, help="a search run's iteration")
     p.add_argument("--index", type=int, help="a search run's candidate in its proposal")
     p.add_argument("--batch-size", type=int, help="a generalisation run's batch size")
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--history", required=True, type=Path, help="what the search evaluated so far (pblf history)")
     p.add_argument("--budget", required=True, type=int)
-    p.add_argument("--method", required=True, choices=SEARCH_METHODS)
+    p.add_argument("--method", required=True, choices=search_methods())
     p.add_argument("--iteration", required=True, type=int, help="0 is the random initial batch")
     _add_out(p, "proposal.json")
 

@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from pblf.core.candidate import read_proposal
-from pblf.core.config import load_config
+from pblf.core.config import check_device, load_config
 from pblf.core.errors import ConfigError
 from pblf.core.layout import RUN_TEMPLATES, Layout, RunId
-from pblf.core.names import (
-    FIGURE_FORMATS, LEARNED, METHODS, PROPOSERS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, epochs_label,
-)
-from pblf.core.seeding import derive_seed
-from pblf.search.prune import rs_batch_sizes, rs_rungs, rung_epochs
+from pblf.core.names import FIGURE_FORMATS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, epochs_label
+from pblf.search.registry import learning_methods, methods, search_method, search_methods
 
 #: Where the benchmarks write what they measured (benchmarks/results in the checkout).
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -28,28 +25,9 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 # ------------------------------------------------------------------------------------------------------ search
 
 
-def iterations(config: dict[str, Any], method: str, budget: int) -> int:
-    """How many proposals a search makes: BO its initial batch plus one per iteration; RS a single batch, or with
-    pruning one per rung of successive halving and one to the full budget; HG one, its single learning run."""
-    if PROPOSERS[method] == "bo":
-        return 1 + config["search"]["bo"]["iterations"]
-    if PROPOSERS[method] == "hg":
-        return 1
-    return 1 + len(rs_rungs(int(budget), config["search"]["pruning"]))
-
-
-def proposal_sizes(config: dict[str, Any], method: str, iteration: int) -> tuple[int, int]:
-    """(acquisition candidates, random candidates) of one proposal (PBLF-HG's makes neither: see
-    :func:`pblf.search.propose.learning_proposal`)."""
-    if PROPOSERS[method] == "rs":
-        return 0, config["search"]["rs"]["samples"]
-    bo = config["search"]["bo"]
-    return (0, bo["initial"]) if iteration == 0 else (bo["n_acq"], bo["n_random"])
-
-
-def proposal_seed(config: dict[str, Any], budget: int, method: str, iteration: int) -> int:
-    """The proposer's seed: distinct per search and iteration, 32-bit for scikit-learn's random_state."""
-    return derive_seed(config["seed"], "propose", budget, method, iteration) % 2**32
+def iterations(config: dict[str, Any], method: str, budget: int | str) -> int:
+    """How many proposals the search of ``method`` at ``budget`` makes (its method says)."""
+    return search_method(method).iterations(config, int(budget))
 
 
 def search_runs(config: dict[str, Any], budget: int | str, method: str, proposals: list[str]) -> list[RunId]:
@@ -64,10 +42,39 @@ def search_runs(config: dict[str, Any], budget: int | str, method: str, proposal
 # ------------------------------------------------------------------------------------------ repeats, convergence
 
 
+def stage_methods(config: dict[str, Any], stage: str) -> tuple[str, ...]:
+    """The methods the convergence or generalisation stage reruns (its ``methods``; null: every method), in the
+    tables' order; a name that is neither Standard nor a registered search method is refused, naming the key."""
+    chosen = config[stage]["methods"]
+    if chosen is None:
+        return methods()
+    unknown = [name for name in chosen if name not in methods()]
+    if unknown:
+        raise ConfigError(f"config key {stage}.methods: {', '.join(unknown)} is not a method; choose from "
+                          f"{', '.join(methods())}")
+    return tuple(name for name in methods() if name in chosen)
+
+
+def check(config: dict[str, Any]) -> None:
+    """What the schema cannot know, checked before any job: the method names the stages name."""
+    for stage in ("convergence", "generalisation"):
+        stage_methods(config, stage)
+
+
+def stage_check_config(config: list[Path], device_check: bool = True) -> None:
+    """``pblf check-config``: validate the merged config files, the method names and (unless told not to) that a
+    requested GPU is there."""
+    merged = load_config(config)
+    check(merged)
+    if device_check:
+        check_device(merged)
+    print(f"configuration is valid: {', '.join(map(str, config))}")
+
+
 def repeat_runs(config: dict[str, Any], budget: int | None = None) -> list[RunId]:
     """The repeat runs of one budget (or of every budget): every method, every repeat seed."""
     budgets = config["budgets"] if budget is None else [budget]
-    return [RunId("repeat", b, s, m) for b in budgets for m in METHODS for s in config["repeats"]["seeds"]]
+    return [RunId("repeat", b, s, m) for b in budgets for m in methods() for s in config["repeats"]["seeds"]]
 
 
 def generalisation_runs(config: dict[str, Any]) -> list[RunId]:
@@ -77,7 +84,7 @@ def generalisation_runs(config: dict[str, Any]) -> list[RunId]:
     if not general["enabled"]:
         return []
     return [RunId("generalisation", general["from_budget"], seed, method, batch_size=batch, lr_scaling=scaling)
-            for method in general["methods"] for batch in general["batch_sizes"] for scaling in general["lr_scaling"]
+            for method in stage_methods(config, "generalisation") for batch in general["batch_sizes"] for scaling in general["lr_scaling"]
             for seed in general["seeds"]]
 
 
@@ -85,7 +92,7 @@ def convergence_runs(config: dict[str, Any]) -> list[RunId]:
     conv = config["convergence"]
     if not conv["enabled"]:
         return []
-    return [RunId("convergence", conv["epochs"], conv["seed"], method) for method in conv["methods"]]
+    return [RunId("convergence", conv["epochs"], conv["seed"], method) for method in stage_methods(config, "convergence")]
 
 
 # -------------------------------------------------------------------------------------------------- training
@@ -132,7 +139,7 @@ def curve_budget(config: dict[str, Any], figure: str) -> int:
 def figures(config: dict[str, Any]) -> list[str]:
     """The figures a config produces: 6.2 needs a second budget, 6.4 the convergence reruns, the generalisation
     figure its stage; PBLF-HG's trajectories are always drawn."""
-    ids = ["6.1", "6.3", "C.1", "C.2", "C.3", "C.4", "hypergradient"]
+    ids = ["6.1", "6.3", "C.1", "C.2", "C.3", "C.4", *(["hypergradient"] if learning_methods() else [])]
     if len(config["budgets"]) > 1:
         ids.append("6.2")
     if convergence_runs(config):
@@ -168,35 +175,15 @@ class StageCost:
     chain: int
 
 
-def _expected_median_rule(budget: int, rungs: list[int]) -> float:
-    """The epochs to expect of a PBLF-BO run under the median stopping rule: it stops below the median of the
-    completed runs, so about half of the runs that reach a rung stop there (the rule's premise)."""
-    ends = [*rungs, budget]
-    return ends[0] + sum((ends[k + 1] - ends[k]) / 2 ** (k + 1) for k in range(len(ends) - 1))
-
-
 def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
-    """What one search costs: PBLF-BO's initial batch plus its iterations, PBLF-RS's batch (by rungs, pruned),
-    PBLF-HG's one learning run."""
-    pruning = config["search"]["pruning"]
-    rungs = rung_epochs(budget, pruning["rungs"]) if pruning["enabled"] else []
-    if PROPOSERS[method] == "hg":  # one run (each hypergradient step costs a few steps more: Table 6.2's time says)
-        return StageCost("search", f"{method}, {epochs_label(budget)}", 1, budget, budget, budget)
-    if PROPOSERS[method] == "rs":
-        sizes = rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], len(rungs))
-        ends = [*rungs, budget]
-        epochs = sum((sizes[k] - (sizes[k + 1] if k + 1 < len(sizes) else 0)) * ends[k] for k in range(len(sizes)))
-        return StageCost("search", f"{method}, {epochs_label(budget)}", sum(sizes), epochs, epochs, budget)
-    bo = config["search"]["bo"]
-    initial, later = bo["initial"], bo["iterations"] * (bo["n_acq"] + bo["n_random"])
-    expected = initial * budget + later * (_expected_median_rule(budget, rungs) if rungs else budget)
-    return StageCost("search", f"{method}, {epochs_label(budget)}", initial + later, (initial + later) * budget, expected,
-                     (1 + bo["iterations"]) * budget)
+    """What one search costs (its method says)."""
+    cost = search_method(method).cost(config, budget)
+    return StageCost("search", f"{method}, {epochs_label(budget)}", cost.runs, cost.epochs, cost.expected, cost.chain)
 
 
 def stage_costs(config: dict[str, Any]) -> list[StageCost]:
     """Every part of the pipeline that trains, per search and per stage after the searches."""
-    costs = [search_cost(config, budget, method) for budget in sorted(config["budgets"]) for method in PROPOSERS]
+    costs = [search_cost(config, budget, method) for budget in sorted(config["budgets"]) for method in search_methods()]
     for kind, runs in (("repeats", repeat_runs(config)), ("convergence", convergence_runs(config)),
                        ("generalisation", generalisation_runs(config))):
         epochs = sum(run.budget for run in runs)
@@ -206,9 +193,9 @@ def stage_costs(config: dict[str, Any]) -> list[StageCost]:
 
 
 def critical_epochs(config: dict[str, Any]) -> int:
-    """The longest chain of epochs that must train one after another, however many GPUs: a budget's PBLF-BO
-    iterations, then the repeats (or convergence, or generalisation) of the candidate it chose."""
-    chain = lambda budget: search_cost(config, budget, "PBLF-BO").chain  # noqa: E731
+    """The longest chain of epochs that must train one after another, however many GPUs: a budget's longest search
+    (PBLF-BO's iterations), then the repeats (or convergence, or generalisation) of the candidate it chose."""
+    chain = lambda budget: max(search_cost(config, budget, m).chain for m in search_methods())  # noqa: E731
     paths = [chain(budget) + budget for budget in config["budgets"]]
     if convergence_runs(config):
         paths.append(chain(config["convergence"]["from_budget"]) + config["convergence"]["epochs"])
@@ -264,9 +251,10 @@ def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | Non
     if pruned:
         lines.append("expected: successive halving's counts are exact; the median rule is expected to stop half of "
                      "the PBLF-BO runs at each rung (its premise); benchmarks/bench_pruning.py measures it")
-    lines.append(f"{LEARNED}: its learning run's epochs count as plain ones here; every {cfg['search']['hg']['interval']} "
-                 "training steps it also takes a hypergradient step (a look-ahead and a double backward, several "
-                 "steps' work), which Table 6.2's Time (s) measures")
+    for method in learning_methods():
+        lines.append(f"{method}: its learning run's epochs count as plain ones here; it also learns while it trains "
+                     "(every few steps a look-ahead and a double backward, several steps' work), which Table 6.2's "
+                     "Time (s) measures")
     chain = critical_epochs(cfg)
     if seconds_per_epoch is None:
         lines.append(f"longest chain of epochs one after another: {chain:,}; give --seconds-per-epoch (or run "
@@ -304,33 +292,23 @@ def pack_shapes(config: dict[str, Any]) -> list[PackShape]:
     Runs of a pack share their seed and budget, so they share initial weights, batches and learning rates."""
     size = config["resources"]["runs_per_job"]
     search = RUN_TEMPLATES["search"]
-    later_iteration = ("iteration", r"(?!000)\d{3}")
-    classes: list[tuple[str, str, int | str, int, tuple[tuple[str, str], ...]]] = []
-    bo = config["search"]["bo"]
-    classes.append(("bo_initial", "PBLF-BO", 0, bo["initial"], ()))
-    if bo["iterations"]:
-        classes.append(("bo", "PBLF-BO", "{iteration}", bo["n_acq"] + bo["n_random"], (later_iteration,)))
-    pruning = config["search"]["pruning"]
-    ladders = max((len(rs_rungs(budget, pruning)) for budget in config["budgets"]), default=0)
-    for rung, count in enumerate(rs_batch_sizes(config["search"]["rs"]["samples"], pruning["eta"], ladders)):
-        classes.append((f"rs_{rung}", "PBLF-RS", rung, count, ()))
-    classes.append(("hg", LEARNED, 0, 1, ()))  # the learning run trains alone (pblf.training.train)
     shapes = []
-    for name, method, iteration, count, constraints in classes:
-        for part, indices in enumerate(_chunks(list(range(count)), size)):
-            members = tuple(search.fill(budget="{budget}", method=method, iteration=iteration, index=index)
-                            for index in indices)
-            shapes.append(PackShape(f"{name}_{part}", members, constraints))
-    for part, methods in enumerate(_chunks(list(METHODS), size)):
+    for method in search_methods():
+        for group in search_method(method).pack_classes(config):
+            for part, indices in enumerate(_chunks(list(range(group.count)), size)):
+                members = tuple(search.fill(budget="{budget}", method=method, iteration=group.iteration, index=index)
+                                for index in indices)
+                shapes.append(PackShape(f"{group.name}_{part}", members, group.constraints))
+    for part, group in enumerate(_chunks(list(methods()), size)):
         shapes.append(PackShape(f"repeats_{part}", tuple(RUN_TEMPLATES["repeat"].fill(
-            budget="{budget}", method=method, seed="{seed}") for method in methods)))
-    for part, methods in enumerate(_chunks(list(config["convergence"]["methods"]), size)):
+            budget="{budget}", method=method, seed="{seed}") for method in group)))
+    for part, group in enumerate(_chunks(list(stage_methods(config, "convergence")), size)):
         shapes.append(PackShape(f"convergence_{part}", tuple(RUN_TEMPLATES["convergence"].fill(
-            method=method, seed="{seed}") for method in methods)))
-    for part, methods in enumerate(_chunks(list(config["generalisation"]["methods"]), size)):
+            method=method, seed="{seed}") for method in group)))
+    for part, group in enumerate(_chunks(list(stage_methods(config, "generalisation")), size)):
         shapes.append(PackShape(f"generalisation_{part}", tuple(RUN_TEMPLATES["generalisation"].fill(
             budget="{budget}", method=method, batch_size="{batch_size}", lr_scaling="{lr_scaling}", seed="{seed}")
-            for method in methods)))
+            for method in group)))
     return shapes
 
 

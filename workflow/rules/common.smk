@@ -23,15 +23,16 @@ from pblf.core.config import STAGE_KEYS, check_device, read_yaml, stage_config, 
 from pblf.core.errors import UserError
 from pblf.core.layout import RUN_WILDCARD, Layout
 from pblf.core.names import (
-    ARRAYS, FIGURE_FORMATS, LEARNED, REPRODUCTION_TABLES, SAMPLING_METHODS, SEARCH_METHODS, STANDARD,
-    TABLE_FORMATS, TABLES, table_label,
+    ARRAYS, FIGURE_FORMATS, REPRODUCTION_TABLES, STANDARD, TABLE_FORMATS, TABLES, table_label,
 )
 from pblf.core.provenance import code_fingerprint, write_stage_config
+from pblf.search.registry import learning_methods, sampling_methods, search_methods
 
 try:
     for path in workflow.configfiles:  # Snakemake keeps the last of two equal keys; pblf refuses it
         read_yaml(path)
     config.update(validate(config))
+    plan.check(config)
 except UserError as err:
     raise WorkflowError(str(err)) from None
 
@@ -79,12 +80,14 @@ def search_metrics(wildcards, upto):
 
 
 def learning_metrics(wildcards):
-    """The metrics.json of PBLF-HG's learning run at every budget (each waits for its proposal's checkpoint)."""
+    """The metrics.json of every learning run (PBLF-HG's) at every budget (each waits for its proposal's
+    checkpoint)."""
     return [
         L.metrics(run)
+        for method in learning_methods()
         for budget in config["budgets"]
-        for run in plan.search_runs(config, budget, LEARNED,
-                                    proposals_before(SimpleNamespace(budget=str(budget), method=LEARNED), 1))
+        for run in plan.search_runs(config, budget, method,
+                                    proposals_before(SimpleNamespace(budget=str(budget), method=method), 1))
     ]
 
 

@@ -36,7 +36,7 @@ rule figure_curves:
 rule figure_scatter:
     """Figure 6.3: every candidate PBLF-BO and PBLF-RS sampled, at every budget."""
     input:
-        [L.evaluations(budget, method) for budget in config["budgets"] for method in SAMPLING_METHODS],
+        [L.evaluations(budget, method) for budget in config["budgets"] for method in sampling_methods()],
     output:
         png=report(
             L.figure("6.3", "png"),

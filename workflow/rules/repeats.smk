@@ -10,7 +10,7 @@ localrules:
 rule trials:
     input:
         metrics=[L.metrics(run) for run in plan.repeat_runs(config)],
-        evaluations=[L.evaluations(budget, method) for budget in config["budgets"] for method in SEARCH_METHODS],
+        evaluations=[L.evaluations(budget, method) for budget in config["budgets"] for method in search_methods()],
     output:
         L.trials(),
     params:

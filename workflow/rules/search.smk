@@ -74,7 +74,7 @@ rule select:
     log:
         L.log(L.selection("{budget}", "{method}")),
     wildcard_constraints:
-        method="|".join(SEARCH_METHODS),
+        method="|".join(search_methods()),
     conda:
         PBLF_ENV
     shell:

@@ -179,12 +179,12 @@ def _check_cross_keys(config: dict[str, Any]) -> list[str]:
             "(10, 16, 22, 28, 40, ...)"
         )
     conv = config["convergence"]
-    if conv["enabled"] and conv["methods"] and conv["from_budget"] not in config["budgets"]:
+    if conv["enabled"] and conv["methods"] != [] and conv["from_budget"] not in config["budgets"]:
         problems.append(
             f"config key convergence.from_budget: {conv['from_budget']} is not one of budgets {config['budgets']}"
         )
     general = config["generalisation"]
-    if general["enabled"] and general["methods"] and general["from_budget"] not in config["budgets"]:
+    if general["enabled"] and general["methods"] != [] and general["from_budget"] not in config["budgets"]:
         problems.append(f"config key generalisation.from_budget: {general['from_budget']} is not one of budgets "
                         f"{config['budgets']}")
     if general["enabled"] and train_seed_in(config, general["seeds"]):
@@ -235,14 +235,6 @@ def check_device(config: Mapping[str, Any]) -> None:
     if not torch.cuda.is_available():
         raise DeviceError("config key device: \"cuda\" but torch sees no GPU on this machine "
                           "(torch.cuda.is_available() is False); use device: auto or cpu, or run where a GPU is")
-
-
-def stage_check_config(config: list[Path], device_check: bool = True) -> None:
-    """``pblf check-config``: validate the merged config files (and, unless told not to, the device)."""
-    merged = load_config(config)
-    if device_check:
-        check_device(merged)
-    print(f"configuration is valid: {', '.join(map(str, config))}")
 
 
 def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:

@@ -18,18 +18,9 @@ from __future__ import annotations
 
 # ------------------------------------------------------------------------------------------------------- methods
 
-#: The methods of Table 6.2, in the order every table and figure lists them: the thesis's three in its order, then
-#: PBLF-HG, the method beyond the thesis (its §7.1.1 future work: phi and the mode learned inside one training run by
-#: hypergradients, :mod:`pblf.training.hypergrad`).
-METHODS: tuple[str, ...] = ("PBLF-BO", "PBLF-RS", "Standard", "PBLF-HG")
+#: Standard backpropagation, phi = (0, 0, 0, 1) in mode 1111: the baseline every method is compared with. The search
+#: methods are registered in :mod:`pblf.search.registry`, which also says in which order tables list methods.
 STANDARD = "Standard"
-LEARNED = "PBLF-HG"
-#: The methods that choose a candidate, and the proposer each one uses (``pblf.search.propose``): PBLF-HG's "search" is one
-#: proposal of one run, which starts from Standard and learns its candidate while it trains.
-PROPOSERS: dict[str, str] = {"PBLF-BO": "bo", "PBLF-RS": "rs", "PBLF-HG": "hg"}
-SEARCH_METHODS: tuple[str, ...] = tuple(PROPOSERS)
-#: The methods that sample candidates from the search space (Figure 6.3 draws what they sampled).
-SAMPLING_METHODS: tuple[str, ...] = tuple(method for method, proposer in PROPOSERS.items() if proposer != "hg")
 
 # ---------------------------------------------------------------------------------------------------------- runs
 

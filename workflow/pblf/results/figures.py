@@ -28,6 +28,8 @@ anything is computed, the PCA uses the exact ``full`` SVD with a fixed sign conv
 from __future__ import annotations
 
 import logging
+import math
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +42,13 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 
-from pblf.results import plotting
 from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
 from pblf.core.files import read_json
-from pblf.core.names import FINISHED_STATUSES, METHODS, PHI_NAMES, PROMOTED, SAMPLING_METHODS, epochs_label, figure_stem
+from pblf.core.names import FINISHED_STATUSES, PHI_NAMES, PROMOTED, epochs_label, figure_stem
 from pblf.core.provenance import Outcome
+from pblf.results import plotting
+from pblf.search.registry import methods, sampling_methods
 from pblf.search.select import read_evaluations, select_best
 
 log = logging.getLogger(__name__)
@@ -107,14 +110,15 @@ def _sorted_runs(runs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(runs, key=lambda m: (int(_run(m).get("seed", 0)), str(m.get("path", ""))))
 
 
-def _check_methods(methods: Iterable[str], what: str) -> None:
-    methods = set(methods)
-    missing = [m for m in METHODS if m not in methods]
+def _check_methods(present: Iterable[str], what: str) -> None:
+    """Every method of the tables (:func:`pblf.search.registry.methods`) and nothing else."""
+    present = set(present)
+    missing = [m for m in methods() if m not in present]
     if missing:
-        raise InputError(f"{what}: missing method(s) {missing}; every one of {list(METHODS)} is needed")
-    unknown = sorted(methods - set(METHODS))
+        raise InputError(f"{what}: missing method(s) {missing}; every one of {list(methods())} is needed")
+    unknown = sorted(present - set(methods()))
     if unknown:
-        raise InputError(f"{what}: unknown method(s) {unknown}; expected {list(METHODS)}")
+        raise InputError(f"{what}: unknown method(s) {unknown}; expected {list(methods())}")
 
 
 # -------------------------------------------------------------------------------------------------------- curves
@@ -155,13 +159,13 @@ class MethodCurves:
 
 
 def curve_summary(runs: Mapping[str, Sequence[Mapping[str, Any]]], budget: int) -> dict[str, MethodCurves]:
-    """The numbers of Figures 6.1/6.2: per method of :data:`pblf.core.names.METHODS`, the mean, minimum and maximum
+    """The numbers of Figures 6.1/6.2: per method (:func:`pblf.search.registry.methods`), the mean, minimum and maximum
     over its completed runs, per epoch, of Top-1 (``test_top1``) and Top-1 validation (``val_top1``).
 
     Every run must have finished (see :func:`_check_run`); a diverged run is kept out of the band."""
     _check_methods(runs, f"curves for budget {budget}")
     summary = {}
-    for method in METHODS:
+    for method in methods():
         if not runs[method]:
             raise InputError(f"curves for budget {budget}: method {method} has no runs")
         ok, diverged = _split_runs(runs[method], budget, method)
@@ -220,21 +224,26 @@ def draw_curves(
 ) -> list[Path]:
     """Figure 6.1 (``budget`` 20) or 6.2 (100); writes ``out_stem.png`` and ``out_stem.pdf`` and returns both paths.
 
-    ``runs`` maps each method of :data:`pblf.METHODS` to its repeat seeds' metrics (e.g. from
-    :func:`load_metrics`). Panels (a)-(d): Top-1 and Top-1 validation of one method; (e): the four Top-1 curves;
-    the sixth cell holds the legend. ``figure_id`` (e.g. ``"6.1"``) only prefixes the title."""
+    ``runs`` maps each method (:func:`pblf.search.registry.methods`) to its repeat seeds' metrics (e.g. from
+    :func:`load_metrics`). One panel per method (Top-1 and Top-1 validation), then one with every method's Top-1,
+    then a cell for the legend, three to a row: with the four methods, (a)-(d), (e) and the legend fill 2 x 3.
+    ``figure_id`` (e.g. ``"6.1"``) only prefixes the title."""
     summary = curve_summary(runs, budget)
     any_diverged = any(curves.diverged for curves in summary.values())
+    drawn = list(summary)
 
     plotting.apply_style()
-    fig, axes = plt.subplots(2, 3, figsize=(11.4, 6.8), sharex=True, sharey=True)
+    rows = math.ceil((len(drawn) + 2) / 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(11.4, 3.4 * rows), sharex=True, sharey=True)
     cells = list(axes.flat)
-    panels, legend_cell = cells[:len(METHODS) + 1], cells[len(METHODS) + 1]
+    panels, legend_cell = cells[:len(drawn) + 1], cells[len(drawn) + 1]
+    for unused in cells[len(drawn) + 2:]:
+        unused.axis("off")
     epochs = np.arange(1, budget + 1, dtype=np.float64)
-    letters = "abcdefgh"
-    for letter, method, ax in zip(letters, METHODS, panels):
+    letters = string.ascii_lowercase
+    for letter, method, ax in zip(letters, drawn, panels):
         curves = summary[method]
-        colour = plotting.METHOD_COLOURS[method]
+        colour = plotting.method_colour(method)
         for key, line_colour, linestyle in (("val_top1", VALIDATION_COLOUR, "--"), ("test_top1", colour, "-")):
             if curves.bands[key] is not None:
                 _draw_mean_band(ax, epochs, curves.bands[key], line_colour, linestyle)
@@ -245,22 +254,22 @@ def draw_curves(
             seeds_text += f", {len(curves.diverged)} diverged"
         ax.set_title(f"({letter}) {method} ({seeds_text})")
 
-    ax_all = panels[len(METHODS)]
-    for method in METHODS:
+    ax_all = panels[len(drawn)]
+    for method in drawn:
         curves = summary[method]
-        colour = plotting.METHOD_COLOURS[method]
+        colour = plotting.method_colour(method)
         if curves.bands["test_top1"] is not None:
             _draw_mean_band(ax_all, epochs, curves.bands["test_top1"], colour, "-", band_alpha=0.12)
         for metrics, rows in curves.diverged:
             _draw_diverged(ax_all, metrics, rows, "test_top1", colour, "-")
-    ax_all.set_title(f"({letters[len(METHODS)]}) Top-1 of the {len(METHODS)} methods")
+    ax_all.set_title(f"({letters[len(drawn)]}) Top-1 of the {len(drawn)} methods")
 
     for ax in panels:
         _epoch_axis(ax, budget)
         ax.set_ylabel("Accuracy (%)")
         ax.tick_params(labelbottom=True, labelleft=True)
-    methods_row = [Line2D([], [], color=plotting.METHOD_COLOURS[m], linewidth=1.6, label=f"Top-1, {m}")
-                   for m in METHODS]
+    methods_row = [Line2D([], [], color=plotting.method_colour(m), linewidth=1.6, label=f"Top-1, {m}")
+                   for m in drawn]
     keys_row = [
         Line2D([], [], color=VALIDATION_COLOUR, linestyle="--", linewidth=1.6, label="Top-1 validation"),
         Patch(facecolor="0.3", alpha=0.2, label="band: min–max over seeds (line: mean)"),
@@ -334,14 +343,14 @@ def _check_searches(searches: Mapping[tuple[int, str], Sequence[Mapping[str, Any
     if not searches:
         raise InputError("no searches to draw")
     budgets = sorted({int(budget) for budget, _ in searches})
-    methods = [m for m in SAMPLING_METHODS if any(method == m for _, method in searches)]
-    unknown = sorted({method for _, method in searches} - set(SAMPLING_METHODS))
+    sampled = [m for m in sampling_methods() if any(method == m for _, method in searches)]
+    unknown = sorted({method for _, method in searches} - set(sampling_methods()))
     if unknown:
-        raise InputError(f"searches of unknown method(s) {unknown}; expected {list(SAMPLING_METHODS)}")
+        raise InputError(f"searches of unknown method(s) {unknown}; expected {list(sampling_methods())}")
     normalised = {(int(b), m): rows for (b, m), rows in searches.items()}
     panels = {}
     for budget in budgets:
-        for method in methods:
+        for method in sampled:
             key = (budget, method)
             if key not in normalised:
                 raise InputError(f"search {method} at budget {budget} is missing (other searches exist at this "
@@ -351,7 +360,7 @@ def _check_searches(searches: Mapping[tuple[int, str], Sequence[Mapping[str, Any
             # one point per candidate: a run that a later rung continued (successive halving) is drawn as that run
             rows = [_search_row(row, key) for row in normalised[key] if row.get("status") != PROMOTED]
             panels[key] = _evaluation_order(rows)
-    return budgets, methods, panels
+    return budgets, sampled, panels
 
 
 def draw_search_scatter(
@@ -366,8 +375,8 @@ def draw_search_scatter(
     (:func:`pblf.search.select.read_csv`); one panel per key (budgets in rows, methods in columns). The PCA is fitted on all
     candidates of all panels, so the panels share axes and colour scale. The chosen candidate (highest Top-1
     validation, earliest on ties: :func:`pblf.search.select.select_best`) is starred."""
-    budgets, methods, panels = _check_searches(searches)
-    keys = [(b, m) for b in budgets for m in methods]
+    budgets, sampled, panels = _check_searches(searches)
+    keys = [(b, m) for b in budgets for m in sampled]
     all_rows = [row for key in keys for row in panels[key]]
     coordinates, ratios, _ = project_candidates(all_rows)
     top1 = np.array([float(row["test_top1"]) for row in all_rows])
@@ -376,7 +385,7 @@ def draw_search_scatter(
         vmin, vmax = vmin - 0.5, vmax + 0.5
 
     plotting.apply_style()
-    nrows, ncols = len(budgets), len(methods)
+    nrows, ncols = len(budgets), len(sampled)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols + 1.0, 3.4 * nrows + 0.6), sharex=True,
                              sharey=True, squeeze=False, layout="constrained")
     start = 0
@@ -435,29 +444,29 @@ def draw_convergence(
 ) -> list[Path]:
     """Figure 6.4: the Top-1 curve of each method's convergence run, final Top-1 in the legend.
 
-    ``runs`` maps methods of :data:`pblf.METHODS` (those of ``convergence.methods``) to one metrics dict each;
+    ``runs`` maps methods (those of ``convergence.methods``) to one metrics dict each;
     every run must record the same ``budget`` (the convergence budget) and, if ``ok``, have one epoch row per epoch
     of it."""
-    unknown = sorted(set(runs) - set(METHODS))
+    unknown = sorted(set(runs) - set(methods()))
     if unknown or not runs:
-        raise InputError(f"convergence curves: unknown or no method(s) {unknown}; expected some of {list(METHODS)}")
-    methods = [method for method in METHODS if method in runs]
+        raise InputError(f"convergence curves: unknown or no method(s) {unknown}; expected some of {list(methods())}")
+    drawn = [method for method in methods() if method in runs]
     budgets = {}
-    for method in methods:
+    for method in drawn:
         if "budget" not in _run(runs[method]):
             raise InputError(f"{_describe(runs[method], method)} records no budget")
         budgets[method] = int(_run(runs[method])["budget"])
     if len(set(budgets.values())) != 1:
         raise InputError(f"convergence runs have different budgets: {budgets}")
-    budget = budgets[methods[0]]
-    checked = {method: _check_run(runs[method], budget, method) for method in methods}
+    budget = budgets[drawn[0]]
+    checked = {method: _check_run(runs[method], budget, method) for method in drawn}
 
     plotting.apply_style()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     handles = []
-    for method in methods:
+    for method in drawn:
         metrics, rows = runs[method], checked[method]
-        colour = plotting.METHOD_COLOURS[method]
+        colour = plotting.method_colour(method)
         if metrics["status"] == "ok":
             epochs = np.arange(1, budget + 1, dtype=np.float64)
             ax.plot(epochs, _curve(rows, "test_top1"), color=colour, linewidth=1.4, zorder=3,

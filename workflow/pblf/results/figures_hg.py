@@ -19,7 +19,8 @@ import numpy as np
 from pblf.results import plotting
 from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
-from pblf.core.names import LEARNED, PHI_NAMES, PLACES, epochs_label
+from pblf.core.names import PHI_NAMES, PLACES, epochs_label
+from pblf.search.registry import learning_methods
 from pblf.training.hypergrad import TRAJECTORY_FIELDS
 
 #: The gates' columns in a trajectory row, in place order.
@@ -28,28 +29,30 @@ GATES: tuple[str, ...] = TRAJECTORY_FIELDS[1 + len(PHI_NAMES):]
 
 def trajectories(runs: Sequence[Mapping[str, Any]]) -> dict[int, tuple[np.ndarray, Candidate]]:
     """Per budget, the trajectory of one learning run as an array (rows: hypergradient steps; columns:
-    :data:`pblf.training.hypergrad.TRAJECTORY_FIELDS`) and the candidate it learned; runs that are not PBLF-HG's search runs,
-    or two of one budget, are refused by name."""
+    :data:`pblf.training.hypergrad.TRAJECTORY_FIELDS`) and the candidate it learned; runs that are not the search
+    runs of a learning method (:func:`pblf.search.registry.learning_methods`), or two of one budget, are refused by
+    name."""
     out: dict[int, tuple[np.ndarray, Candidate]] = {}
     for metrics in runs:
         run = metrics.get("run", {})
-        if run.get("method") != LEARNED or run.get("kind") != "search" or "hypergrad" not in metrics:
-            raise InputError(f"{metrics.get('path', 'a run')} is not a learning run of {LEARNED} "
-                             f"(run {run}); the figure draws their trajectories")
+        if run.get("method") not in learning_methods() or run.get("kind") != "search" or "hypergrad" not in metrics:
+            raise InputError(f"{metrics.get('path', 'a run')} is not a learning run of "
+                             f"{' or '.join(learning_methods())} (run {run}); the figure draws their trajectories")
         budget = int(run["budget"])
         if budget in out:
-            raise InputError(f"two {LEARNED} learning runs of {epochs_label(budget)}")
+            raise InputError(f"two learning runs of {epochs_label(budget)}")
         rows = metrics["hypergrad"]["trajectory"]
         out[budget] = (np.array([[float(row[key]) for key in TRAJECTORY_FIELDS] for row in rows]),
                        Candidate.from_dict(metrics["learned"]))
     if not out:
-        raise InputError(f"no {LEARNED} learning runs to draw")
+        raise InputError("no learning runs to draw")
     return dict(sorted(out.items()))
 
 
 def draw(runs: Sequence[Mapping[str, Any]], out_stem: str | Path) -> list[Path]:
     """Draw the figure into ``out_stem.png`` and ``.pdf``."""
     paths = trajectories(runs)
+    learners = " and ".join(sorted({metrics["run"]["method"] for metrics in runs}))
     plotting.apply_style()
     fig, axes = plt.subplots(2, len(paths), figsize=(4.6 * len(paths), 6.4), squeeze=False, sharex="col")
     for column, (budget, (rows, learned)) in enumerate(paths.items()):
@@ -75,6 +78,6 @@ def draw(runs: Sequence[Mapping[str, Any]], out_stem: str | Path) -> list[Path]:
         bottom.set_xlabel("training step")
         top.legend(loc="best", fontsize="x-small", ncol=2)
         bottom.legend(loc="best", fontsize="x-small", ncol=2)
-    fig.suptitle(f"{LEARNED}: phi and the gates of the mode\nwhile the network trains")  # two lines fit one column
+    fig.suptitle(f"{learners}: phi and the gates of the mode\nwhile the network trains")  # two lines fit one column
     fig.tight_layout()
     return plotting.save_figure(fig, out_stem)

@@ -27,9 +27,10 @@ from typing import Any
 from pblf.core.errors import InputError
 from pblf.core.files import read_csv, write_csv
 from pblf.core.layout import GENERALISATION, GENERALISATION_RUNS, read_run
-from pblf.core.names import LR_SCALINGS, METHODS
+from pblf.core.names import LR_SCALINGS
 from pblf.core.provenance import Outcome
 from pblf.results.tables import UNDEFINED, Column, write_table
+from pblf.search.registry import methods
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["method"], row["batch_size"], row["lr_scaling"]), []).append(row)
-    order = sorted(groups, key=lambda key: (METHODS.index(key[0]), key[1], LR_SCALINGS.index(key[2])))
+    order = sorted(groups, key=lambda key: (methods().index(key[0]), key[1], LR_SCALINGS.index(key[2])))
     table = []
     for method, batch, scaling in order:
         top1 = [row["test_top1"] for row in groups[method, batch, scaling]]
@@ -122,12 +123,12 @@ def draw(runs_csv: str | Path, out_stem: str | Path) -> list[Path]:
     rows = read_runs(runs_csv)
     table = summary(rows)
     scalings = [s for s in LR_SCALINGS if any(row["lr_scaling"] == s for row in rows)]
-    methods = [m for m in METHODS if any(row["method"] == m for row in rows)]
+    present = [m for m in methods() if any(row["method"] == m for row in rows)]
     plotting.apply_style()
     fig, axes = plt.subplots(1, len(scalings), figsize=(5.2 * len(scalings), 4.0), sharey=True, squeeze=False)
     for ax, scaling in zip(axes[0], scalings):
-        for offset, method in zip(np.linspace(-0.04, 0.04, len(methods)), methods):
-            colour = plotting.METHOD_COLOURS[method]
+        for offset, method in zip(np.linspace(-0.04, 0.04, len(present)), present):
+            colour = plotting.method_colour(method)
             line = [row for row in table if row["method"] == method and row["lr_scaling"] == scaling]
             ax.plot([row["batch_size"] for row in line], [row["test_top1_mean"] for row in line], color=colour,
                     linewidth=1.6, zorder=3)
@@ -145,7 +146,7 @@ def draw(runs_csv: str | Path, out_stem: str | Path) -> list[Path]:
         ax.set_xlabel("batch size")
         ax.set_ylabel("Top-1 (%)")
         ax.set_title(f"lr {'scaled with the batch size' if scaling == 'linear' else 'fixed'}")
-    handles = [Line2D([], [], color=plotting.METHOD_COLOURS[m], linewidth=1.6, label=m) for m in methods]
+    handles = [Line2D([], [], color=plotting.method_colour(m), linewidth=1.6, label=m) for m in present]
     handles += [Line2D([], [], color="0.4", marker="o", linestyle="none", label="a run"),
                 Line2D([], [], color="0.4", marker="x", linestyle="none", label="a diverged run")]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize="small")

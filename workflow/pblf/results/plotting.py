@@ -19,11 +19,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from pblf.core.files import write_bytes  # noqa: E402
-from pblf.core.names import METHODS  # noqa: E402
+from pblf.search.registry import methods  # noqa: E402
 
-#: One colour per method (seaborn's colour-blind palette), in every figure.
+#: Seaborn's colour-blind palette: one colour per method, in the tables' order of methods, in every figure.
 PALETTE = sns.color_palette("colorblind")
-METHOD_COLOURS: dict[str, tuple[float, float, float]] = dict(zip(METHODS, PALETTE))
+
+
+def method_colour(method: str) -> tuple[float, float, float]:
+    """The colour of ``method`` in every figure."""
+    return PALETTE[methods().index(method) % len(PALETTE)]
 
 
 def apply_style() -> None:

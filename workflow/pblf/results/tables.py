@@ -50,9 +50,10 @@ from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
 from pblf.core.files import read_csv, write_csv, write_text
 from pblf.core.names import (
-    METHODS, PHI_NAMES, SEARCH_METHODS, STANDARD, TABLES, TRIALS_COLUMNS, TRIALS_REQUIRED, epochs_label,
+    PHI_NAMES, STANDARD, TABLES, TRIALS_COLUMNS, TRIALS_REQUIRED, epochs_label,
 )
 from pblf.core.provenance import Outcome
+from pblf.search.registry import methods, search_methods
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,8 @@ def read_trials(path: str | Path) -> list[dict[str, Any]]:
 def _parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
     """One typed trials row; ``where`` (file and line) starts every error message."""
     method = raw["method"]
-    if method not in METHODS:
-        raise InputError(f"{where}, column method: {method!r} is not one of {', '.join(METHODS)}")
+    if method not in methods():
+        raise InputError(f"{where}, column method: {method!r} is not one of {', '.join(methods())}")
     row: dict[str, Any] = {"method": method}
     for column in ("budget_epochs", "seed"):
         try:
@@ -196,7 +197,7 @@ def groups_by_budget(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[int, st
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["budget_epochs"], row["method"]), []).append(row)
-    order = sorted(groups, key=lambda key: (-key[0], METHODS.index(key[1])))
+    order = sorted(groups, key=lambda key: (-key[0], methods().index(key[1])))
     return [(key, sorted(groups[key], key=lambda row: row["seed"])) for key in order]
 
 
@@ -274,7 +275,8 @@ def table_6_2_paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     PBLF-RS - PBLF-HG) that the trials have, paired by seed (see :func:`paired`)."""
     groups = dict(groups_by_budget(rows))
     budgets = sorted({budget for budget, _ in groups}, reverse=True)
-    pairs = [(first, second) for i, first in enumerate(SEARCH_METHODS) for second in SEARCH_METHODS[i + 1:]]
+    searches = search_methods()
+    pairs = [(first, second) for i, first in enumerate(searches) for second in searches[i + 1:]]
     return [
         {"budget_epochs": budget, "method": first, "versus": second,
          **paired(_by_seed(groups[budget, first]), _by_seed(groups[budget, second]))}

@@ -15,8 +15,9 @@ from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
 from pblf.core.files import write_csv
 from pblf.core.layout import TRIALS, read_run
-from pblf.core.names import PROPOSERS, TRIALS_COLUMNS, places_text
+from pblf.core.names import TRIALS_COLUMNS, places_text
 from pblf.core.provenance import Outcome
+from pblf.search.registry import search_methods
 from pblf.search.select import read_evaluations
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Pa
         run, result = read_run(path)
         if run.kind != "repeat":
             raise InputError(f"{path} is a {run.kind} run, not a repeat")
-        if run.method in PROPOSERS and (run.budget, run.method) not in cost:
+        if run.method in search_methods() and (run.budget, run.method) not in cost:
             raise InputError(f"{path}: no evaluations.csv of the {run.method} search at {run.budget} epochs was given")
         candidates, epochs, seconds = cost.get((run.budget, run.method), (0, 0, 0.0))
         rows.append({

@@ -86,14 +86,26 @@ def promote(history: Sequence[Any], iteration: int, eta: int) -> list[dict[str, 
              "resume": {"iteration": row["iteration"], "index": row["index"]}} for row in promotions(rows, eta)]
 
 
-def with_fidelity(entries: Sequence[dict[str, Any]], method: str, iteration: int, budget: int,
-                  pruning: dict[str, Any], history: Sequence[Any]) -> list[dict[str, Any]]:
-    """Proposal entries with how far each trains: PBLF-RS to its iteration's rung (``until``), PBLF-BO up to a rung
-    where it falls below the median of the completed runs in ``history`` (``stop_below``; JSON keys are strings)."""
-    if method == "PBLF-RS":
-        rungs = rs_rungs(budget, pruning)
-        return [{**entry, "until": rungs[iteration]} if iteration < len(rungs) else dict(entry) for entry in entries]
+def rung_limits(entries: Sequence[dict[str, Any]], iteration: int, budget: int,
+                pruning: dict[str, Any]) -> list[dict[str, Any]]:
+    """Successive halving's proposal entries: each trains to its iteration's rung (``until``); the iteration after
+    the last rung, to the full budget."""
+    rungs = rs_rungs(budget, pruning)
+    return [{**entry, "until": rungs[iteration]} if iteration < len(rungs) else dict(entry) for entry in entries]
+
+
+def median_stops(entries: Sequence[dict[str, Any]], budget: int, pruning: dict[str, Any],
+                 history: Sequence[Any]) -> list[dict[str, Any]]:
+    """The median stopping rule's proposal entries: each stops at a rung where it falls below the median of the
+    completed runs in ``history`` (``stop_below``; JSON keys are strings)."""
     completed = [o.curve for o in history if o.status == "ok" and len(o.curve) == budget]
     thresholds = median_thresholds(completed, rung_epochs(budget, pruning["rungs"]), pruning["min_completed"])
     stop_below = {str(epoch): value for epoch, value in thresholds.items()}
     return [{**entry, "stop_below": stop_below} if stop_below else dict(entry) for entry in entries]
+
+
+def expected_median_rule(budget: int, rungs: list[int]) -> float:
+    """The epochs to expect of a run under the median stopping rule: it stops below the median of the completed
+    runs, so about half of the runs that reach a rung stop there (the rule's premise)."""
+    ends = [*rungs, budget]
+    return ends[0] + sum((ends[k + 1] - ends[k]) / 2 ** (k + 1) for k in range(len(ends) - 1))
