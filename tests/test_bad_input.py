@@ -216,7 +216,7 @@ def test_a_cell_that_does_not_exist_is_refused(tmp_path, monkeypatch, capsys, ce
 def test_a_history_accuracy_outside_0_100_is_named(tmp_path, value):
     path = tmp_path / "history.csv"
     path.write_text(f"w1,w2,b1,b2,mode,val_top1\n0.1,0.2,0.3,0.4,0010,50\n0.1,0.2,0.3,0.5,0010,{value}\n")
-    with pytest.raises(InputError, match=rf"history\.csv, line 3, column 'val_top1': '{value}' is not an accuracy"):
+    with pytest.raises(InputError, match=rf"history\.csv, line 3, column val_top1: '{value}' is not an accuracy"):
         read_history(path)
 
 

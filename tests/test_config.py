@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pblf import plan
 from pblf.core.config import ConfigError, deep_merge, load_config, stage_config, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def test_defaults_fill_an_empty_config():
 )
 def test_bad_configs_name_the_key(override, key, fragment):
     with pytest.raises(ConfigError) as info:
-        validate(deep_merge(load_config([ROOT / "config.yaml"]), override))
+        plan.check(validate(deep_merge(load_config([ROOT / "config.yaml"]), override)))
     message = str(info.value)
     assert f"config key {key}" in message
     assert fragment in message
@@ -132,3 +133,17 @@ def test_one_problem_is_one_line():
     with pytest.raises(ConfigError) as error:
         validate({"train": {"lr": 0}})
     assert "\n" not in str(error.value) and "config key train.lr: 0 is out of range" in str(error.value)
+
+
+def test_every_name_the_schema_allows_has_its_implementation():
+    """Allowed values are written once, in the schema; where code implements each one (a table of functions or
+    classes), the table has exactly the schema's names."""
+    from pblf.core.config import allowed
+    from pblf.training.fused import PACK_KINDS
+    from pblf.training.metanet import ACTIVATIONS
+
+    assert set(ACTIVATIONS) == set(allowed("model.metanet_activation"))
+    assert {"auto", *PACK_KINDS} == set(allowed("resources.pack"))
+    assert allowed("generalisation.lr_scaling") == ("fixed", "linear")  # a list's items
+    with pytest.raises(KeyError):
+        allowed("train.no_such_key")

@@ -319,10 +319,13 @@ def test_a_group_with_two_candidates_is_an_error(tmp_path: Path) -> None:
     ("bad_line", "message"),
     [
         ("100,PBLF-XX,5,95.0,96.0,0,0,0,1,1111", r"line 3, column method: 'PBLF-XX' is not one of"),
-        ("100,Standard,5,abc,96.0,0,0,0,1,1111", r"line 3, column test_top1: 'abc' is not a number"),
-        ("100,Standard,5,95.0,,0,0,0,1,1111", r"line 3, column val_top1: '' is not a number"),
+        ("100,Standard,5,abc,96.0,0,0,0,1,1111", r"line 3, column test_top1: 'abc' is not an accuracy in percent"),
+        ("100,Standard,5,95.0,,0,0,0,1,1111", r"line 3, column val_top1: '' is not an accuracy in percent"),
+        ("100,Standard,5,nan,96.0,0,0,0,1,1111", r"line 3, column test_top1: 'nan' is not an accuracy in percent"),
+        ("0,Standard,5,95.0,96.0,0,0,0,1,1111", r"line 3, column budget_epochs: '0' is not a positive number"),
         ("100,Standard,5,0.95e3,96.0,0,0,0,1,1111", r"line 3, column test_top1: .* not an accuracy in percent"),
-        ("100,Standard,five,95.0,96.0,0,0,0,1,1111", r"line 3, column seed: 'five' is not an integer"),
+        ("100,Standard,five,95.0,96.0,0,0,0,1,1111", r"line 3, column seed: 'five' is not a non-negative integer"),
+        ("100,Standard,-5,95.0,96.0,0,0,0,1,1111", r"line 3, column seed: '-5' is not a non-negative integer"),
         ("100,Standard,5,95.0,96.0,x,0,0,1,1111", r"line 3: candidate w1='x' is not a number"),
         ("100,Standard,5,95.0,96.0,0,0,0,1,0120", r"line 3: candidate mode '0120' must be four bits"),
         ("100,Standard,5,95.0,96.0,0,0,0,1", r"line 3: the row has 9 fields, the header 10"),
@@ -401,5 +404,14 @@ def test_search_cost_and_the_meta_network_come_from_optional_columns(tmp_path: P
     write_tables(path, tmp_path / "out")
     assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][11:13] == ["120", "2400"]
     path.write_text(path.read_text().replace(",120,2400", ",120,abc", 1))
-    with pytest.raises(ValueError, match="column search_epochs: 'abc' is not an integer"):
+    with pytest.raises(ValueError, match="column search_epochs: 'abc' is not a non-negative integer"):
+        read_trials(path)
+
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-1e300", "-3", "abc"])
+def test_a_search_cost_is_a_finite_non_negative_number(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "trials.csv"
+    path.write_text(HEADER + ",search_seconds\n" + f"20,Standard,1,90.0,91.0,0,0,0,1,1111,{bad}\n")
+    with pytest.raises(ValueError, match=f"line 2, column search_seconds: '{bad}' is not a finite non-negative number"):
         read_trials(path)

@@ -28,10 +28,10 @@ from typing import Any
 
 from pblf.core.errors import EXIT_USER_ERROR, ConfigError, OutputError, UserError
 from pblf.core.files import IOLog, ensure_writable, track
-from pblf.core.layout import RunId
-from pblf.core.names import FIGURES, LR_SCALINGS, RUN_KINDS
-from pblf.search.registry import methods, search_methods
+from pblf.core.layout import LR_SCALINGS, RunId
+from pblf.core.names import FIGURES, RUN_KINDS
 from pblf.core.provenance import STORE, Outcome, now, write_records
+from pblf.search.registry import methods, search_methods
 
 
 def _add_config(parser: argparse.ArgumentParser, required: bool = True) -> None:

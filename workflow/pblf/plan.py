@@ -18,6 +18,7 @@ from pblf.core.errors import ConfigError
 from pblf.core.layout import RUN_TEMPLATES, Layout, RunId
 from pblf.core.names import FIGURE_FORMATS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, epochs_label
 from pblf.search.registry import learning_methods, methods, search_method, search_methods
+from pblf.training.wrn import wrn_layout
 
 #: Where the benchmarks write what they measured (benchmarks/results in the checkout).
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -56,9 +57,12 @@ def stage_methods(config: dict[str, Any], stage: str) -> tuple[str, ...]:
 
 
 def check(config: dict[str, Any]) -> None:
-    """What the schema cannot know, checked before any job: the method names the stages name."""
+    """What the schema cannot know, checked before any job: the method names the stages name, and that the target
+    network is a Wide ResNet (its depth rule lives with the network, :mod:`pblf.training.wrn`)."""
     for stage in ("convergence", "generalisation"):
         stage_methods(config, stage)
+    model = config["model"]
+    wrn_layout(model["depth"], model["widen_factor"], model["base_width"])
 
 
 def stage_check_config(config: list[Path], device_check: bool = True) -> None:

@@ -10,6 +10,7 @@ GPU-week.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -25,21 +26,38 @@ from pblf.core.files import read_text
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
-#: The configuration keys each stage reads. A stage's outputs are rebuilt only when these change, so that editing,
-#: say, the figure settings does not retrain every candidate.
+#: The configuration keys each stage reads (a section, or one key of it: ``resources.pack``). A stage's outputs are
+#: rebuilt only when these change, so that editing, say, the figure settings does not retrain every candidate; and a
+#: stage's job receives only these (``results/config/<stage>.json``), every other key at its default. That a stage
+#: reads nothing else is tested, stage by stage, with a config that records every key read
+#: (``tests/test_stage_keys.py``).
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "data": ("seed", "data"),
-    "train": ("seed", "device", "deterministic", "data", "model", "train"),
+    "train": ("seed", "device", "deterministic", "data", "model", "train", "resources.pack"),
     "search": ("seed", "search", "standard"),
     "select": ("standard",),
     "appendix_c": ("seed", "appendix_c"),
 }
 
 
+@functools.cache
+def _schema_text() -> str:
+    return SCHEMA_PATH.read_text()
+
+
 def load_schema() -> dict[str, Any]:
-    """The JSON schema, as a dict."""
-    with SCHEMA_PATH.open() as handle:
-        return yaml.safe_load(handle)
+    """The JSON schema, as a (fresh) dict."""
+    return yaml.safe_load(_schema_text())
+
+
+@functools.cache
+def allowed(key: str) -> tuple[str, ...]:
+    """The values the schema allows for ``key`` (dotted, e.g. ``train.lr_schedule``; for a list, its items), in the
+    schema's order. The schema is where allowed values are written; code that needs them asks here."""
+    node = load_schema()
+    for part in key.split("."):
+        node = node["properties"][part]
+    return tuple((node.get("items") or node)["enum"])
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,12 +190,6 @@ def train_seed_in(config: dict[str, Any], seeds: list[int]) -> bool:
 def _check_cross_keys(config: dict[str, Any]) -> list[str]:
     """Rules a JSON schema cannot state: relations between keys."""
     problems = []
-    depth = config["model"]["depth"]
-    if (depth - 4) % 6:
-        problems.append(
-            f"config key model.depth: {depth} is not a WRN depth; (depth - 4) must be a multiple of 6 "
-            "(10, 16, 22, 28, 40, ...)"
-        )
     conv = config["convergence"]
     if conv["enabled"] and conv["methods"] != [] and conv["from_budget"] not in config["budgets"]:
         problems.append(
@@ -239,7 +251,14 @@ def check_device(config: Mapping[str, Any]) -> None:
 
 def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """The part of ``config`` that ``stage`` reads (see STAGE_KEYS), as a fresh dict."""
-    return {key: copy.deepcopy(config[key]) for key in STAGE_KEYS[stage]}
+    subset: dict[str, Any] = {}
+    for key in STAGE_KEYS[stage]:
+        *sections, name = key.split(".")
+        source, target = config, subset
+        for section in sections:
+            source, target = source[section], target.setdefault(section, {})
+        target[name] = copy.deepcopy(source[name])
+    return subset
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -20,8 +20,9 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,95 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
             raise InputError(f"{path}, line {reader.line_num}: the row has {_count(row)} fields, the header "
                              f"{len(reader.fieldnames or [])}")
         rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one column of a CSV file is read: ``parse`` (which raises ValueError on a bad cell) and what a good cell
+    is, for the message (``"an integer"``). A column that is not ``required`` may be absent; ``empty`` is what an
+    empty cell reads as, and without it an empty cell is refused like any other bad one."""
+
+    parse: Callable[[str], Any]
+    what: str
+    required: bool = True
+    empty: Any = field(default=Ellipsis)
+
+    def optional(self, empty: Any = None) -> "Field":
+        """The same column, which may be absent or empty (then ``empty``)."""
+        return Field(self.parse, self.what, required=False, empty=empty)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _at_least_zero(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(text: str) -> Any:
+        value = parse(text)
+        if value < 0:
+            raise ValueError(text)
+        return value
+    return checked
+
+
+def _percent(text: str) -> float:
+    value = _finite(text)
+    if not 0.0 <= value <= 100.0:
+        raise ValueError(text)
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+INTEGER = Field(int, "an integer")
+COUNT = Field(_at_least_zero(int), "a non-negative integer")
+EPOCHS = Field(_positive, "a positive number of epochs")
+NUMBER = Field(_finite, "a finite number")
+AMOUNT = Field(_at_least_zero(_finite), "a finite non-negative number")
+ACCURACY = Field(_percent, "an accuracy in percent (0 to 100)")
+
+
+def read_typed_csv(path: str | Path, fields: dict[str, Field], what: str,
+                   finish: Callable[[dict[str, str], dict[str, Any]], dict[str, Any]] | None = None
+                   ) -> list[tuple[int, dict[str, Any]]]:
+    """The rows of a CSV with the columns of ``fields`` typed, each with its line number (the header is line 1).
+
+    Every bad cell is an InputError naming the file, the line, the column and what the cell should be; a missing
+    required column names the file and ``what`` the file is. ``finish(raw, row)`` may add what needs several
+    columns (a candidate); its ValueError names the file and line. Columns ``fields`` does not name stay text."""
+    path = Path(path)
+    raw_rows = read_csv(path)
+    missing = [name for name, spec in fields.items() if spec.required and raw_rows and name not in raw_rows[0]]
+    if missing:
+        raise InputError(f"{path}, line 1: {what} lacks column(s) {', '.join(missing)} "
+                         f"(has {', '.join(raw_rows[0])})")
+    rows = []
+    for line, raw in enumerate(raw_rows, start=2):
+        row: dict[str, Any] = dict(raw)
+        for name, spec in fields.items():
+            text = raw.get(name, "")
+            if text == "" and spec.empty is not Ellipsis:
+                row[name] = spec.empty
+                continue
+            try:
+                row[name] = spec.parse(text)
+            except ValueError:
+                raise InputError(f"{path}, line {line}, column {name}: {text!r} is not {spec.what}") from None
+        if finish is not None:
+            try:
+                row = finish(raw, row)
+            except ValueError as err:
+                raise InputError(f"{path}, line {line}: {err}") from None
+        rows.append((line, row))
     return rows
 
 

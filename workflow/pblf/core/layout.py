@@ -36,9 +36,14 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pblf.core.config import allowed
 from pblf.core.errors import InputError
 from pblf.core.files import read_json
-from pblf.core.names import LR_SCALINGS, RUN_KINDS, figure_stem
+from pblf.core.names import RUN_KINDS, figure_stem
+
+#: How a generalisation run's learning rate follows its batch size: kept as configured, or scaled in proportion
+#: (the linear scaling rule of Goyal et al. 2017); written in the schema.
+LR_SCALINGS: tuple[str, ...] = allowed("generalisation.lr_scaling")
 
 #: The names of the files a stage writes into its ``--out`` folder (``pblf <command> --out DIR``).
 SPLIT = "split.json"

@@ -26,9 +26,6 @@ STANDARD = "Standard"
 
 #: The kinds of training run; ``manual`` is a run started by hand with ``pblf train``, outside any stage.
 RUN_KINDS: tuple[str, ...] = ("search", "repeat", "convergence", "generalisation", "manual")
-#: How a generalisation run's learning rate follows its batch size: kept as configured, or scaled in proportion
-#: (the linear scaling rule of Goyal et al. 2017).
-LR_SCALINGS: tuple[str, ...] = ("fixed", "linear")
 #: The statuses a finished run can have: ``diverged`` when its loss became non-finite (a result, not a failure),
 #: ``stopped`` when low-fidelity search stopped it short of its budget (:mod:`pblf.search.prune`).
 FINISHED_STATUSES: tuple[str, ...] = ("ok", "diverged", "stopped")

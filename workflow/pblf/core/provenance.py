@@ -54,7 +54,7 @@ class Outcome:
 #: (Modules by their path in the package, without ``.py``.)
 TRAINING_CODE: tuple[str, ...] = (
     "training/train", "training/schedule", "training/fidelity", "training/fused", "training/hypergrad",
-    "training/model", "training/metanet", "training/data", "core/candidate", "core/seeding",
+    "training/model", "training/wrn", "training/metanet", "training/data", "core/candidate", "core/seeding",
 )
 #: The package's folder, which the module paths of TRAINING_CODE are relative to.
 PACKAGE = Path(__file__).resolve().parents[1]

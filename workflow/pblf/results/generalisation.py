@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pblf.core.errors import InputError
-from pblf.core.files import read_csv, write_csv
-from pblf.core.layout import GENERALISATION, GENERALISATION_RUNS, read_run
-from pblf.core.names import LR_SCALINGS
+from pblf.core.files import ACCURACY, COUNT, EPOCHS, Field, read_typed_csv, write_csv
+from pblf.core.layout import GENERALISATION, GENERALISATION_RUNS, LR_SCALINGS, read_run
 from pblf.core.provenance import Outcome
 from pblf.results.tables import UNDEFINED, Column, write_table
 from pblf.search.registry import methods
@@ -36,6 +35,11 @@ log = logging.getLogger(__name__)
 
 RUN_COLUMNS: tuple[str, ...] = ("budget_epochs", "method", "batch_size", "lr_scaling", "seed", "status", "test_top1",
                                 "val_top1")
+#: How ``runs.csv`` is read back.
+RUN_FIELDS: dict[str, Field] = {"budget_epochs": EPOCHS, "method": Field(str, "a method"),
+                                "batch_size": Field(EPOCHS.parse, "a positive batch size"),
+                                "lr_scaling": Field(str, "a scaling"), "seed": COUNT, "status": Field(str, "a status"),
+                                "test_top1": ACCURACY, "val_top1": ACCURACY}
 TABLE_COLUMNS: tuple[Column, ...] = (
     Column("batch_size", "Batch", "Batch", "int"),
     Column("lr_scaling", "LR", "LR", "text"),
@@ -62,17 +66,7 @@ def collect_runs(metrics: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def read_runs(path: str | Path) -> list[dict[str, Any]]:
     """``runs.csv`` with its numbers typed."""
-    rows = []
-    for line, raw in enumerate(read_csv(path), start=2):
-        try:
-            row = dict(raw)
-            for key in ("budget_epochs", "batch_size", "seed"):
-                row[key] = int(raw[key])
-            for key in ("test_top1", "val_top1"):
-                row[key] = float(raw[key])
-        except (KeyError, ValueError) as err:
-            raise InputError(f"{path}, line {line}: not a generalisation run ({err})") from None
-        rows.append(row)
+    rows = [row for _, row in read_typed_csv(path, RUN_FIELDS, "a generalisation runs file")]
     if not rows:
         raise InputError(f"{path}: no generalisation runs")
     return rows

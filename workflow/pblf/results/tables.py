@@ -48,9 +48,9 @@ from tabulate import tabulate
 
 from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
-from pblf.core.files import read_csv, write_csv, write_text
+from pblf.core.files import ACCURACY, AMOUNT, COUNT, EPOCHS, Field, read_typed_csv, write_csv, write_text
 from pblf.core.names import (
-    PHI_NAMES, STANDARD, TABLES, TRIALS_COLUMNS, TRIALS_REQUIRED, epochs_label,
+    PHI_NAMES, STANDARD, TABLES, TRIALS_COLUMNS, epochs_label,
 )
 from pblf.core.provenance import Outcome
 from pblf.search.registry import methods, search_methods
@@ -67,9 +67,21 @@ UNDEFINED = "n/a"
 BUDGET, NOT_RUN = "Budget", "not run"
 #: The confidence level of the paired intervals.
 CONFIDENCE = 0.95
-#: The columns a trials file may add to the required ones, and their types.
-OPTIONAL_COLUMNS: dict[str, type] = {"activation": str, "places": str, "search_candidates": int, "search_epochs": int,
-                                     "search_seconds": float}
+#: How a trials file's columns are read (SPEC section 3): the required ones, then what the pipeline's own adds (a
+#: file without them gives empty cells). The candidate's columns are read as one candidate.
+TRIALS_FIELDS: dict[str, Field] = {
+    "method": Field(str, "a method"),
+    "budget_epochs": EPOCHS,
+    "seed": COUNT,
+    "test_top1": ACCURACY,
+    "val_top1": ACCURACY,
+    **{name: Field(str, "text") for name in (*PHI_NAMES, "mode")},
+    "activation": Field(str, "text").optional(),
+    "places": Field(str, "text").optional(),
+    "search_candidates": COUNT.optional(),
+    "search_epochs": COUNT.optional(),
+    "search_seconds": AMOUNT.optional(),
+}
 
 
 @dataclass(frozen=True)
@@ -135,61 +147,24 @@ def read_trials(path: str | Path) -> list[dict[str, Any]]:
     A bad row stops everything with the file, line and column in the message: a table silently built from a
     half-broken trials file would look like a result. ``mode`` stays a string ("0010" is not the number 10)."""
     path = Path(path)
-    raw_rows = read_csv(path)
-    if not raw_rows:
+    numbered = read_typed_csv(path, TRIALS_FIELDS, "trials file", _with_candidate)
+    if not numbered:
         raise InputError(f"{path}: no trials (the file has no rows below its header)")
-    missing = [column for column in TRIALS_REQUIRED if column not in raw_rows[0]]
-    if missing:
-        raise InputError(f"{path}: trials file lacks column(s) {', '.join(missing)} (has {', '.join(raw_rows[0])})")
-    rows: list[dict[str, Any]] = []
     seen: dict[tuple[int, str, int], int] = {}
-    for line, raw in enumerate(raw_rows, start=2):
+    for line, row in numbered:
         where = f"{path}, line {line}"
-        row = _parse_row(raw, where)
+        if row["method"] not in methods():
+            raise InputError(f"{where}, column method: {row['method']!r} is not one of {', '.join(methods())}")
         group_seed = (row["budget_epochs"], row["method"], row["seed"])
         if group_seed in seen:
-            raise InputError(
-                f"{where}: budget {group_seed[0]}, method {group_seed[1]}, seed {group_seed[2]} "
-                f"repeats line {seen[group_seed]}"
-            )
+            raise InputError(f"{where}: budget {group_seed[0]}, method {group_seed[1]}, seed {group_seed[2]} "
+                             f"repeats line {seen[group_seed]}")
         seen[group_seed] = line
-        rows.append(row)
-    return rows
+    return [row for _, row in numbered]
 
 
-def _parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
-    """One typed trials row; ``where`` (file and line) starts every error message."""
-    method = raw["method"]
-    if method not in methods():
-        raise InputError(f"{where}, column method: {method!r} is not one of {', '.join(methods())}")
-    row: dict[str, Any] = {"method": method}
-    for column in ("budget_epochs", "seed"):
-        try:
-            row[column] = int(raw[column])
-        except ValueError:
-            raise InputError(f"{where}, column {column}: {raw[column]!r} is not an integer") from None
-    if row["budget_epochs"] <= 0:
-        raise InputError(f"{where}, column budget_epochs: {row['budget_epochs']} is not a positive number of epochs")
-    for column in ("test_top1", "val_top1"):
-        try:
-            value = float(raw[column])
-        except ValueError:
-            raise InputError(f"{where}, column {column}: {raw[column]!r} is not a number") from None
-        if not 0.0 <= value <= 100.0:
-            raise InputError(f"{where}, column {column}: {raw[column]!r} is not an accuracy in percent (0 to 100)")
-        row[column] = value
-    try:
-        candidate = Candidate.from_dict(raw)
-    except ValueError as err:
-        raise InputError(f"{where}: {err}") from None
-    row.update(candidate.to_dict())
-    for column, kind in OPTIONAL_COLUMNS.items():
-        text = raw.get(column, "")
-        try:
-            row[column] = kind(text) if text != "" else None
-        except ValueError:
-            raise InputError(f"{where}, column {column}: {text!r} is not an integer") from None
-    return row
+def _with_candidate(raw: dict[str, str], row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, **Candidate.from_dict(raw).to_dict()}
 
 
 def groups_by_budget(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[int, str], list[dict[str, Any]]]]:

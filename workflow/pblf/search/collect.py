@@ -96,17 +96,18 @@ def training_seconds(metrics: dict[str, Any]) -> float:
 # ------------------------------------------------------------------------------------------------------- stages
 
 
-def stage_history(proposals: list[Path], metrics: list[Path], out: Path) -> Outcome:
-    """``pblf history``: what the proposer of the next iteration reads, ``out/history.csv``."""
+def _write(proposals: list[Path], metrics: list[Path], columns: tuple[str, ...], path: Path) -> Outcome:
     rows = collect_search(proposals, metrics)
-    path = write_csv(rows, HISTORY_COLUMNS, Path(out) / HISTORY)
+    write_csv(rows, columns, path)
     log.info("%d evaluated candidates from %d proposals -> %s", len(rows), len(proposals), path)
     return Outcome()
+
+
+def stage_history(proposals: list[Path], metrics: list[Path], out: Path) -> Outcome:
+    """``pblf history``: what the proposer of the next iteration reads, ``out/history.csv``."""
+    return _write(proposals, metrics, HISTORY_COLUMNS, Path(out) / HISTORY)
 
 
 def stage_evaluations(proposals: list[Path], metrics: list[Path], out: Path) -> Outcome:
     """``pblf evaluations``: every candidate a search evaluated, in order, ``out/evaluations.csv``."""
-    rows = collect_search(proposals, metrics)
-    path = write_csv(rows, EVALUATION_COLUMNS, Path(out) / EVALUATIONS)
-    log.info("%d evaluated candidates from %d proposals -> %s", len(rows), len(proposals), path)
-    return Outcome()
+    return _write(proposals, metrics, EVALUATION_COLUMNS, Path(out) / EVALUATIONS)

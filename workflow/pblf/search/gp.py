@@ -31,11 +31,11 @@ from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, Whi
 from threadpoolctl import threadpool_limits
 
 from pblf.core.candidate import PHI_DECIMALS, Candidate
-from pblf.core.errors import InputError
-from pblf.core.files import read_csv
+from pblf.core.config import allowed
+from pblf.core.files import ACCURACY, COUNT, Field, read_typed_csv
 from pblf.core.names import HISTORY_REQUIRED, PHI_NAMES
 
-ACQUISITIONS: tuple[str, ...] = ("ucb", "ei")
+ACQUISITIONS: tuple[str, ...] = allowed("search.bo.acquisition")
 #: All 16 modes, in bit-string order.
 MODES: tuple[str, ...] = tuple(format(i, "04b") for i in range(16))
 N_INPUTS = len(PHI_NAMES) + 4
@@ -74,40 +74,25 @@ class Observation:
 # --- files -----------------------------------------------------------------------------------------------------
 
 
+#: How a ``history.csv`` is read (:data:`pblf.core.names.HISTORY_COLUMNS`): an empty Top-1 validation is NaN (the
+#: surrogate leaves it out but never proposes the candidate again); the run's columns may be absent.
+HISTORY_FIELDS: dict[str, Field] = {
+    **{name: Field(str, "text") for name in HISTORY_REQUIRED if name != "val_top1"},
+    "val_top1": Field(ACCURACY.parse, ACCURACY.what, empty=math.nan),
+    "iteration": COUNT.optional(), "index": COUNT.optional(),
+    "status": Field(str, "a status").optional("ok"),
+    "val_curve": Field(lambda text: tuple(float(value) for value in text.split()),
+                       "Top-1 validation values separated by spaces").optional(()),
+}
+
+
 def read_history(path: str | Path) -> list[Observation]:
-    """Read the evaluated candidates from a CSV with at least the columns of :data:`pblf.core.names.HISTORY_REQUIRED`.
-
-    An empty or header-only file is an empty history (the first iteration). An empty val_top1 is NaN
-    (:func:`propose` ignores it for the fit but never re-proposes the candidate). Any other bad value raises
-    InputError naming the file, line and column."""
-    rows = read_csv(path)
-    if rows:
-        missing = [name for name in HISTORY_REQUIRED if name not in rows[0]]
-        if missing:
-            raise InputError(f"{path}, line 1: history lacks column(s) {', '.join(missing)}")
-    return [_parse_row(row, Path(path), line) for line, row in enumerate(rows, start=2)]
-
-
-def _parse_row(row: dict[str, str], path: Path, line: int) -> Observation:
-    """One CSV row as an observation; errors say where (file, line, column) and what is wrong."""
-    where = f"{path}, line {line}"
-    try:
-        candidate = Candidate.from_dict(row)
-    except ValueError as err:
-        raise InputError(f"{where}: {err}") from None
-    text = row["val_top1"].strip()
-    try:
-        val_top1 = math.nan if text == "" else float(text)
-    except ValueError:
-        raise InputError(f"{where}, column 'val_top1': {text!r} is not a number") from None
-    if text and not 0.0 <= val_top1 <= 100.0:
-        raise InputError(f"{where}, column 'val_top1': {text!r} is not an accuracy in percent (0 to 100)")
-    try:
-        run = {key: int(row[key]) if row.get(key, "") != "" else None for key in ("iteration", "index")}
-        curve = tuple(float(value) for value in (row.get("val_curve") or "").split())
-    except ValueError as err:
-        raise InputError(f"{where}: iteration, index or val_curve is not a number ({err})") from None
-    return Observation(candidate, val_top1, status=row.get("status") or "ok", curve=curve, **run)
+    """The evaluated candidates of a ``history.csv`` (at least :data:`pblf.core.names.HISTORY_REQUIRED`); an empty
+    or header-only file is an empty history (the first iteration). A bad value names the file, line and column."""
+    return [Observation(Candidate.from_dict(row), row["val_top1"], row["iteration"], row["index"], row["status"],
+                        row["val_curve"])
+            for _, row in read_typed_csv(path, HISTORY_FIELDS, "history",
+                                         lambda raw, row: {**row, **Candidate.from_dict(raw).to_dict()})]
 
 
 # --- encoding --------------------------------------------------------------------------------------------------
@@ -221,7 +206,7 @@ def acquisition_function(
     def score(X: np.ndarray) -> np.ndarray:
         mu, sigma = surrogate.predict(X)
         mu, sigma = (mu - centre) / scale, sigma / scale
-        return ucb(mu, sigma, beta) if acquisition == "ucb" else expected_improvement(mu, sigma, best, xi)
+        return ucb(mu, sigma, beta) if acquisition == "ucb" else expected_improvement(mu, sigma, best, xi)  # "ei"
 
     return score
 

@@ -15,12 +15,20 @@ from typing import Any
 from pblf.core.candidate import Candidate, standard_candidate
 from pblf.core.config import load_config, stage_config
 from pblf.core.errors import InputError
-from pblf.core.files import read_csv, write_json
+from pblf.core.files import AMOUNT, COUNT, EPOCHS, NUMBER, Field, read_typed_csv, write_json
 from pblf.core.layout import selection_name
-from pblf.core.names import FULL_BUDGET_STATUSES, STANDARD
+from pblf.core.names import FULL_BUDGET_STATUSES, PHI_NAMES, STANDARD
 from pblf.core.provenance import Outcome
 
 log = logging.getLogger(__name__)
+
+#: How an ``evaluations.csv`` is read (:data:`pblf.core.names.EVALUATION_COLUMNS`); the candidate's columns are
+#: read as one candidate. Top-1 may be any finite number (a diverged run's is what it had then).
+EVALUATION_FIELDS: dict[str, Field] = {
+    "budget_epochs": EPOCHS, "method": Field(str, "a method"), "iteration": COUNT, "index": COUNT, "epochs": COUNT,
+    "val_top1": NUMBER, "test_top1": NUMBER, "seconds": AMOUNT,
+    **{name: Field(str, "text") for name in (*PHI_NAMES, "mode")},
+}
 
 #: What a selection record keeps of the evaluation it chose (besides the candidate).
 PROVENANCE_FIELDS: tuple[str, ...] = ("iteration", "index", "source", "val_top1", "test_top1", "run")
@@ -41,17 +49,8 @@ def select_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def read_evaluations(path: str | Path) -> list[dict[str, Any]]:
     """A search's ``evaluations.csv`` with its numbers typed, in evaluation order; one search per file."""
-    rows = []
-    for line, raw in enumerate(read_csv(path), start=2):
-        try:
-            row = {**raw, **Candidate.from_dict(raw).to_dict()}
-            for key in ("budget_epochs", "iteration", "index", "epochs"):
-                row[key] = int(raw[key])
-            for key in ("val_top1", "test_top1", "seconds"):
-                row[key] = float(raw[key])
-        except (KeyError, ValueError) as err:
-            raise InputError(f"{path}, line {line}: not an evaluation row ({err})") from None
-        rows.append(row)
+    rows = [row for _, row in read_typed_csv(path, EVALUATION_FIELDS, "an evaluations file",
+                                             lambda raw, row: {**row, **Candidate.from_dict(raw).to_dict()})]
     if not rows:
         raise InputError(f"{path}: no evaluated candidates")
     searches = sorted({(row["budget_epochs"], row["method"]) for row in rows})

@@ -32,15 +32,17 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pblf.core.config import allowed
 from pblf.training.metanet import MetaDerivative, check_activation, meta_derivative
 from pblf.training.model import BasicBlock, WideResNet
+from pblf.training.wrn import wrn_layout
 
 #: phi at a place where a member of the pack has no op: sigma'(h) = 0 * a(0 * h + 0) + 1 = 1 exactly for finite h,
 #: and grad * 1 is grad, bit for bit (metanet's Standard test). A non-finite h makes that member's loss
@@ -48,7 +50,8 @@ from pblf.training.model import BasicBlock, WideResNet
 IDENTITY_PHI = (0.0, 0.0, 0.0, 1.0)
 
 PackKind = Literal["fused", "exact"]
-PACK_KINDS: tuple[str, ...] = ("fused", "exact")
+#: The kinds of pack (``resources.pack`` allows them, and ``auto``).
+PACK_KINDS: tuple[str, ...] = tuple(kind for kind in allowed("resources.pack") if kind != "auto")
 
 
 class Backward(Protocol):
@@ -179,10 +182,7 @@ class FusedWideResNet(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(
-                f"WRN depth {depth} is not valid: (depth - 4) must be a positive multiple of 6 (10, 16, 28, ...)"
-            )
+        blocks, widths = astuple(wrn_layout(depth, widen_factor, base_width))
         if not candidates:
             raise ValueError("a fused network needs at least one member")
         check_activation(activation)
@@ -190,8 +190,6 @@ class FusedWideResNet(nn.Module):
         self.config = dict(depth=depth, widen_factor=widen_factor, num_classes=num_classes, in_channels=in_channels,
                            base_width=base_width)
         self.activation = activation
-        blocks = (depth - 4) // 6
-        widths = (base_width, base_width * widen_factor, 2 * base_width * widen_factor, 4 * base_width * widen_factor)
 
         # Every member reads the same images: one plain conv with K * width outputs is the grouped conv on the input
         # repeated K times, with the same weight layout, without the repeat.

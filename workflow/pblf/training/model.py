@@ -10,6 +10,7 @@ deterministic on CUDA (adaptive_avg_pool2d's CUDA backward is not, and determini
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 from pblf.core.candidate import Candidate
 from pblf.core.names import PLACES
 from pblf.training.metanet import MetaDerivative, check_activation
+from pblf.training.wrn import wrn_layout
 
 
 
@@ -74,13 +76,8 @@ class WideResNet(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(
-                f"WRN depth {depth} is not valid: (depth - 4) must be a positive multiple of 6 (10, 16, 28, ...)"
-            )
+        blocks, widths = astuple(wrn_layout(depth, widen_factor, base_width))
         check_activation(activation)
-        blocks = (depth - 4) // 6
-        widths = (base_width, base_width * widen_factor, 2 * base_width * widen_factor, 4 * base_width * widen_factor)
 
         self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
         self.group1 = _group(widths[0], widths[1], blocks, stride=1)

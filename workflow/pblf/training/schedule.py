@@ -25,8 +25,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-#: The schedules ``train.lr_schedule`` may name (the schema's enum is checked against this tuple by a test).
-SCHEDULES: tuple[str, ...] = ("step", "warmup_cosine", "warmup_linear", "onecycle")
+from pblf.core.config import allowed
+
+#: The schedules ``train.lr_schedule`` may name (written in the schema).
+SCHEDULES: tuple[str, ...] = allowed("train.lr_schedule")
 
 
 def learning_rate(train_cfg: dict[str, Any], total_steps: int, step: int) -> float:

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from pblf.core.candidate import Candidate, read_candidate, read_proposal
-from pblf.core.config import load_config, stage_config
-from pblf.core.errors import ConfigError, DeviceError
+from pblf.core.config import check_device, load_config, stage_config
+from pblf.core.errors import ConfigError
 from pblf.core.files import read_bytes, read_json, write_bytes, write_json
 from pblf.core.layout import CHECKPOINT, METRICS, RunId
 from pblf.core.provenance import Outcome, code_fingerprint
@@ -74,9 +74,7 @@ def resolve_device(name: str) -> torch.device:
     """auto picks CUDA when torch sees a GPU; cuda without one is an error rather than a silent CPU run."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device: cuda was requested but torch sees no GPU (torch.cuda.is_available() is False); "
-                          "set device: cpu or auto, or run on a machine with a GPU")
+    check_device({"device": name})
     return torch.device(name)
 
 
