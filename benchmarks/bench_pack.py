@@ -6,7 +6,7 @@
 
 For each pack size K, two packs of the same K networks (WRN-depth-width on 32x32x3 random images, K different
 candidates: Standard, a non-trivial phi in mode 1111, the same phi in mode 0000, ... in turn) are built with
-``pblf.training.fused.make_pack``:
+``pblf.training.pack.make_pack``:
 
     fused   one FusedWideResNet (grouped convs, BN over K*C channels) and one SGD: one forward + backward per step;
     exact   the K standalone networks and K SGDs stepped one after another (what K runs in one process cost, and
@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from pblf.core.candidate import Candidate
-from pblf.training.fused import Pack, make_pack
+from pblf.training.pack import Pack, make_pack
 from pblf.training.model import WideResNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -30,7 +30,7 @@
              replayed without a launch each). The first epoch of each variant is warm-up (cuDNN, compilation, graph
              capture); the following epochs are timed. ``pblf plan`` reads "s/epoch incl. eval" of the variant a
              config trains from benchmarks/results/cuda-bench_train.json.
-(d) pack  -- cuda only: the same epoch function on a fused pack of K = 1, 2, 4, 8, 16 runs (pblf.training.fused.FusedPack,
+(d) pack  -- cuda only: the same epoch function on a fused pack of K = 1, 2, 4, 8, 16 runs (pblf.training.pack.FusedPack,
              as ``resources.runs_per_job: K`` trains on a GPU) on 10,000 train images, float32, eager and with CUDA
              graphs: images/s per run and summed over the pack (what packing buys a search).
              (c) and (d) start no variant after ``--minutes`` (default 6) from the start, so that the whole
@@ -301,7 +301,7 @@ def time_epochs(splits: Splits, net: str, device: torch.device, train_cfg: dict[
     """One warm-up epoch (cuDNN, compilation, graph capture), then ``epochs`` timed ones of a pack of ``size`` runs
     (fused when size > 1) through pblf.training.train's own epoch function; medians. Images/s count every run's images."""
     import pblf.training.train as ptrain
-    from pblf.training.fused import make_pack, sgd_options
+    from pblf.training.pack import make_pack, sgd_options
 
     net_kwargs = NETS[net][0]
     models = []

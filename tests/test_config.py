@@ -139,7 +139,7 @@ def test_every_name_the_schema_allows_has_its_implementation():
     """Allowed values are written once, in the schema; where code implements each one (a table of functions or
     classes), the table has exactly the schema's names."""
     from pblf.core.config import allowed
-    from pblf.training.fused import PACK_KINDS
+    from pblf.training.pack import PACK_KINDS
     from pblf.training.metanet import ACTIVATIONS
 
     assert set(ACTIVATIONS) == set(allowed("model.metanet_activation"))

@@ -26,19 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from pblf.core.candidate import Candidate
-from pblf.training.fused import (
-    ExactPack,
-    FusedMetaDerivative,
-    FusedPack,
-    FusedWideResNet,
-    fuse_state_dicts,
-    load_model_weights,
-    make_pack,
-    model_state_dict,
-    pack_losses,
-)
+from pblf.training.fused import FusedMetaDerivative, FusedWideResNet, fuse_state_dicts, load_model_weights, model_state_dict
 from pblf.training.metanet import meta_derivative
 from pblf.training.model import WideResNet
+from pblf.training.pack import ExactPack, FusedPack, make_pack, pack_losses
 
 STANDARD = Candidate(0.0, 0.0, 0.0, 1.0, mode="1111")
 PLAIN_MODE = Candidate(0.3, -0.5, 0.1, 0.7, mode="0000")

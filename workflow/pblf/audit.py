@@ -129,90 +129,120 @@ def walk(results: str | Path, targets: list[Path] | None = None,
          keep: Callable[[Path], bool] = lambda _: True, data_root: Path = Path("data")) -> Audit:
     """Verify ``targets`` (default: every table and figure) and everything they were made from, down to the data set
     under ``data_root``."""
-    results = Path(results)
-    audit = Audit()
+    walker = _Walker(Path(results), keep, data_root)
+    targets = targets if targets is not None else default_targets(walker.results)
+    if not targets:
+        walker.audit.problems.append(f"{results}: no tables or figures to audit")
+    for target in targets:
+        walker.visit(Path(target), 0, None)
+    if walker.other_code:
+        walker.audit.notes.append(
+            f"{len(walker.other_code)} run(s) were trained by other training code than this checkout's "
+            f"(pblf.core.provenance.code_fingerprint), e.g. {walker.other_code[0]}: their numbers come from that "
+            "code, as its record's git commit says")
+    return walker.audit
 
-    def locate(recorded: str) -> Path:
+
+@dataclass
+class _Walker:
+    """One walk down the chains of records: :meth:`visit` checks a file and follows its record's inputs, each step
+    a method of its own; :meth:`flag` is the one place a problem and its mark on the printed chain are noted."""
+
+    results: Path
+    keep: Callable[[Path], bool]
+    data_root: Path
+    audit: Audit = field(default_factory=Audit)
+    seen: set[str] = field(default_factory=set)
+    other_code: list[Path] = field(default_factory=list)
+    current_code: str = field(default_factory=code_fingerprint)
+
+    def locate(self, recorded: str) -> Path:
         """Recorded paths are relative to the folder the pipeline ran in, the one that holds ``results``."""
         path = Path(recorded)
-        return path if path.is_absolute() else results.parent / path
+        return path if path.is_absolute() else self.results.parent / path
 
-    seen: set[str] = set()
-    current_code = code_fingerprint()
-    other_code: list[Path] = []
-    targets = targets if targets is not None else default_targets(results)
-    if not targets:
-        audit.problems.append(f"{results}: no tables or figures to audit")
+    def flag(self, path: Path, depth: int, mark: str, problem: str | None) -> None:
+        if problem is not None:
+            self.audit.problems.append(problem)
+        self.audit.lines.append(f"{'  ' * depth}{path}  {mark}")
 
-    def visit(path: Path, depth: int, expected_sha: str | None) -> None:
-        key = str(path)
-        indent = "  " * depth
+    def visit(self, path: Path, depth: int, expected_sha: str | None) -> None:
         if not path.is_file():
-            audit.problems.append(f"{path}: missing (it is an input of the file above it in the chain)")
-            audit.lines.append(f"{indent}{path}  MISSING")
-            return
-        actual = file_digest(path)
-        audit.checked += 1
-        if expected_sha is not None and actual != expected_sha:
-            audit.problems.append(f"{path}: sha256 {actual[:12]}… differs from the recorded {expected_sha[:12]}…")
-            audit.lines.append(f"{indent}{path}  CHANGED")
-        if key in seen:
-            return
-        seen.add(key)
-        if path.suffix == ".json" and _inside(path, results):
-            try:
-                content = read_json(path)
-            except InputError as err:
-                audit.problems.append(f"{path}: {err}")
-                audit.lines.append(f"{indent}{path}  NOT JSON")
-            else:
-                if path.name == METRICS and isinstance(content, dict) \
-                        and content.get("training_code") not in (None, current_code):
-                    other_code.append(path)
-        try:
-            record = read_record(path, results)
-        except FileNotFoundError as err:
-            if _inside(path, results):
-                audit.problems.append(str(err))
-                audit.lines.append(f"{indent}{path}  NO RECORD")
-            else:
-                audit.lines.append(f"{indent}{path}  (outside {results}, checksum only)")
-            return
-        except InputError as err:
-            audit.problems.append(f"{record_path(path, results)}: the record of {path} is unreadable: {err}")
-            audit.lines.append(f"{indent}{path}  BAD RECORD")
-            return
-        problem = _record_problem(record)
-        if problem:
-            audit.problems.append(f"{record_path(path, results)}: the record of {path} is damaged: {problem}")
-            audit.lines.append(f"{indent}{path}  BAD RECORD")
-            return
-        own = {str(locate(entry["path"])): entry["sha256"] for entry in record["outputs"]}
-        if own.get(key) not in (None, actual):
-            audit.problems.append(f"{path}: sha256 differs from its own provenance record")
-            audit.lines.append(f"{indent}{path}  CHANGED SINCE RECORDED")
-        for other, sha in sorted(own.items()):
-            if other != key and (not Path(other).is_file() or file_digest(other) != sha):
-                audit.problems.append(f"{other}: missing or changed since it was recorded (a sibling output of {path})")
+            return self.flag(path, depth, "MISSING", f"{path}: missing (it is an input of the file above it in the "
+                                                      "chain)")
+        actual = self.checksum(path, depth, expected_sha)
+        if str(path) in self.seen:
+            return None
+        self.seen.add(str(path))
+        self.read_content(path, depth)
+        record = self.record(path, depth)
+        if record is None:
+            return None
+        self.check_outputs(path, depth, record, actual)
         code = record.get("code", {})
-        audit.lines.append(
-            f"{indent}{path}  <- pblf {record.get('stage', '?')}"
+        self.audit.lines.append(
+            f"{'  ' * depth}{path}  <- pblf {record.get('stage', '?')}"
             f" [{(code.get('git_commit') or 'no git')[:10]}{'+dirty' if code.get('git_dirty') else ''},"
             f" {record['environment'].get('device_name')}, {record['ended']}]"
         )
         if "split_of" in record and path.suffix == ".json":  # the split itself, not the arrays it shares a record with
-            audit.problems.extend(_verify_dataset(path, data_root))
+            self.audit.problems.extend(_verify_dataset(path, self.data_root))
         for entry in record["inputs"]:
-            if keep(locate(entry["path"])):
-                visit(locate(entry["path"]), depth + 1, entry["sha256"])
+            if self.keep(self.locate(entry["path"])):
+                self.visit(self.locate(entry["path"]), depth + 1, entry["sha256"])
+        return None
 
-    for target in targets:
-        visit(Path(target), 0, None)
-    if other_code:
-        audit.notes.append(f"{len(other_code)} run(s) were trained by other training code than this checkout's "
-                           f"(pblf.core.provenance.code_fingerprint), e.g. {other_code[0]}: their numbers come from that "
-                           "code, as its record's git commit says")
-    return audit
+    def checksum(self, path: Path, depth: int, expected_sha: str | None) -> str:
+        """The file's sha256, compared with what the record above it says."""
+        actual = file_digest(path)
+        self.audit.checked += 1
+        if expected_sha is not None and actual != expected_sha:
+            self.flag(path, depth, "CHANGED", f"{path}: sha256 {actual[:12]}… differs from the recorded "
+                                              f"{expected_sha[:12]}…")
+        return actual
+
+    def read_content(self, path: Path, depth: int) -> None:
+        """A JSON file of the results must parse; a run's metrics note the training code it was trained with."""
+        if path.suffix != ".json" or not _inside(path, self.results):
+            return
+        try:
+            content = read_json(path)
+        except InputError as err:
+            return self.flag(path, depth, "NOT JSON", f"{path}: {err}")
+        if path.name == METRICS and isinstance(content, dict) \
+                and content.get("training_code") not in (None, self.current_code):
+            self.other_code.append(path)
+
+    def record(self, path: Path, depth: int) -> dict[str, Any] | None:
+        """The file's provenance record, checked in shape before any field is used (None: nothing to follow)."""
+        try:
+            record = read_record(path, self.results)
+        except FileNotFoundError as err:
+            if _inside(path, self.results):
+                self.flag(path, depth, "NO RECORD", str(err))
+            else:
+                self.flag(path, depth, f"(outside {self.results}, checksum only)", None)
+            return None
+        except InputError as err:
+            self.flag(path, depth, "BAD RECORD", f"{record_path(path, self.results)}: the record of {path} is "
+                                                 f"unreadable: {err}")
+            return None
+        problem = _record_problem(record)
+        if problem:
+            self.flag(path, depth, "BAD RECORD", f"{record_path(path, self.results)}: the record of {path} is "
+                                                 f"damaged: {problem}")
+            return None
+        return record
+
+    def check_outputs(self, path: Path, depth: int, record: dict[str, Any], actual: str) -> None:
+        """The file equals what its own record says, and so do the other outputs of the same record."""
+        own = {str(self.locate(entry["path"])): entry["sha256"] for entry in record["outputs"]}
+        if own.get(str(path)) not in (None, actual):
+            self.flag(path, depth, "CHANGED SINCE RECORDED", f"{path}: sha256 differs from its own provenance record")
+        for other, sha in sorted(own.items()):
+            if other != str(path) and (not Path(other).is_file() or file_digest(other) != sha):
+                self.audit.problems.append(f"{other}: missing or changed since it was recorded (a sibling output of "
+                                           f"{path})")
 
 
 def _inside(path: Path, results: Path) -> bool:

@@ -53,7 +53,7 @@ class Outcome:
 #: The modules whose code decides what a training run computes: a change to any of them must retrain.
 #: (Modules by their path in the package, without ``.py``.)
 TRAINING_CODE: tuple[str, ...] = (
-    "training/train", "training/schedule", "training/fidelity", "training/fused", "training/hypergrad",
+    "training/train", "training/schedule", "training/fidelity", "training/pack", "training/fused", "training/hypergrad",
     "training/model", "training/wrn", "training/metanet", "training/data", "core/candidate", "core/seeding",
 )
 #: The package's folder, which the module paths of TRAINING_CODE are relative to.

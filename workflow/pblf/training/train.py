@@ -1,7 +1,7 @@
 """Training: one candidate, one budget, one seed per run (the inner loop of Algorithm 2), one or several runs per job.
 
 Every search evaluation, repeat, convergence and generalisation run is trained here. Runs of one seed and budget
-can train together as a *pack* (:mod:`pblf.training.fused`): they start from the same weights and see the same batches
+can train together as a *pack* (:mod:`pblf.training.pack`): they start from the same weights and see the same batches
 (common random numbers), so one job steps them side by side, each with its own checkpoint and metrics; a pack of one
 is a single run. Training is built to be
 
@@ -47,7 +47,7 @@ from pblf.core.provenance import Outcome, code_fingerprint
 from pblf.core.seeding import derive_seed
 from pblf.training.data import DeviceSplit, Splits, load_splits, make_split, read_split
 from pblf.training.fidelity import Fidelity
-from pblf.training.fused import Pack, make_pack, sgd_options
+from pblf.training.pack import Pack, make_pack, sgd_options
 from pblf.training.hypergrad import HypergradientUpdater, ValidationStream, learning_start
 from pblf.training.model import build_model
 from pblf.training.schedule import learning_rate
@@ -333,7 +333,7 @@ def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] 
     The runs must share the seed, the budget and the training config (so the same initial weights, batches and
     learning rates); each follows its own candidate and fidelity, writes its own checkpoint every epoch and resumes
     on its own after a kill. ``kind`` "exact" steps them one after another (each run bit for bit what it is alone),
-    "fused" as one network (:class:`pblf.training.fused.FusedPack`: faster on a GPU, equal up to rounding). Runs that a kill
+    "fused" as one network (:class:`pblf.training.pack.FusedPack`: faster on a GPU, equal up to rounding). Runs that a kill
     left at different points (an earlier pack, a run already finished) train in groups of runs that stand at the same
     point. The data come from the arrays of the split record read from ``split_folder`` (the data stage's), or from
     the data set itself. ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are
@@ -576,10 +576,41 @@ def _train_epoch(pack: Pack, states: list[TrainState], splits: Splits, train_cfg
                  generator: torch.Generator, autocast: dict[str, Any], stop: "_StopFlag",
                  save: Any, before_step: Callable[[torch.Tensor, torch.Tensor, float], Any] | None = None
                  ) -> list[tuple[int, int]]:
-    """One epoch of every run of ``pack`` (or the rest of one, after a mid-epoch resume); each run's state gets its
-    epoch row. Returns (run, step) of the runs whose loss became non-finite (they were left as before that step).
-    ``before_step(images, labels, lr)`` runs before each step (a learning run's hypergradient step). A row's
-    ``seconds`` is the run's share of the epoch's time (the time over the runs the pack trained)."""
+    """One epoch of every run of ``pack`` (or the rest of one, after a mid-epoch resume): its steps, then the
+    evaluation, then each live run's epoch row, logged. Returns (run, step) of the runs whose loss became non-finite
+    (they were left as before that step). ``before_step(images, labels, lr)`` runs before each step (a learning
+    run's hypergradient step)."""
+    epoch, seen_before = states[0].epoch, states[0].stats.seen
+    started = time.perf_counter()
+    diverged = _steps(pack, states, splits, train_cfg, budget, generator, autocast, stop, save, before_step)
+    if not any(pack.live):
+        return diverged
+    seconds = time.perf_counter() - started
+    eval_bs = train_cfg["eval_batch_size"]
+    val = pack.accuracy(splits.validation.batches(eval_bs), autocast)
+    test = pack.accuracy(splits.test.batches(eval_bs), autocast)
+    steps_per_epoch = math.ceil(len(splits.train) / train_cfg["batch_size"])
+    lr = learning_rate(train_cfg, budget * steps_per_epoch, epoch * steps_per_epoch)  # the row's: at the start
+    for k, state in enumerate(states):
+        if pack.live[k]:
+            row = epoch_row(state.stats, epoch + 1, lr, val[k], test[k], seconds / len(states),
+                            (state.stats.seen - seen_before) / max(seconds, 1e-9))
+            state.history.append(row)
+            state.epoch += 1
+            state.stats = EpochStats()
+            log.info("epoch %d/%d lr %.4g | loss %.4f train %.2f%% val %.2f%% test %.2f%% | %.0f img/s, %.1f s, "
+                     "~%s left" + (f" | run {k + 1} of a pack of {len(states)}" if len(states) > 1 else ""),
+                     row["epoch"], budget, lr, row["train_loss"], row["train_top1"], row["val_top1"],
+                     row["test_top1"], row["images_per_second"], seconds, _duration(seconds * (budget - state.epoch)))
+    return diverged
+
+
+def _steps(pack: Pack, states: list[TrainState], splits: Splits, train_cfg: dict[str, Any], budget: int,
+           generator: torch.Generator, autocast: dict[str, Any], stop: "_StopFlag", save: Any,
+           before_step: Callable[[torch.Tensor, torch.Tensor, float], Any] | None) -> list[tuple[int, int]]:
+    """The training steps of one epoch (from the step a resumed epoch stopped at, its batches replayed from the
+    epoch's random state), each run's running sums kept in its state; on a preemption signal, ``save()`` and raise
+    :class:`Preempted`. Returns (run, step) of the runs that diverged; stops early once none is live."""
     stats = [state.stats for state in states]
     epoch, done_before = states[0].epoch, stats[0].step
     if done_before == 0:
@@ -588,10 +619,7 @@ def _train_epoch(pack: Pack, states: list[TrainState], splits: Splits, train_cfg
     else:
         generator.set_state(states[0].epoch_rng)  # replay this epoch's shuffle and augmentation from its start
     steps_per_epoch = math.ceil(len(splits.train) / train_cfg["batch_size"])
-    started = time.perf_counter()
-    seen_before = stats[0].seen
     diverged: list[tuple[int, int]] = []
-    lr = learning_rate(train_cfg, budget * steps_per_epoch, epoch * steps_per_epoch)  # the epoch row's: at its start
     for step, (images, labels) in enumerate(splits.train.batches(train_cfg["batch_size"], generator, shuffle=True)):
         if step < done_before:
             continue
@@ -612,32 +640,24 @@ def _train_epoch(pack: Pack, states: list[TrainState], splits: Splits, train_cfg
         if stop.signum is not None:
             save()
             raise Preempted(f"signal {signal.Signals(stop.signum).name} at epoch {epoch + 1}, step {step + 1}")
-    seconds = time.perf_counter() - started
-    eval_bs = train_cfg["eval_batch_size"]
-    val = pack.accuracy(splits.validation.batches(eval_bs), autocast)
-    test = pack.accuracy(splits.test.batches(eval_bs), autocast)
-    for k, state in enumerate(states):
-        if not pack.live[k]:
-            continue
-        run_stats = state.stats
-        row = {
-            "epoch": epoch + 1,
-            "lr": round(lr, 12),
-            "train_loss": round(run_stats.loss_sum / max(run_stats.seen, 1), 6),
-            "train_top1": _percent(100.0 * run_stats.correct / max(run_stats.seen, 1)),
-            "val_top1": _percent(val[k]),
-            "test_top1": _percent(test[k]),
-            "seconds": round(seconds / len(states), 3),
-            "images_per_second": round((run_stats.seen - seen_before) / max(seconds, 1e-9), 1),
-        }
-        state.history.append(row)
-        state.epoch += 1
-        state.stats = EpochStats()
-        log.info("epoch %d/%d lr %.4g | loss %.4f train %.2f%% val %.2f%% test %.2f%% | %.0f img/s, %.1f s, ~%s left"
-                 + (f" | run {k + 1} of a pack of {len(states)}" if len(states) > 1 else ""),
-                 row["epoch"], budget, lr, row["train_loss"], row["train_top1"], row["val_top1"], row["test_top1"],
-                 row["images_per_second"], seconds, _duration(seconds * (budget - state.epoch)))
     return diverged
+
+
+def epoch_row(stats: EpochStats, epoch: int, lr: float, val: float, test: float, seconds: float,
+              images_per_second: float) -> dict[str, Any]:
+    """A run's row for one epoch in ``metrics.json``: its schedule's rate at the epoch's start, the mean training
+    loss and Top-1 of its steps, the accuracies after it, and its share of the epoch's seconds (the timing fields,
+    :data:`TIMING_FIELDS`, are the only ones two runs of one command do not share)."""
+    return {
+        "epoch": epoch,
+        "lr": round(lr, 12),
+        "train_loss": round(stats.loss_sum / max(stats.seen, 1), 6),
+        "train_top1": _percent(100.0 * stats.correct / max(stats.seen, 1)),
+        "val_top1": _percent(val),
+        "test_top1": _percent(test),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(images_per_second, 1),
+    }
 
 
 def _duration(seconds: float) -> str:
