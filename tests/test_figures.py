@@ -1,4 +1,5 @@
-"""Figures 6.1-6.4: byte-stable output, refusal of partial inputs, a PCA that does not depend on row order."""
+"""Figures 6.1-6.4: the numbers each plots (worked out by hand), that the drawing places exactly those numbers,
+byte-stable output, refusal of partial inputs, a PCA that does not depend on row order; and the table of figures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from pblf.core.errors import InputError
-from pblf.results import figures
+from pblf.core.names import FIGURES
+from pblf.results import curves, figures, scatter
 from pblf.search.registry import methods
 
 BUDGET = 3
@@ -59,6 +61,25 @@ def fake_searches() -> dict[tuple[int, str], list[dict[str, str]]]:
     return {(b, m): fake_search(b, m) for b in (2, 3) for m in ("PBLF-BO", "PBLF-RS")}
 
 
+def curve_files(runs: dict, stem: Path, budget: int = BUDGET) -> list[Path]:
+    return curves.draw_curves(curves.curve_figure(runs, budget), stem, "6.1")
+
+
+def scatter_files(searches: dict, stem: Path) -> list[Path]:
+    return scatter.draw_scatter(scatter.scatter_figure(searches), stem, "6.3")
+
+
+def convergence_files(runs: dict, stem: Path) -> list[Path]:
+    return curves.draw_convergence(curves.convergence_figure(runs), stem, "6.4")
+
+
+def captured_figure(monkeypatch) -> dict:
+    """Keep the matplotlib figure a draw function would save, to read back what it drew."""
+    captured: dict = {}
+    monkeypatch.setattr(figures.curves.plotting, "save_figure", lambda fig, stem: captured.setdefault("fig", fig) and [])
+    return captured
+
+
 def assert_same_bytes(first: list[Path], second: list[Path]) -> None:
     assert [p.suffix for p in first] == [".png", ".pdf"]
     for a, b in zip(first, second):
@@ -72,31 +93,31 @@ def assert_same_bytes(first: list[Path], second: list[Path]) -> None:
 def test_curves_are_byte_identical(tmp_path: Path) -> None:
     runs = fake_runs()
     runs["PBLF-RS"][0] = fake_metrics("PBLF-RS", 0, status="diverged", epochs=1)  # drawn apart, not in the mean
-    first = figures.draw_curves(runs, BUDGET, tmp_path / "a" / "figure_6_1")
+    first = curve_files(runs, tmp_path / "a" / "figure_6_1")
     # Seeds in the other order: the figure must not depend on the order the runs arrive in.
     swapped = {m: list(reversed(seeds)) for m, seeds in runs.items()}
-    second = figures.draw_curves(swapped, BUDGET, tmp_path / "b" / "figure_6_1")
+    second = curve_files(swapped, tmp_path / "b" / "figure_6_1")
     assert_same_bytes(first, second)
 
 
 def test_search_scatter_is_byte_identical_and_ignores_row_order(tmp_path: Path) -> None:
     searches = fake_searches()
     searches[(2, "PBLF-BO")][1]["status"] = "diverged"
-    first = figures.draw_search_scatter(searches, tmp_path / "a" / "figure_6_3")
+    first = scatter_files(searches, tmp_path / "a" / "figure_6_3")
     shuffled = {}
     for key, rows in reversed(list(searches.items())):
         rows = list(rows)
         random.Random(1).shuffle(rows)
         shuffled[key] = rows
-    second = figures.draw_search_scatter(shuffled, tmp_path / "b" / "figure_6_3")
+    second = scatter_files(shuffled, tmp_path / "b" / "figure_6_3")
     assert_same_bytes(first, second)
 
 
 def test_convergence_is_byte_identical(tmp_path: Path) -> None:
     runs = {m: fake_metrics(m, 0, budget=4) for m in methods()}
     runs["PBLF-BO"] = fake_metrics("PBLF-BO", 0, budget=4, status="diverged", epochs=2)
-    first = figures.draw_convergence(runs, tmp_path / "a" / "figure_6_4")
-    second = figures.draw_convergence(runs, tmp_path / "b" / "figure_6_4")
+    first = convergence_files(runs, tmp_path / "a" / "figure_6_4")
+    second = convergence_files(runs, tmp_path / "b" / "figure_6_4")
     assert_same_bytes(first, second)
 
 
@@ -107,22 +128,22 @@ def test_load_metrics_names_the_missing_file(tmp_path: Path) -> None:
     present = tmp_path / "s0" / "metrics.json"
     present.parent.mkdir()
     present.write_text(json.dumps(fake_metrics("Standard", 0)))
-    loaded = figures.load_metrics([present])
+    loaded = curves.load_metrics([present])
     assert loaded[0]["status"] == "ok" and loaded[0]["path"] == str(present)
     missing = tmp_path / "s1" / "metrics.json"
     with pytest.raises(InputError, match="s1/metrics.json"):
-        figures.load_metrics([present, missing])
+        curves.load_metrics([present, missing])
 
 
 def test_curves_refuse_a_missing_method(tmp_path: Path) -> None:
     runs = fake_runs()
     del runs["PBLF-RS"]
     with pytest.raises(ValueError, match="PBLF-RS"):
-        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+        curve_files(runs, tmp_path / "f")
     runs = fake_runs()
     runs["Standard"] = []
     with pytest.raises(ValueError, match="Standard"):
-        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+        curve_files(runs, tmp_path / "f")
     assert not list(tmp_path.iterdir()), "nothing may be written from partial inputs"
 
 
@@ -131,40 +152,40 @@ def test_curves_refuse_an_incomplete_run(tmp_path: Path) -> None:
     runs["PBLF-BO"][1] = {**fake_metrics("PBLF-BO", 1, epochs=BUDGET - 1), "path": "runs/b3/PBLF-BO/s1/metrics.json"}
     runs["PBLF-BO"][1]["status"] = "ok"
     with pytest.raises(ValueError, match=r"PBLF-BO run runs/b3/PBLF-BO/s1/metrics.json .*incomplete"):
-        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+        curve_files(runs, tmp_path / "f")
     # The wrong budget, and a status that is neither ok nor diverged, are refused too.
     with pytest.raises(ValueError, match="budget"):
-        figures.draw_curves(fake_runs(budget=BUDGET + 1), BUDGET, tmp_path / "f")
+        curve_files(fake_runs(budget=BUDGET + 1), tmp_path / "f")
     runs = fake_runs()
     runs["Standard"][0]["status"] = "running"
     with pytest.raises(ValueError, match="Standard run seed 0 has status 'running'"):
-        figures.draw_curves(runs, BUDGET, tmp_path / "f")
+        curve_files(runs, tmp_path / "f")
 
 
 def test_convergence_refuses_an_unknown_method_and_an_incomplete_run(tmp_path: Path) -> None:
     runs = {m: fake_metrics(m, 0) for m in methods()}
     runs["Backprop Evolution"] = runs.pop("Standard")
     with pytest.raises(ValueError, match="unknown or no method.*Backprop Evolution"):
-        figures.draw_convergence(runs, tmp_path / "f")
+        convergence_files(runs, tmp_path / "f")
     del runs["Backprop Evolution"]  # the methods of convergence.methods: any of them
-    assert len(figures.draw_convergence(runs, tmp_path / "f")) == 2
+    assert len(convergence_files(runs, tmp_path / "f")) == 2
     runs = {m: fake_metrics(m, 0) for m in methods()}
     runs["PBLF-RS"]["epochs"] = runs["PBLF-RS"]["epochs"][:1]
     with pytest.raises(ValueError, match="PBLF-RS.*incomplete"):
-        figures.draw_convergence(runs, tmp_path / "f")
+        convergence_files(runs, tmp_path / "f")
 
 
 def test_search_scatter_refuses_empty_and_missing_searches(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no searches"):
-        figures.draw_search_scatter({}, tmp_path / "f")
+        scatter_files({}, tmp_path / "f")
     searches = fake_searches()
     searches[(3, "PBLF-RS")] = []
     with pytest.raises(ValueError, match="PBLF-RS at budget 3 is empty"):
-        figures.draw_search_scatter(searches, tmp_path / "f")
+        scatter_files(searches, tmp_path / "f")
     searches = fake_searches()
     del searches[(2, "PBLF-BO")]
     with pytest.raises(ValueError, match="PBLF-BO at budget 2 is missing"):
-        figures.draw_search_scatter(searches, tmp_path / "f")
+        scatter_files(searches, tmp_path / "f")
 
 
 # ------------------------------------------------------------------------------------------------------- PCA
@@ -172,32 +193,32 @@ def test_search_scatter_refuses_empty_and_missing_searches(tmp_path: Path) -> No
 
 def test_projection_ignores_row_order_and_fixes_signs() -> None:
     rows = [row for rows in fake_searches().values() for row in rows]
-    coords, ratios, components = figures.project_candidates(rows)
-    assert coords.shape == (len(rows), 2) and components.shape == (2, len(figures.PCA_FEATURES))
+    coords, ratios, components = scatter.project_candidates(rows)
+    assert coords.shape == (len(rows), 2) and components.shape == (2, len(scatter.PCA_FEATURES))
     assert 0 < ratios[1] <= ratios[0] and ratios.sum() <= 1 + 1e-12
     for component in components:  # the sign convention: the largest-magnitude loading is positive
         assert component[np.argmax(np.abs(component))] > 0
     permutation = np.random.default_rng(3).permutation(len(rows))
-    coords_p, ratios_p, components_p = figures.project_candidates([rows[i] for i in permutation])
+    coords_p, ratios_p, components_p = scatter.project_candidates([rows[i] for i in permutation])
     np.testing.assert_array_equal(coords_p, coords[permutation])
     np.testing.assert_array_equal(ratios_p, ratios)
     np.testing.assert_array_equal(components_p, components)
     # Mode bits count: two candidates that differ only in mode are apart.
     twins = [dict(rows[0], mode="0000"), dict(rows[0], mode="1111")]
-    assert np.abs(figures.project_candidates(twins)[0][0] - figures.project_candidates(twins)[0][1]).max() > 0.5
+    assert np.abs(scatter.project_candidates(twins)[0][0] - scatter.project_candidates(twins)[0][1]).max() > 0.5
 
 
 def test_projection_of_degenerate_inputs() -> None:
     one = fake_search(2, "PBLF-BO", n=1)
-    coords, ratios, _ = figures.project_candidates(one)
+    coords, ratios, _ = scatter.project_candidates(one)
     np.testing.assert_array_equal(coords, np.zeros((1, 2)))
     np.testing.assert_array_equal(ratios, np.zeros(2))
     with pytest.raises(ValueError, match="mode"):
-        figures.candidate_features(dict(one[0], mode="012"))
+        scatter.candidate_features(dict(one[0], mode="012"))
     # A CSV whose mode lost its leading zeros (0011 -> "11") still gives the right bits; a number is refused.
-    assert figures.candidate_features(dict(one[0], mode="11"))[4:] == [0.0, 0.0, 1.0, 1.0]
+    assert scatter.candidate_features(dict(one[0], mode="11"))[4:] == [0.0, 0.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="must be a string"):
-        figures.candidate_features(dict(one[0], mode=11))
+        scatter.candidate_features(dict(one[0], mode=11))
 
 
 # ----------------------------------------------------------------------------------------------- diverged runs
@@ -207,7 +228,7 @@ def test_curves_when_every_seed_of_a_method_diverged(tmp_path: Path) -> None:
     """No mean and no band for that method, only its diverged runs (one diverged in its first epoch: no rows)."""
     runs = fake_runs()
     runs["PBLF-BO"] = [fake_metrics("PBLF-BO", s, status="diverged", epochs=s) for s in (0, 1)]
-    paths = figures.draw_curves(runs, BUDGET, tmp_path / "curves")
+    paths = curve_files(runs, tmp_path / "curves")
     assert all(p.stat().st_size > 0 for p in paths)
 
 
@@ -216,17 +237,17 @@ def test_chosen_candidate_is_earliest_of_the_best() -> None:
     for row in rows:
         row["val_top1"] = "50.0"
     rows[2]["val_top1"] = rows[3]["val_top1"] = "70.0"
-    best = figures.chosen_candidate(list(reversed(rows)))
+    best = scatter.chosen_candidate(list(reversed(rows)))
     assert (best["iteration"], best["index"]) == (rows[2]["iteration"], rows[2]["index"])
 
 
 # ------------------------------------------------------------------------------------- the numbers each figure plots
 
 
-def test_curve_summary_is_the_mean_min_and_max_over_completed_runs() -> None:
+def test_the_curves_are_the_mean_min_and_max_over_completed_runs() -> None:
     runs = fake_runs()  # Top-1 = 20 + 10 * epoch + 5 * (method's place) + 1.5 * seed, seeds 0 and 1
     runs["PBLF-RS"].append(fake_metrics("PBLF-RS", 2, status="diverged", epochs=1))
-    summary = figures.curve_summary(runs, BUDGET)
+    summary = curves.curve_figure(runs, BUDGET).methods
     bo = summary["PBLF-BO"].bands["test_top1"]
     np.testing.assert_allclose(bo.mean, [30.75, 40.75, 50.75])
     np.testing.assert_allclose(bo.low, [30.0, 40.0, 50.0])
@@ -234,13 +255,15 @@ def test_curve_summary_is_the_mean_min_and_max_over_completed_runs() -> None:
     np.testing.assert_allclose(summary["Standard"].bands["val_top1"].mean, [45.75, 55.75, 65.75])
     rs = summary["PBLF-RS"]  # the diverged seed is drawn apart, not averaged in
     np.testing.assert_allclose(rs.bands["test_top1"].mean, [35.75, 45.75, 55.75])
-    assert rs.n_runs == 3 and [m["run"]["seed"] for m, _ in rs.diverged] == [2]
+    assert rs.n_runs == 3 and [run.end_epoch for run in rs.diverged] == [2]  # diverged in its second epoch
+    np.testing.assert_allclose(rs.diverged[0].values["test_top1"], [20 + 10 + 5 + 3.0])  # its one completed epoch
+    assert rs.diverged[0].end == {"test_top1": 10.0, "val_top1": 10.0}  # what it measured after diverging
 
 
-def test_curve_summary_of_a_method_whose_runs_all_diverged() -> None:
+def test_the_curves_of_a_method_whose_runs_all_diverged() -> None:
     runs = fake_runs()
     runs["PBLF-BO"] = [fake_metrics("PBLF-BO", s, status="diverged", epochs=1) for s in (0, 1)]
-    summary = figures.curve_summary(runs, BUDGET)
+    summary = curves.curve_figure(runs, BUDGET).methods
     assert summary["PBLF-BO"].bands == {"test_top1": None, "val_top1": None}
 
 
@@ -249,20 +272,19 @@ def test_projection_of_candidates_worked_out_by_hand() -> None:
     coordinates the centred values, and the ratios 0.5 / 0.58 and 0.08 / 0.58 of the total variance."""
     rows = [{"w1": w1, "w2": w2, "b1": 0.1, "b2": -0.3, "mode": "0110"}
             for w1, w2 in ((0.5, 0.0), (-0.5, 0.0), (0.0, 0.2), (0.0, -0.2))]
-    coordinates, ratios, components = figures.project_candidates(rows)
+    coordinates, ratios, components = scatter.project_candidates(rows)
     np.testing.assert_allclose(coordinates, [[0.5, 0.0], [-0.5, 0.0], [0.0, 0.2], [0.0, -0.2]], atol=1e-12)
     np.testing.assert_allclose(ratios, [0.5 / 0.58, 0.08 / 0.58])
-    np.testing.assert_allclose(np.abs(components), np.eye(2, len(figures.PCA_FEATURES)), atol=1e-12)
+    np.testing.assert_allclose(np.abs(components), np.eye(2, len(scatter.PCA_FEATURES)), atol=1e-12)
 
 
 def test_the_curves_drawn_are_the_summary(monkeypatch, tmp_path: Path) -> None:
     """Panel (a) of Figure 6.1 draws PBLF-BO's mean Top-1 and mean Top-1 validation, and panel (e) every
-    method's mean Top-1: the drawing places the numbers of curve_summary, not other series."""
-    captured = {}
-    monkeypatch.setattr(figures.plotting, "save_figure", lambda fig, stem: captured.setdefault("fig", fig) and [])
+    method's mean Top-1: the drawing places the numbers of curve_figure, not other series."""
+    captured = captured_figure(monkeypatch)
     runs = fake_runs()
-    figures.draw_curves(runs, BUDGET, tmp_path / "f")
-    summary = figures.curve_summary(runs, BUDGET)
+    curve_files(runs, tmp_path / "f")
+    summary = curves.curve_figure(runs, BUDGET).methods
     panel_a, panel_d = captured["fig"].axes[0], captured["fig"].axes[len(methods())]
     drawn_a = [line.get_ydata() for line in panel_a.get_lines()]
     expected_a = [summary["PBLF-BO"].bands[key].mean for key in ("val_top1", "test_top1")]
@@ -270,3 +292,44 @@ def test_the_curves_drawn_are_the_summary(monkeypatch, tmp_path: Path) -> None:
     drawn_d = [line.get_ydata() for line in panel_d.get_lines()]
     for method in methods():
         assert any(np.array_equal(summary[method].bands["test_top1"].mean, d) for d in drawn_d), method
+
+
+def test_the_convergence_curves_by_hand(monkeypatch, tmp_path: Path) -> None:
+    """Figure 6.4's numbers: each rerun's Top-1 per epoch (20 + 10 epoch + 5 method's place) and its final Top-1;
+    a diverged rerun ends at the epoch it diverged in; the lines drawn are those numbers."""
+    runs = {m: fake_metrics(m, 0, budget=4) for m in methods()}
+    runs["PBLF-RS"] = fake_metrics("PBLF-RS", 0, budget=4, status="diverged", epochs=2)
+    data = curves.convergence_figure(runs)
+    assert data.budget == 4 and list(data.curves) == list(methods())
+    np.testing.assert_allclose(data.curves["Standard"].top1, [40.0, 50.0, 60.0, 70.0])  # Standard is third
+    assert data.curves["Standard"].final == 70.0 and data.curves["Standard"].diverged is None
+    assert data.curves["PBLF-RS"].diverged.end_epoch == 3 and data.curves["PBLF-RS"].final == 10.0
+    captured = captured_figure(monkeypatch)
+    curves.draw_convergence(data, tmp_path / "f", "6.4")
+    drawn = [line.get_ydata() for line in captured["fig"].axes[0].get_lines()]
+    assert any(np.array_equal(line, [40.0, 50.0, 60.0, 70.0]) for line in drawn)
+
+
+def test_the_scatter_points_by_hand(monkeypatch, tmp_path: Path) -> None:
+    """Figure 6.3's numbers: two searches of two candidates that differ only in w1 (by 0.6) and w2 (by 0.2) along
+    with their search: the coordinates are the centred w1 and w2, in evaluation order, and the chosen candidate is
+    the higher Top-1 validation; the points drawn are those coordinates."""
+    def row(iteration, w1, w2, val, test, method):
+        return {"budget_epochs": 2, "method": method, "iteration": iteration, "index": 0, "w1": w1, "w2": w2,
+                "b1": 0.1, "b2": 0.2, "mode": "1010", "status": "ok", "val_top1": val, "test_top1": test}
+    searches = {(2, "PBLF-BO"): [row(1, 0.3, 0.0, 80.0, 70.0, "PBLF-BO"), row(0, -0.3, 0.0, 60.0, 50.0, "PBLF-BO")],
+                (2, "PBLF-RS"): [row(0, 0.0, 0.1, 55.0, 45.0, "PBLF-RS"), row(1, 0.0, -0.1, 65.0, 40.0, "PBLF-RS")]}
+    data = scatter.scatter_figure(searches)
+    bo, rs = data.panels
+    np.testing.assert_allclose(bo.points, [[-0.3, 0.0], [0.3, 0.0]], atol=1e-12)  # iteration order: -0.3 first
+    np.testing.assert_allclose(rs.points, [[0.0, 0.1], [0.0, -0.1]], atol=1e-12)
+    np.testing.assert_allclose(data.ratios, [0.18 / 0.20, 0.02 / 0.20])  # variances 0.09 and 0.01 (x 2 / 4)
+    assert (bo.chosen, rs.chosen) == (1, 1) and list(bo.top1) == [50.0, 70.0]
+    captured = captured_figure(monkeypatch)
+    scatter.draw_scatter(data, tmp_path / "f", "6.3")
+    offsets = np.concatenate([c.get_offsets() for c in captured["fig"].axes[0].collections])
+    assert {tuple(np.round(p, 9)) for p in offsets} == {(-0.3, 0.0), (0.3, 0.0)}
+
+
+def test_every_figure_has_a_read_and_a_draw() -> None:
+    assert set(figures.FIGURES_DRAWN) == set(FIGURES)

@@ -63,11 +63,12 @@ def test_the_stage_writes_runs_and_table(metrics, tmp_path):
 
 
 def test_the_figure_is_drawn_and_byte_stable(metrics, tmp_path):
-    from pblf.results.generalisation import draw
+    from pblf.results.generalisation import draw_generalisation, read_generalisation
 
     stage_generalisation(metrics, tmp_path / "out")
-    first = draw(tmp_path / "out" / "runs.csv", tmp_path / "a" / "figure_generalisation")
-    second = draw(tmp_path / "out" / "runs.csv", tmp_path / "b" / "figure_generalisation")
+    data = read_generalisation([tmp_path / "out" / "runs.csv"])
+    first = draw_generalisation(data, tmp_path / "a" / "figure_generalisation", "generalisation")
+    second = draw_generalisation(data, tmp_path / "b" / "figure_generalisation", "generalisation")
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 

@@ -146,5 +146,6 @@ def test_the_trajectory_figure_draws_the_learning_runs(learned, tmp_path):
     assert tuple(round(x, 6) for x in rows[-1, 1:5]) == pytest.approx(candidate.phi, abs=1e-5)
     with pytest.raises(InputError, match="is not a learning run of PBLF-HG"):
         figures_hg.trajectories([{"run": {"kind": "repeat", "method": "PBLF-HG", "budget": 2}}])
-    written = figures_hg.draw([result], tmp_path / "figure_hypergradient")
+    data = figures_hg.HypergradientFigure(figures_hg.trajectories([result]), ["PBLF-HG"])
+    written = figures_hg.draw(data, tmp_path / "figure_hypergradient", "hypergradient")
     assert sorted(path.suffix for path in written) == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in written)

@@ -18,7 +18,7 @@ from pblf.core.config import load_config, validate
 from pblf.core.errors import ConfigError
 from pblf.core.files import write_csv
 from pblf.core.names import HISTORY_COLUMNS, STANDARD, TRIALS_REQUIRED
-from pblf.results import figures
+from pblf.results import curves, scatter
 from pblf.results.tables import read_trials, table_6_2, table_6_2_paired
 from pblf.search.gp import Observation
 from pblf.search.method import PackClass, SearchCost, SearchMethod, proposal_seed
@@ -156,14 +156,16 @@ def test_tables_and_figures_take_a_fifth_method(fifth, tmp_path):
                       "epochs": [{"epoch": e, "val_top1": 50.0 + e + k, "test_top1": 49.0 + e + k} for e in (1, 2)],
                       "val_top1": 52.0 + k, "test_top1": 51.0 + k} for seed in (1, 2)]
             for k, method in enumerate(methods())}
-    paths = figures.draw_curves(runs, 2, tmp_path / "figure_6_1")
+    data = curves.curve_figure(runs, 2)
+    assert list(data.methods) == list(methods())
+    paths = curves.draw_curves(data, tmp_path / "figure_6_1", "6.1")
     assert [path.suffix for path in paths] == [".png", ".pdf"]
-    assert set(figures.curve_summary(runs, 2)) == set(methods())
     search = [{"budget_epochs": 2, "method": fifth, "iteration": 0, "index": i, "w1": w1, "w2": 0.0, "b1": 0.0,
                "b2": 0.5, "mode": "1111", "status": "ok", "epochs": 2, "val_top1": 50.0 + i, "test_top1": 49.0 + i}
               for i, w1 in enumerate((-0.5, 0.5, 0.25))]
     bo = [{**row, "method": "PBLF-BO", "w1": row["w1"] / 2} for row in search]
     rs = [{**row, "method": "PBLF-RS", "b1": 0.3} for row in search]
-    scatter = figures.draw_search_scatter({(2, "PBLF-BO"): bo, (2, "PBLF-RS"): rs, (2, fifth): search},
-                                          tmp_path / "figure_6_3")
-    assert json.dumps([str(p.name) for p in scatter]) == '["figure_6_3.png", "figure_6_3.pdf"]'
+    made = scatter.scatter_figure({(2, "PBLF-BO"): bo, (2, "PBLF-RS"): rs, (2, fifth): search})
+    assert made.methods == ["PBLF-BO", "PBLF-RS", fifth]
+    written = scatter.draw_scatter(made, tmp_path / "figure_6_3", "6.3")
+    assert json.dumps([str(p.name) for p in written]) == '["figure_6_3.png", "figure_6_3.pdf"]'

@@ -119,12 +119,12 @@ def test_the_search_stages(recorded, tmp_path):
 
 
 def test_appendix_c(recorded, tmp_path):
-    from pblf.results import figures_c, trajectories
+    from pblf.results import figures, figures_c, trajectories
 
-    seen = recorded(trajectories, figures_c)
+    seen = recorded(trajectories, figures_c, figures)
     config = config_file(tmp_path)
     trajectories.stage_trajectories([config], tmp_path / "trajectories")
-    figures_c.stage_figure_c("C.1", [tmp_path / "trajectories" / "figure_C_1.csv"], tmp_path / "figure_C_1", [config])
+    figures.stage_figure("C.1", [tmp_path / "trajectories" / "figure_C_1.csv"], tmp_path / "figures", [config])
     assert outside(seen, "appendix_c") == []
 
 

@@ -119,8 +119,9 @@ def written_twice(tmp_path_factory):
         csvs = tj.write_trajectories(out, EPOCHS, TRIALS, N, SEED)
         velocity = tj.write_velocity(out / "velocity.csv", EPOCHS, TRIALS, N, SEED)
         for path in csvs:
-            figures_c.draw_figure_c(path, out / path.stem, seed=SEED, n_samples=N, grid_points=31)
-        figures_c.draw_velocity(velocity, out / "figure_C_4")
+            data = figures_c.trajectory_figure(path, seed=SEED, n_samples=N, grid_points=31)
+            figures_c.draw_trajectories(data, out / path.stem, data.figure_id)
+        figures_c.draw_velocity(figures_c.velocity_figure(velocity), out / "figure_C_4", "C.4")
         dirs.append(out)
     return dirs
 
@@ -169,4 +170,29 @@ def test_writers_and_figures_are_byte_stable(written_twice):
 
 def test_figure_refuses_a_seed_the_csv_was_not_written_with(written_twice, tmp_path):
     with pytest.raises(ValueError, match="seed"):
-        figures_c.draw_figure_c(written_twice[0] / "figure_C_1.csv", tmp_path / "x", seed=SEED + 1, n_samples=N)
+        figures_c.trajectory_figure(written_twice[0] / "figure_C_1.csv", seed=SEED + 1, n_samples=N)
+
+
+def test_the_trajectory_and_velocity_figures_read_the_csvs_by_hand(tmp_path):
+    """The numbers Figures C.1-C.4 plot: each start's path per beta as written (step order), its start point, the
+    loss landscape of that start; and per panel of C.4 the velocity rows in beta order."""
+    out = tmp_path / "c"
+    (path, *_), velocity = tj.write_trajectories(out, EPOCHS, TRIALS, N, SEED), \
+        tj.write_velocity(out / "velocity.csv", EPOCHS, TRIALS, N, SEED)
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["start"] == "0" and float(row["beta"]) == 1.0]
+    data = figures_c.trajectory_figure(path, seed=SEED, n_samples=N, grid_points=5)
+    panel = data.panels[0]
+    expected = np.array([[float(r["w1"]), float(r["w2"])] for r in sorted(rows, key=lambda r: int(r["step"]))])
+    np.testing.assert_array_equal(panel.paths[1.0], expected)
+    np.testing.assert_allclose(panel.start_point, expected[0], rtol=1e-6)
+    np.testing.assert_array_equal(panel.loss, tj.loss_landscape(panel.w1_grid, panel.w2_grid,
+                                                                tj.start_seed(SEED, 0), N))
+    assert (data.figure_id, data.steps, panel.loss.shape) == ("C.1", EPOCHS, (5, 5))
+    speed = figures_c.velocity_figure(velocity)
+    with velocity.open(newline="") as handle:
+        sgd = sorted((float(r["beta"]), float(r["velocity_mean"])) for r in csv.DictReader(handle)
+                     if (r["optimizer"], float(r["lr"])) == tj.VELOCITY_PANELS[0])
+    first = speed.panels[0]
+    assert (first.optimizer, first.lr) == tj.VELOCITY_PANELS[0] and speed.runs == [TRIALS]
+    assert list(zip(first.betas, first.mean)) == sgd

@@ -10,21 +10,25 @@ rounded candidate that the repeats then retrain.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pblf.results import plotting
 from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
 from pblf.core.names import PHI_NAMES, PLACES, epochs_label
+from pblf.results import plotting
+from pblf.results.curves import load_metrics
 from pblf.search.registry import learning_methods
 from pblf.training.hypergrad import TRAJECTORY_FIELDS
 
-#: The gates' columns in a trajectory row, in place order.
-GATES: tuple[str, ...] = TRAJECTORY_FIELDS[1 + len(PHI_NAMES):]
+#: How each gate's line is drawn: the four often move together, so wider lines go under narrower ones with other
+#: dashes, and every gate stays visible where they coincide.
+GATE_WIDTHS: tuple[float, ...] = (4.0, 2.8, 1.8, 1.0)
+GATE_STYLES: tuple[object, ...] = ("-", (0, (5, 2)), (0, (2, 1.5)), (0, (1, 1)))
 
 
 def trajectories(runs: Sequence[Mapping[str, Any]]) -> dict[int, tuple[np.ndarray, Candidate]]:
@@ -49,10 +53,24 @@ def trajectories(runs: Sequence[Mapping[str, Any]]) -> dict[int, tuple[np.ndarra
     return dict(sorted(out.items()))
 
 
-def draw(runs: Sequence[Mapping[str, Any]], out_stem: str | Path) -> list[Path]:
+@dataclass(frozen=True)
+class HypergradientFigure:
+    """The numbers of the figure: per budget, a learning run's trajectory and learned candidate
+    (:func:`trajectories`), and the methods whose runs these are."""
+
+    paths: dict[int, tuple[np.ndarray, Candidate]]
+    learners: list[str]
+
+
+def read_hypergradient(inputs: Sequence[Path], config: Sequence[Path] | None = None) -> HypergradientFigure:
+    """The figure from the learning runs' ``metrics.json``."""
+    runs = load_metrics(inputs)
+    return HypergradientFigure(trajectories(runs), sorted({metrics["run"]["method"] for metrics in runs}))
+
+
+def draw(data: HypergradientFigure, out_stem: str | Path, figure_id: str) -> list[Path]:
     """Draw the figure into ``out_stem.png`` and ``.pdf``."""
-    paths = trajectories(runs)
-    learners = " and ".join(sorted({metrics["run"]["method"] for metrics in runs}))
+    paths, learners = data.paths, " and ".join(data.learners)
     plotting.apply_style()
     fig, axes = plt.subplots(2, len(paths), figsize=(4.6 * len(paths), 6.4), squeeze=False, sharex="col")
     for column, (budget, (rows, learned)) in enumerate(paths.items()):
@@ -69,9 +87,9 @@ def draw(runs: Sequence[Mapping[str, Any]], out_stem: str | Path) -> list[Path]:
         top.set_title(f"{epochs_label(budget)}: learned {learned.mode}\n"
                       + ", ".join(f"{name} {value:.3f}" for name, value in zip(PHI_NAMES, learned.phi)),
                       fontsize="small")
-        for k, place in enumerate(PLACES):
-            bottom.plot(steps, rows[:, 1 + len(PHI_NAMES) + k], color=plotting.PALETTE[4 + k], linewidth=1.4,
-                        marker=marker, label=place)
+        for k, place in enumerate(PLACES):  # gates that move together coincide: wide to narrow, each dashed its own
+            bottom.plot(steps, rows[:, 1 + len(PHI_NAMES) + k], color=plotting.PALETTE[4 + k],
+                        linewidth=GATE_WIDTHS[k], linestyle=GATE_STYLES[k], marker=marker, label=place, zorder=2 + k)
         bottom.axhline(0.5, color="0.4", linestyle=":", linewidth=0.9, zorder=1)
         bottom.set_ylim(-0.03, 1.03)
         bottom.set_ylabel("gate g (bit = g >= 0.5)")

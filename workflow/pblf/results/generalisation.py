@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,37 +106,79 @@ def stage_generalisation(metrics: list[Path], out: Path) -> Outcome:
     return Outcome()
 
 
-def draw(runs_csv: str | Path, out_stem: str | Path) -> list[Path]:
-    """The generalisation figure from ``runs.csv``: Top-1 against batch size (log scale), one line per method (the
-    mean over its runs), every run a dot and a diverged run an x, one panel per lr scaling."""
+@dataclass(frozen=True)
+class GeneralisationLine:
+    """One method at one lr scaling: its mean Top-1 per batch size (the line) and every run (the dots; a diverged
+    run an x), as (batch size, Top-1, diverged)."""
+
+    batch_sizes: list[int]
+    means: list[float]
+    runs: list[tuple[int, float, bool]]
+
+
+@dataclass(frozen=True)
+class GeneralisationFigure:
+    """The numbers of the generalisation figure: per lr scaling (a panel), per method, its line; the budget and
+    the seeds of the runs."""
+
+    panels: dict[str, dict[str, GeneralisationLine]]
+    batch_sizes: list[int]
+    budget: int
+    seeds: list[int]
+
+
+def generalisation_figure(rows: Sequence[dict[str, Any]]) -> GeneralisationFigure:
+    """The numbers of the generalisation figure from the runs (``runs.csv``'s rows): the lines are the table's
+    means (:func:`summary`), in the tables' order of methods and the schema's of scalings."""
+    table = summary(rows)
+    scalings = [s for s in LR_SCALINGS if any(row["lr_scaling"] == s for row in rows)]
+    present = [m for m in methods() if any(row["method"] == m for row in rows)]
+    panels = {}
+    for scaling in scalings:
+        lines = {}
+        for method in present:
+            line = [row for row in table if row["method"] == method and row["lr_scaling"] == scaling]
+            runs = [(row["batch_size"], row["test_top1"], row["status"] == "diverged") for row in rows
+                    if row["method"] == method and row["lr_scaling"] == scaling]
+            lines[method] = GeneralisationLine([row["batch_size"] for row in line],
+                                               [row["test_top1_mean"] for row in line], runs)
+        panels[scaling] = lines
+    return GeneralisationFigure(panels, sorted({row["batch_size"] for row in rows}), rows[0]["budget_epochs"],
+                                sorted({row["seed"] for row in rows}))
+
+
+def read_generalisation(inputs: Sequence[Path], config: Sequence[Path] | None = None) -> GeneralisationFigure:
+    """The generalisation figure from ``runs.csv``."""
+    if len(inputs) != 1:
+        raise InputError(f"the generalisation figure is drawn from runs.csv, got {len(inputs)} inputs")
+    return generalisation_figure(read_runs(inputs[0]))
+
+
+def draw_generalisation(data: GeneralisationFigure, out_stem: str | Path, figure_id: str) -> list[Path]:
+    """Top-1 against batch size (log scale), one line per method (the mean over its runs), every run a dot and a
+    diverged run an x, one panel per lr scaling."""
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.lines import Line2D
 
     from pblf.results import plotting
 
-    rows = read_runs(runs_csv)
-    table = summary(rows)
-    scalings = [s for s in LR_SCALINGS if any(row["lr_scaling"] == s for row in rows)]
-    present = [m for m in methods() if any(row["method"] == m for row in rows)]
     plotting.apply_style()
-    fig, axes = plt.subplots(1, len(scalings), figsize=(5.2 * len(scalings), 4.0), sharey=True, squeeze=False)
-    for ax, scaling in zip(axes[0], scalings):
-        for offset, method in zip(np.linspace(-0.04, 0.04, len(present)), present):
+    fig, axes = plt.subplots(1, len(data.panels), figsize=(5.2 * len(data.panels), 4.0), sharey=True, squeeze=False)
+    present: list[str] = []
+    for ax, (scaling, lines) in zip(axes[0], data.panels.items()):
+        present = list(lines)
+        for offset, (method, line) in zip(np.linspace(-0.04, 0.04, len(lines)), lines.items()):
             colour = plotting.method_colour(method)
-            line = [row for row in table if row["method"] == method and row["lr_scaling"] == scaling]
-            ax.plot([row["batch_size"] for row in line], [row["test_top1_mean"] for row in line], color=colour,
-                    linewidth=1.6, zorder=3)
-            for status, marker in (("ok", "o"), ("diverged", "x")):
-                points = [row for row in rows if row["method"] == method and row["lr_scaling"] == scaling
-                          and (row["status"] == "diverged") == (status == "diverged")]
+            ax.plot(line.batch_sizes, line.means, color=colour, linewidth=1.6, zorder=3)
+            for diverged, marker in ((False, "o"), (True, "x")):
+                points = [(batch, top1) for batch, top1, flag in line.runs if flag == diverged]
                 if points:  # a small horizontal offset per method keeps coinciding dots apart
-                    ax.scatter([row["batch_size"] * 2 ** offset for row in points],
-                               [row["test_top1"] for row in points], marker=marker, s=22 if marker == "o" else 40,
-                               color=colour, alpha=0.7, zorder=4, linewidths=1.4 if marker == "x" else 0)
-        batches = sorted({row["batch_size"] for row in rows})
+                    ax.scatter([batch * 2 ** offset for batch, _ in points], [top1 for _, top1 in points],
+                               marker=marker, s=40 if diverged else 22, color=colour, alpha=0.7, zorder=4,
+                               linewidths=1.4 if diverged else 0)
         ax.set_xscale("log", base=2)
-        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_xticks(data.batch_sizes, [str(b) for b in data.batch_sizes])
         ax.minorticks_off()
         ax.set_xlabel("batch size")
         ax.set_ylabel("Top-1 (%)")
@@ -144,9 +187,8 @@ def draw(runs_csv: str | Path, out_stem: str | Path) -> list[Path]:
     handles += [Line2D([], [], color="0.4", marker="o", linestyle="none", label="a run"),
                 Line2D([], [], color="0.4", marker="x", linestyle="none", label="a diverged run")]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize="small")
-    budget = rows[0]["budget_epochs"]
-    seeds = sorted({row["seed"] for row in rows})
-    fig.suptitle(f"Generalisation to other batch sizes: the chosen candidates and Standard, {budget} epochs, "
+    seeds = data.seeds
+    fig.suptitle(f"Generalisation to other batch sizes: the chosen candidates and Standard, {data.budget} epochs, "
                  f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}", fontsize="medium")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return plotting.save_figure(fig, out_stem)
