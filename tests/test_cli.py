@@ -42,7 +42,7 @@ def test_every_subcommand_is_covered_here():
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no API
     assert commands == {"check-config", "plan", "split", "train", "propose", "history", "evaluations", "select",
                         "select-standard", "trials", "generalisation", "tables", "figure", "trajectories", "audit",
-                        "train-pack", "reproduction"}
+                        "train-pack", "reproduction", "generalisation-table", "timings"}
 
 
 def test_check_config_names_the_key(tmp_path, capsys):
@@ -126,6 +126,14 @@ def test_reproduction_names_its_missing_inputs(missing, tmp_path, capsys):
                       "20,Standard,1,90,91,0,0,0,1,1111\n")
     one_line_error(*run("reproduction", "--trials", str(trials), "--convergence", missing, "--out",
                         str(tmp_path / "out"), capsys=capsys), "reproduction", missing)
+    assert not (tmp_path / "out").exists()
+
+
+def test_timings_and_the_generalisation_table_name_their_missing_input(missing, tmp_path, capsys):
+    one_line_error(*run("timings", "--evaluations", missing, "--out", str(tmp_path / "out"), capsys=capsys),
+                   "timings", missing, "does not exist")
+    one_line_error(*run("generalisation-table", "--runs", missing, "--out", str(tmp_path / "out"), capsys=capsys),
+                   "generalisation-table", missing, "does not exist")
     assert not (tmp_path / "out").exists()
 
 

@@ -125,7 +125,7 @@ def test_selection_refuses_an_empty_or_mixed_file(tmp_path):
         read_evaluations(path)
     with pytest.raises(InputError, match="no evaluated candidate trained its full budget"):
         select_best([{"status": "stopped", "val_top1": 50.0}])
-    row = "{b},PBLF-BO,0,0,random,,0.1,0.2,0.3,0.4,0010,ok,1,50,40,1.5,run"
+    row = "{b},PBLF-BO,0,0,random,,0.1,0.2,0.3,0.4,0010,ok,1,50,40,1.5,a CPU,run"
     path.write_text(",".join(EVALUATION_COLUMNS) + "\n" + row.format(b=2) + "\n" + row.format(b=3) + "\n")
     with pytest.raises(InputError, match="mixes several searches"):
         read_evaluations(path)

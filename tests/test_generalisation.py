@@ -11,7 +11,9 @@ from pblf.core.config import validate
 from pblf.core.errors import InputError
 from pblf.core.files import read_csv
 from pblf.core.layout import Layout, RunId
-from pblf.results.generalisation import collect_runs, read_runs, stage_generalisation, summary
+from pblf.results.generalisation import (
+    collect_runs, read_runs, stage_generalisation, stage_generalisation_table, summary,
+)
 from pblf.training.train import run_config
 
 L = Layout("results")
@@ -53,6 +55,7 @@ def test_the_table_counts_diverged_runs_with_their_accuracy(metrics):
 
 def test_the_stage_writes_runs_and_table(metrics, tmp_path):
     stage_generalisation(metrics, tmp_path / "out")
+    stage_generalisation_table(tmp_path / "out" / "runs.csv", tmp_path / "out")
     runs = read_runs(tmp_path / "out" / "runs.csv")
     assert len(runs) == 16 and {r["status"] for r in runs} == {"ok", "diverged"}
     rows = read_csv(tmp_path / "out" / "generalisation.csv")

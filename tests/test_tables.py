@@ -226,7 +226,7 @@ def test_csv_headers_and_unrounded_numbers(tmp_path: Path, trials: Path) -> None
     headers = {name: (tmp_path / name).read_text().splitlines()[0] for name in TABLE_NAMES if name.endswith(".csv")}
     assert headers == {
         "table_6_2.csv": "budget_epochs,method,w1,w2,b1,b2,mode,test_top1_mean,test_top1_std,test_top1_var,n,"
-                         "search_candidates,search_epochs,search_seconds,vs_standard_diff,vs_standard_ci_low,"
+                         "search_candidates,search_epochs,vs_standard_diff,vs_standard_ci_low,"
                          "vs_standard_ci_high,vs_standard_p,vs_standard_n",
         "table_6_2_paired.csv": "budget_epochs,method,versus,diff,ci_low,ci_high,p,n",
         "table_B_1.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,test_top1_mean,test_top1_var,"
@@ -245,10 +245,10 @@ def test_markdown_formatting(tmp_path: Path, trials: Path) -> None:
     text = (tmp_path / "table_6_2.md").read_text()
     header = [cell.strip() for cell in text.splitlines()[0].strip("|").split("|")]
     assert header == ["Budget", "Method", "W_1", "W_2", "B_1", "B_2", "Mode", "Top-1", "Std", "Var", "n",
-                      "Candidates", "Epochs", "Time (s)", "Δ vs Standard", "95 % CI", "p"]
+                      "Candidates", "Epochs", "Δ vs Standard", "95 % CI", "p"]
     rows = markdown_rows(text)
     assert rows[0] == ["100 epochs", "PBLF-BO", "0.0365", "0.0000", "0.5816", "0.3750", "0010", "95.00", "0.7197",
-                       "0.5180", "5", "", "", "", "-0.47", "[-1.56, 0.61]", "0.2912"]
+                       "0.5180", "5", "", "", "-0.47", "[-1.56, 0.61]", "0.2912"]
     assert rows[1][4] == "-0.7650"
     assert rows[2][-5:] == ["", "", "", "", ""]  # Standard against itself
     assert [row[:2] for row in rows][3] == ["20 epochs", "PBLF-BO"]
@@ -271,8 +271,8 @@ def test_latex_is_a_booktabs_tabular_with_budget_blocks(tmp_path: Path, trials: 
         assert hundred < twenty and lines[twenty - 1] == "\\midrule" and lines[twenty + 1] == "\\midrule"
         assert "\\caption" not in "\n".join(lines) and "\\begin{table}" not in "\n".join(lines)
     text = (tmp_path / "table_6_2.tex").read_text()
-    assert "\\multicolumn{16}{l}{\\textbf{100 epochs}} \\\\" in text
-    assert ("PBLF-BO & 0.0365 & 0.0000 & 0.5816 & 0.3750 & 0010 & 95.00 & 0.7197 & 0.5180 & 5 &  &  &  & $-$0.47 & "
+    assert "\\multicolumn{15}{l}{\\textbf{100 epochs}} \\\\" in text
+    assert ("PBLF-BO & 0.0365 & 0.0000 & 0.5816 & 0.3750 & 0010 & 95.00 & 0.7197 & 0.5180 & 5 &  &  & $-$0.47 & "
             "$[-1.56,\\ 0.61]$ & 0.2912 \\\\") in text
     assert "PBLF-RS & 0.2282 & 0.2304 & $-$0.7650 & 0.8942 & 1110 & 95.28 & 0.1710 & 0.0292 & 5 &" in text
     b1 = (tmp_path / "table_B_1.tex").read_text()
@@ -299,7 +299,7 @@ def test_a_single_seed_has_undefined_spread_and_does_not_crash(tmp_path: Path) -
     write_tables(trials, tmp_path / "out")
     csv_row = read_csv(tmp_path / "out" / "table_6_2.csv")[0]
     assert (csv_row["test_top1_std"], csv_row["test_top1_var"], csv_row["n"]) == ("", "", "1")
-    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-9:-6] == ["n/a", "n/a", "1"]
+    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-8:-5] == ["n/a", "n/a", "1"]
     assert "& 92.50 & n/a & n/a & 1 &" in (tmp_path / "out" / "table_6_2.tex").read_text()
     assert list(read_csv(tmp_path / "out" / "table_B_1.csv")[0]) == ["budget_epochs", "method", "seed 7",
                                                                      "test_top1_mean", "test_top1_var", "test_top1_std"]
@@ -409,9 +409,33 @@ def test_search_cost_and_the_meta_network_come_from_optional_columns(tmp_path: P
 
 
 
-@pytest.mark.parametrize("bad", ["nan", "inf", "-1e300", "-3", "abc"])
-def test_a_search_cost_is_a_finite_non_negative_number(tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize("bad", ["nan", "inf", "-3", "abc", "1.5"])
+def test_a_search_cost_is_a_non_negative_integer(tmp_path: Path, bad: str) -> None:
     path = tmp_path / "trials.csv"
-    path.write_text(HEADER + ",search_seconds\n" + f"20,Standard,1,90.0,91.0,0,0,0,1,1111,{bad}\n")
-    with pytest.raises(ValueError, match=f"line 2, column search_seconds: '{bad}' is not a finite non-negative number"):
+    path.write_text(HEADER + ",search_epochs\n" + f"20,Standard,1,90.0,91.0,0,0,0,1,1111,{bad}\n")
+    with pytest.raises(ValueError, match=f"line 2, column search_epochs: '{bad}' is not a non-negative integer"):
         read_trials(path)
+
+
+def test_timings_are_each_searchs_seconds_on_its_machines(tmp_path: Path) -> None:
+    """The timings table: per search, candidates, epochs and seconds of each candidate's furthest run (a promoted
+    run continues another: counted once, at its furthest), and the machines they were measured on."""
+    from pblf.core.files import write_csv
+    from pblf.core.names import EVALUATION_COLUMNS
+    from pblf.results.timings import stage_timings, timings
+
+    def row(budget, method, iteration, index, w1, status, epochs, seconds, machine):
+        return {"budget_epochs": budget, "method": method, "iteration": iteration, "index": index, "source": "random",
+                "replaced": "", "w1": w1, "w2": 0, "b1": 0, "b2": 0, "mode": "0001", "status": status,
+                "epochs": epochs, "val_top1": 50, "test_top1": 40, "seconds": seconds, "measured_on": machine,
+                "run": "r"}
+    rs = write_csv([row(2, "PBLF-RS", 0, 0, 0.1, "promoted", 1, 1.5, "GPU A"),
+                    row(2, "PBLF-RS", 0, 1, 0.2, "stopped", 1, 1.25, "GPU B"),
+                    row(2, "PBLF-RS", 1, 0, 0.1, "ok", 2, 3.5, "GPU A")], EVALUATION_COLUMNS, tmp_path / "rs.csv")
+    bo = write_csv([row(1, "PBLF-BO", 0, 0, 0.3, "ok", 1, 2.0, "GPU A")], EVALUATION_COLUMNS, tmp_path / "bo.csv")
+    made = timings([bo, rs])
+    assert [(r["budget_epochs"], r["method"], r["candidates"], r["epochs"], r["seconds"], r["measured_on"])
+            for r in made] == [(2, "PBLF-RS", 2, 3, 4.75, "GPU A; GPU B"), (1, "PBLF-BO", 1, 1, 2.0, "GPU A")]
+    stage_timings([bo, rs], tmp_path / "out")
+    assert "| 2 epochs | PBLF-RS  |            2 |        3 |        4.8 | GPU A; GPU B  |" in \
+        (tmp_path / "out" / "timings.md").read_text()

@@ -43,26 +43,16 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-#: The columns that hold measured wall time (an evaluation's ``seconds``, a trial's ``search_seconds``, Table 6.2's
-#: "Time (s)"): the only cells of a table or search CSV that differ between two runs of the same config.
-TIMING_COLUMNS = frozenset({"seconds", "search_seconds", "Time (s)"})
+#: The columns of a search's evaluations.csv that measure the machine (an evaluation's ``seconds`` and where they were
+#: measured): the only cells of a search CSV that differ between two runs of the same config.
+TIMING_COLUMNS = frozenset({"seconds", "measured_on"})
 
 
 def without_timing(path: Path) -> str:
-    """A CSV, Markdown or LaTeX table's text with its measured-seconds cells blanked, for comparing two runs."""
-    text = path.read_text()
-    if path.suffix == ".csv":
-        rows = list(csv.reader(io.StringIO(text)))
-        blank = {i for i, name in enumerate(rows[0]) if name in TIMING_COLUMNS} if rows else set()
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows([[("" if i in blank else c) for i, c in enumerate(row)]
-                                                        for row in rows])
-        return out.getvalue()
-    separator = "|" if path.suffix == ".md" else " & "
-    lines, blank = [], set()
-    for line in text.splitlines():
-        cells = [cell.strip() for cell in line.split(separator)]
-        if "Time (s)" in cells:
-            blank = {cells.index("Time (s)")}
-        lines.append(separator.join("" if i in blank and len(cells) > 1 else c for i, c in enumerate(cells)))
-    return "\n".join(lines)
+    """A search CSV's text with its measured cells blanked, for comparing two runs."""
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    blank = {i for i, name in enumerate(rows[0]) if name in TIMING_COLUMNS} if rows else set()
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([[("" if i in blank else c) for i, c in enumerate(row)]
+                                                    for row in rows])
+    return out.getvalue()

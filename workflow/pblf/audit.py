@@ -23,8 +23,8 @@ from typing import Any
 
 from pblf.core.errors import InputError, UserError
 from pblf.core.files import file_digest, read_csv, read_json
-from pblf.core.layout import METRICS, Layout, RunId
-from pblf.core.names import FIGURE_FORMATS, FIGURES, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES
+from pblf.core.layout import GENERALISATION, METRICS, Layout, RunId
+from pblf.core.names import FIGURE_FORMATS, FIGURES, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS
 from pblf.core.provenance import STORE, Outcome, code_fingerprint, read_record, record_path
 from pblf.search.registry import methods
 
@@ -50,7 +50,8 @@ class Audit:
 def default_targets(results: Path) -> list[Path]:
     """Every table and figure of a results folder (those of :mod:`pblf.core.names` that exist)."""
     layout = Layout(str(results))
-    files = [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES) for fmt in TABLE_FORMATS]
+    files = [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES, TIMINGS, GENERALISATION)
+             for fmt in TABLE_FORMATS]
     files += [layout.figure(figure, fmt) for figure in FIGURES for fmt in FIGURE_FORMATS]
     return [Path(p) for p in files if Path(p).is_file()]
 

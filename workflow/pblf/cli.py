@@ -137,9 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out(p, "trials.csv")
 
     p = add("generalisation", "pblf.results.generalisation:stage_generalisation",
-            "gather the generalisation runs into runs.csv and their table")
+            "gather the generalisation runs into runs.csv")
     p.add_argument("--metrics", nargs="+", required=True, type=Path, help="the generalisation runs' metrics.json")
-    _add_out(p, "runs.csv and generalisation.{csv,md,tex}")
+    _add_out(p, "runs.csv")
+
+    p = add("generalisation-table", "pblf.results.generalisation:stage_generalisation_table",
+            "the generalisation table (Top-1 and divergences per method, batch size and lr scaling) from runs.csv")
+    p.add_argument("--runs", required=True, type=Path, help="generalisation/runs.csv")
+    _add_out(p, "generalisation.{csv,md,tex}")
+
+    p = add("timings", "pblf.results.timings:stage_timings",
+            "what each search's training took, and on what machine: timings.{csv,md,tex}")
+    p.add_argument("--evaluations", nargs="+", required=True, type=Path, help="the searches' evaluations.csv")
+    _add_out(p, "timings.{csv,md,tex}")
 
     p = add("tables", "pblf.results.tables:stage_tables", "Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from a trials file")
     p.add_argument("--trials", required=True, type=Path,

@@ -16,7 +16,7 @@ from pblf.core.candidate import read_proposal
 from pblf.core.config import check_device, load_config
 from pblf.core.errors import ConfigError
 from pblf.core.layout import RUN_TEMPLATES, Layout, RunId
-from pblf.core.names import FIGURE_FORMATS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, epochs_label
+from pblf.core.names import FIGURE_FORMATS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS, epochs_label
 from pblf.search.registry import learning_methods, methods, search_method, search_methods
 from pblf.training.wrn import wrn_layout
 
@@ -156,7 +156,7 @@ def figures(config: dict[str, Any]) -> list[str]:
 def final_outputs(config: dict[str, Any], layout: Layout) -> list[str]:
     """Every file ``rule all`` asks for under ``config``: the tables, the figures and what they are made of."""
     outputs = [layout.trials(), layout.velocity()]
-    outputs += [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES) for fmt in TABLE_FORMATS]
+    outputs += [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES, TIMINGS) for fmt in TABLE_FORMATS]
     outputs += [layout.figure(figure, fmt) for figure in figures(config) for fmt in FIGURE_FORMATS]
     if generalisation_runs(config):
         outputs += [layout.generalisation_table(fmt) for fmt in TABLE_FORMATS]

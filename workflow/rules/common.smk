@@ -23,7 +23,7 @@ from pblf.core.config import STAGE_KEYS, check_device, read_yaml, stage_config, 
 from pblf.core.errors import UserError
 from pblf.core.layout import RUN_WILDCARD, Layout
 from pblf.core.names import (
-    ARRAYS, FIGURE_FORMATS, REPRODUCTION_TABLES, STANDARD, TABLE_FORMATS, TABLES, table_label,
+    ARRAYS, FIGURE_FORMATS, REPRODUCTION_TABLES, STANDARD, TABLE_FORMATS, TABLES, TIMINGS, table_label,
 )
 from pblf.core.provenance import code_fingerprint, write_stage_config
 from pblf.search.registry import learning_methods, sampling_methods, search_methods

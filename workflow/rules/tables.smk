@@ -5,6 +5,7 @@
 localrules:
     tables,
     reproduction,
+    timings,
 
 
 rule tables:
@@ -54,3 +55,25 @@ rule reproduction:
         PBLF_ENV
     shell:
         "pblf reproduction --trials {input.trials} --convergence {input.convergence} --out {params.out} > {log} 2>&1"
+
+
+rule timings:
+    """What each search's training took, and on which GPU or processor: the one table that is a measurement."""
+    input:
+        [L.evaluations(budget, method) for budget in config["budgets"] for method in search_methods()],
+    output:
+        csv=report(
+            L.table(TIMINGS, "csv"),
+            caption="../../report/timings.rst",
+            category="Tables",
+            labels={"table": "timings"},
+        ),
+        other=[L.table(TIMINGS, fmt) for fmt in TABLE_FORMATS if fmt != "csv"],
+    params:
+        out=out_dir,
+    log:
+        L.log(L.table(TIMINGS, "csv")),
+    conda:
+        PBLF_ENV
+    shell:
+        "pblf timings --evaluations {input} --out {params.out} > {log} 2>&1"

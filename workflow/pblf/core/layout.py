@@ -20,7 +20,7 @@ Results layout (``results/`` by default; ``logs/`` mirrors it with one ``.log`` 
     runs/convergence/<method>/s<S>/              the long reruns (Figure 6.4)
     runs/generalisation/b<B>/<method>/bs<N>/<fixed|linear>/s<S>/   the chosen candidates at other batch sizes
     generalisation/runs.csv                      one row per generalisation run (as tables/trials.csv for repeats)
-    generalisation/generalisation.{csv,md,tex}   Top-1 and diverged runs per method, batch size and lr scaling
+    tables/generalisation.{csv,md,tex}           Top-1 and diverged runs per method, batch size and lr scaling
     tables/trials.csv                            one row per repeat (SPEC section 3); every table is made from it
     tables/<table>.{csv,md,tex}                  Tables 6.2, B.1, B.2
     trajectories/figure_C_<N>.csv, velocity.csv  Appendix C
@@ -123,7 +123,7 @@ TEMPLATES: dict[str, Template] = {name: Template(text) for name, text in {
     "trajectory": "trajectories/{stem}.csv",
     "velocity": f"trajectories/{VELOCITY}",
     "generalisation_runs": f"generalisation/{GENERALISATION_RUNS}",
-    "generalisation_table": f"generalisation/{GENERALISATION}.{{format}}",
+    "generalisation_table": f"tables/{GENERALISATION}.{{format}}",
 }.items()}
 
 #: A run's folder under ``runs/``, per kind (manual runs live wherever ``pblf train --out`` puts them).

@@ -57,6 +57,9 @@ def places_text() -> str:
 #: The tables of the thesis (and ``table_6_2_paired``, PBLF-BO against PBLF-RS seed by seed), by file stem, and the
 #: formats each is written in.
 TABLES: tuple[str, ...] = ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
+#: The one table that is a measurement, not a result: what each search's training took, and on what
+#: (:mod:`pblf.results.timings`); it differs between two runs of one config, every other table does not.
+TIMINGS = "timings"
 #: The reproduction tables (:mod:`pblf.results.reproduction`): the thesis's numbers beside the pipeline's, as a summary and
 #: cell by cell.
 REPRODUCTION_TABLES: tuple[str, ...] = ("reproduction", "reproduction_cells")
@@ -93,16 +96,17 @@ HISTORY_COLUMNS: tuple[str, ...] = ("iteration", "index", *HISTORY_REQUIRED, "st
 #: ``source`` is ucb, ei, random, promoted or hypergradient; ``replaced`` says when an acquisition candidate replaced a too-close
 #: maximiser (next-best, random); ``status`` is a run's, or ``promoted`` when a later iteration continued it;
 #: ``epochs`` is the epoch the run reached (a diverged run's last, partial epoch included; a stopped run's rung);
-#: ``seconds`` its training time so far (its epochs' share of their jobs' time, predecessors' included). PBLF-HG's
-#: row is the candidate its run learned, not the one it started from.
+#: ``seconds`` its training time so far (its epochs' share of their jobs' time, predecessors' included), measured on
+#: ``measured_on`` (a GPU's or processor's name). PBLF-HG's row is the candidate its run learned, not the one it
+#: started from.
 EVALUATION_COLUMNS: tuple[str, ...] = (
     "budget_epochs", "method", "iteration", "index", "source", "replaced", *PHI_NAMES, "mode", "status", "epochs",
-    "val_top1", "test_top1", "seconds", "run",
+    "val_top1", "test_top1", "seconds", "measured_on", "run",
 )
 #: ``tables/trials.csv`` (SPEC section 3): one row per repeat; every table is made from it. The first ten columns
 #: are the contract any trials file meets (``pblf tables`` reads the thesis's own numbers from them); the rest say
 #: what the meta-network was (its activation, the places of the mode's bits) and what the search that chose the
-#: candidate cost (candidates trained, epochs spent, seconds of training; 0 for Standard).
+#: candidate cost (candidates trained, epochs spent; 0 for Standard). Every column is a result, the same on every
+#: run of the config: the seconds it took are a measurement, in ``tables/timings.csv``.
 TRIALS_REQUIRED: tuple[str, ...] = ("budget_epochs", "method", "seed", "test_top1", "val_top1", *PHI_NAMES, "mode")
-TRIALS_COLUMNS: tuple[str, ...] = (*TRIALS_REQUIRED, "activation", "places", "search_candidates", "search_epochs",
-                                   "search_seconds")
+TRIALS_COLUMNS: tuple[str, ...] = (*TRIALS_REQUIRED, "activation", "places", "search_candidates", "search_epochs")

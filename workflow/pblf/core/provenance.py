@@ -146,9 +146,27 @@ def environment(device: str | None = None) -> dict[str, Any]:
             env["device_name"] = torch.cuda.get_device_name()
             major, minor = torch.cuda.get_device_capability()
             env["gpu_compute_capability"] = f"{major}.{minor}"
-    env.setdefault("device_name", platform.processor() or platform.machine())
+    env.setdefault("device_name", cpu_name())
     env["device"] = device
     return env
+
+
+def cpu_name() -> str:
+    """This machine's processor model as the kernel names it (``/proc/cpuinfo``), or Python's guess elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_name(device: str) -> str:
+    """What a run was measured on: the GPU's name for ``cuda``, else the processor's (torch must be imported)."""
+    import torch
+
+    return torch.cuda.get_device_name() if device == "cuda" else cpu_name()
 
 
 def file_entry(path: str | Path) -> dict[str, str]:

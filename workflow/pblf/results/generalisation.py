@@ -97,12 +97,19 @@ def summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def stage_generalisation(metrics: list[Path], out: Path) -> Outcome:
-    """``pblf generalisation``: ``out/runs.csv`` and the table ``out/generalisation.{csv,md,tex}``."""
+    """``pblf generalisation``: every generalisation run as a row of ``out/runs.csv``."""
     rows = collect_runs(metrics)
-    write_csv(rows, RUN_COLUMNS, Path(out) / GENERALISATION_RUNS)
-    paths = write_table(summary(rows), TABLE_COLUMNS, Path(out), GENERALISATION)
+    path = write_csv(rows, RUN_COLUMNS, Path(out) / GENERALISATION_RUNS)
     diverged = sum(row["status"] == "diverged" for row in rows)
-    log.info("%d generalisation runs (%d diverged) -> %s", len(rows), diverged, ", ".join(map(str, paths)))
+    log.info("%d generalisation runs (%d diverged) -> %s", len(rows), diverged, path)
+    return Outcome()
+
+
+def stage_generalisation_table(runs: Path, out: Path) -> Outcome:
+    """``pblf generalisation-table``: the table ``out/generalisation.{csv,md,tex}`` from ``runs.csv`` (like the
+    tables of the repeats from ``trials.csv``, a pure function of it)."""
+    paths = write_table(summary(read_runs(runs)), TABLE_COLUMNS, Path(out), GENERALISATION)
+    log.info("generalisation table from %s -> %s", runs, ", ".join(map(str, paths)))
     return Outcome()
 
 

@@ -29,9 +29,9 @@ weights and sees the same batches, so methods are compared seed by seed. Table 6
 over the seeds it shares with Standard of (its Top-1 - Standard's Top-1), with the 95 % confidence interval and
 the two-sided p-value of the paired t-test (``scipy.stats.ttest_rel``); ``table_6_2_paired`` gives the same for
 every pair of the methods that choose a candidate (PBLF-BO - PBLF-RS, and each against PBLF-HG). Table 6.2 also
-reports what each method's choice cost: the candidates it trained, the epochs they spent and their training time in
-seconds (0 for Standard), when the trials file says so. The time is the one number of a table that a rerun of the
-training does not reproduce (the tables are still a pure function of the trials file).
+reports what each method's choice cost: the candidates it trained and the epochs they spent (0 for Standard), when
+the trials file says so. Every number of these tables reproduces on a rerun; the seconds the searches took are a
+measurement and have a table of their own (:mod:`pblf.results.timings`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from tabulate import tabulate
 
 from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
-from pblf.core.files import ACCURACY, AMOUNT, COUNT, EPOCHS, Field, read_typed_csv, write_csv, write_text
+from pblf.core.files import ACCURACY, COUNT, EPOCHS, Field, read_typed_csv, write_csv, write_text
 from pblf.core.names import (
     PHI_NAMES, STANDARD, TABLES, TRIALS_COLUMNS, epochs_label,
 )
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 #: The fields of a trials row that Table B.1 and Table B.2 report, with the header of their average column.
 AVERAGE_HEADERS: dict[str, str] = {"test_top1": "Top-1 Avg.", "val_top1": "Top-1 Val Avg."}
 #: Decimal places in Markdown and LaTeX, per kind of number (CSV keeps every digit).
-DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4, "p": 4, "share": 2, "seconds": 0}
+DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4, "p": 4, "share": 2, "seconds": 1}
 #: What Markdown and LaTeX write for a statistic that too few seeds leave undefined.
 UNDEFINED = "n/a"
 #: The header of a table's budget column, and what it shows for a budget that was not run.
@@ -80,7 +80,6 @@ TRIALS_FIELDS: dict[str, Field] = {
     "places": Field(str, "text").optional(),
     "search_candidates": COUNT.optional(),
     "search_epochs": COUNT.optional(),
-    "search_seconds": AMOUNT.optional(),
 }
 
 
@@ -132,7 +131,6 @@ TABLE_6_2_COLUMNS: tuple[Column, ...] = (
     Column("n", "n", "$n$", "int"),
     Column("search_candidates", "Candidates", "Candidates", "int"),
     Column("search_epochs", "Epochs", "Epochs", "int"),
-    Column("search_seconds", "Time (s)", "Time (s)", "seconds"),
     *_paired_columns("vs_standard_", "Δ vs Standard"),
 )
 PAIRED_COLUMNS: tuple[Column, ...] = (
@@ -238,7 +236,6 @@ def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "n": len(top1),
                 "search_candidates": _one(group, "search_candidates", budget, method),
                 "search_epochs": _one(group, "search_epochs", budget, method),
-                "search_seconds": _one(group, "search_seconds", budget, method),
                 **versus,
             }
         )

@@ -1,5 +1,6 @@
 """``trials.csv`` (SPEC section 3): one row per repeat, the file every table is made of, with what each method's
-search cost (from the searches' ``evaluations.csv``).
+search cost in candidates and epochs (from the searches' ``evaluations.csv``; its seconds are in the timings table,
+:mod:`pblf.results.timings`).
 
 Each run's identity is read from its ``metrics.json`` (:func:`pblf.core.layout.read_run`), never from its folder name.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +25,48 @@ from pblf.search.select import read_evaluations
 log = logging.getLogger(__name__)
 
 
-def search_cost(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], tuple[int, int, float]]:
-    """(candidates trained, epochs spent, seconds of training) of each search (budget, method) in ``evaluations``.
-    A candidate's runs continue one another (successive halving), so what it cost is what its furthest run reached,
-    whose epochs include those it continued."""
-    cost = {}
+@dataclass(frozen=True)
+class SearchSpend:
+    """What one search spent: the candidates it trained, their epochs, their seconds of training, and the
+    machines those seconds were measured on."""
+
+    candidates: int
+    epochs: int
+    seconds: float
+    measured_on: tuple[str, ...]
+
+
+def search_spend(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], SearchSpend]:
+    """What each search (budget, method) in ``evaluations`` spent. A candidate's runs continue one another
+    (successive halving), so what it cost is what its furthest run reached, whose epochs include those it
+    continued."""
+    spent = {}
     for path in evaluations:
         rows = read_evaluations(path)
         reached: dict[str, tuple[int, float]] = {}
         for row in rows:
             key = Candidate.from_dict(row).key
             reached[key] = max(reached.get(key, (0, 0.0)), (row["epochs"], row["seconds"]))
-        cost[rows[0]["budget_epochs"], rows[0]["method"]] = (
+        spent[rows[0]["budget_epochs"], rows[0]["method"]] = SearchSpend(
             len(reached), sum(epochs for epochs, _ in reached.values()),
-            round(sum(seconds for _, seconds in reached.values()), 3))
-    return cost
+            round(sum(seconds for _, seconds in reached.values()), 3),
+            tuple(sorted({row.get("measured_on") or "" for row in rows} - {""})))
+    return spent
 
 
 def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
     """One trials row per repeat run, from its metrics: budget, method and seed from the run's identity, the
     meta-network's activation and places, and what the search of its method at its budget cost (from
     ``evaluations``; Standard searches nothing). A searched method whose evaluations are missing is an error."""
-    cost = search_cost(evaluations)
+    spent = search_spend(evaluations)
     rows = []
     for path in metrics:
         run, result = read_run(path)
         if run.kind != "repeat":
             raise InputError(f"{path} is a {run.kind} run, not a repeat")
-        if run.method in search_methods() and (run.budget, run.method) not in cost:
+        if run.method in search_methods() and (run.budget, run.method) not in spent:
             raise InputError(f"{path}: no evaluations.csv of the {run.method} search at {run.budget} epochs was given")
-        candidates, epochs, seconds = cost.get((run.budget, run.method), (0, 0, 0.0))
+        search = spent.get((run.budget, run.method), SearchSpend(0, 0, 0.0, ()))
         rows.append({
             "budget_epochs": run.budget,
             "method": run.method,
@@ -62,9 +76,8 @@ def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Pa
             **Candidate.from_dict(result["candidate"]).to_dict(),
             "activation": result["activation"],
             "places": places_text(),
-            "search_candidates": candidates,
-            "search_epochs": epochs,
-            "search_seconds": seconds,
+            "search_candidates": search.candidates,
+            "search_epochs": search.epochs,
         })
     return rows
 

@@ -71,6 +71,7 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
                 "val_top1": result["val_top1"],
                 "test_top1": result["test_top1"],
                 "seconds": training_seconds(result),
+                "measured_on": result.get("measured_on", ""),
                 "run": str(path.parent),
                 "val_curve": " ".join(str(row["val_top1"]) for row in result["epochs"]),
             })

@@ -43,7 +43,7 @@ from pblf.core.config import check_device, load_config, stage_config
 from pblf.core.errors import ConfigError
 from pblf.core.files import read_bytes, read_json, write_bytes, write_json
 from pblf.core.layout import CHECKPOINT, METRICS, RunId
-from pblf.core.provenance import Outcome, code_fingerprint
+from pblf.core.provenance import Outcome, code_fingerprint, machine_name
 from pblf.core.seeding import derive_seed
 from pblf.training.data import DeviceSplit, Splits, load_splits, make_split, read_split
 from pblf.training.fidelity import Fidelity
@@ -59,7 +59,8 @@ EXIT_PREEMPTED = 75
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 #: Names the way random numbers are drawn; a checkpoint written under another scheme is stale.
 SEEDING = "common random numbers: (base seed, seed, stream)"
-#: Fields of an epoch row that measure the machine, not the training; determinism checks ignore them.
+#: Fields of an epoch row that measure the machine, not the training; determinism checks ignore them (and the run's
+#: ``measured_on``, the machine they were measured on).
 TIMING_FIELDS = ("seconds", "images_per_second")
 
 
@@ -380,6 +381,7 @@ def _member(cfg: dict[str, Any], spec: RunSpec, split: dict[str, Any], splits: S
         "candidate": spec.candidate.to_dict(),
         "activation": cfg["model"]["metanet_activation"],
         "training_code": code_fingerprint(),
+        "measured_on": machine_name(resolve_device(cfg["device"]).type),
         "status": "ok",
         "epochs": state.history,
         **({"resumed_from": promoted} if promoted else {}),
@@ -671,4 +673,4 @@ def _duration(seconds: float) -> str:
 def without_timing(metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics`` minus the fields that measure the machine: what two runs of one command must agree on."""
     rows = [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in metrics["epochs"]]
-    return {**metrics, "epochs": rows}
+    return {**{k: v for k, v in metrics.items() if k != "measured_on"}, "epochs": rows}
