@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,9 +32,9 @@ from pblf.core.files import write_csv
 from pblf.core.names import HISTORY_COLUMNS
 from pblf.core.provenance import environment, record_path
 from pblf.search.gp import read_history
+from tiny import tiny_config
 
-TINY = ("device: cpu\ndata: {dataset: digits, subset: 120, augment: {crop_padding: 1, hflip: false}}\n"
-        "model: {depth: 10, widen_factor: 1, base_width: 2}\ntrain: {batch_size: 32, eval_batch_size: 256}\n")
+TINY = yaml.safe_dump(tiny_config(subset=120, batch_size=32))
 STANDARD = '{"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}'
 
 

@@ -26,15 +26,10 @@ from pblf.training.hypergrad import TRAJECTORY_FIELDS, MetaParameters, hypergrad
 from pblf.training.metanet import sigma_prime
 from pblf.training.model import build_model
 from pblf.training.train import without_timing
+from tiny import tiny_config
 
-TINY = {
-    "device": "cpu",
-    # 540 training images in batches of 8: 68 steps per epoch, a hypergradient step every 4
-    "data": {"dataset": "digits", "subset": 600, "augment": {"crop_padding": 1, "hflip": False}},
-    "model": {"depth": 10, "widen_factor": 1, "base_width": 2},
-    "train": {"batch_size": 8, "eval_batch_size": 256},
-    "search": {"hg": {"hyper_lr": 0.05, "interval": 4, "val_batch_size": 32}},
-}
+# 540 training images in batches of 8: 68 steps per epoch, a hypergradient step every 4
+TINY = tiny_config(subset=600, batch_size=8, search={"hg": {"hyper_lr": 0.05, "interval": 4, "val_batch_size": 32}})
 STANDARD = Candidate(0, 0, 0, 1, "1111")
 
 

@@ -18,15 +18,12 @@ from pblf import plan
 from pblf.core.candidate import Candidate
 from pblf.core.config import load_config, validate
 from pblf.core.layout import RunId
-from pblf.training.train import Fidelity, RunSpec, train_candidate, train_pack, without_timing
+from pblf.training.fidelity import Fidelity
+from pblf.training.train import RunSpec, train_candidate, train_pack, without_timing
+from tiny import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "device": "cpu",
-    "data": {"dataset": "digits", "subset": 300, "augment": {"crop_padding": 1, "hflip": False}},
-    "model": {"depth": 10, "widen_factor": 1, "base_width": 2},
-    "train": {"batch_size": 8, "eval_batch_size": 256},
-}
+TINY = tiny_config(subset=300, batch_size=8)
 CANDIDATES = [Candidate(0, 0, 0, 1, "1111"), Candidate(0.3, -0.5, 0.1, 0.7, "0110"),
               Candidate(-0.6, 0.4, 0.2, -0.3, "1011")]
 

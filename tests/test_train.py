@@ -19,17 +19,13 @@ from pblf.core.candidate import Candidate
 from pblf.core.config import validate
 from pblf.core.layout import RunId
 from pblf.training.train import EXIT_PREEMPTED, initial_model, train_candidate, without_timing
+from tiny import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = {"w1": 0.3, "w2": -0.5, "b1": 0.1, "b2": 0.7, "mode": "0110"}
 STANDARD = {"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}
-TINY = {
-    "device": "cpu",
-    # 540 training images in batches of 4: ~135 steps per epoch, long enough that a kill lands inside an epoch
-    "data": {"dataset": "digits", "subset": 600, "augment": {"crop_padding": 1, "hflip": False}},
-    "model": {"depth": 10, "widen_factor": 1, "base_width": 2},
-    "train": {"batch_size": 4, "eval_batch_size": 256},
-}
+# 540 training images in batches of 4: ~135 steps per epoch, long enough that a kill lands inside an epoch
+TINY = tiny_config(subset=600, batch_size=4)
 
 
 def write_config(tmp_path: Path, **train) -> Path:

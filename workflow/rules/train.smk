@@ -6,24 +6,28 @@
 # SLURM signal reaches pblf itself and no shell dies before pblf has saved its checkpoints.
 
 
+#: What every training job reads besides its candidates, and what it asks an executor for besides its runtime.
+TRAINING_INPUTS = {"split": L.split(), "arrays": [L.array(name) for name in ARRAYS], "config": L.stage_config("train")}
+TRAINING_RESOURCES = {"mem_mb": config["resources"]["mem_mb"], "gpu": config["resources"]["gpu"]}
+# a change to what the training code does (not to its comments) reruns every training job
+TRAINING_CODE = code_fingerprint()
+
+
 if config["resources"]["runs_per_job"] == 1:
 
     rule train:
         """Train the target network with one candidate's backward pass (pblf.training.train)."""
         input:
             candidate=lambda w: plan.candidate_source(config, L, run_of(w)),
-            split=L.split(),
-            arrays=[L.array(name) for name in ARRAYS],
-            config=L.stage_config("train"),
             resumed=resumed_metrics,
+            **TRAINING_INPUTS,
         output:
             L.metrics("{run}"),
         params:
             run=run_flags,
             resume=resume_flag,
             out=out_dir,
-            # a change to what the training code does (not to its comments) reruns every training job
-            code=code_fingerprint(),
+            code=TRAINING_CODE,
         log:
             L.run_log("{run}"),
         wildcard_constraints:
@@ -31,8 +35,7 @@ if config["resources"]["runs_per_job"] == 1:
         threads: config["resources"]["cpus"]
         resources:
             runtime=lambda w: plan.train_resources(config, run_of(w).budget)["runtime"],
-            mem_mb=config["resources"]["mem_mb"],
-            gpu=config["resources"]["gpu"],
+            **TRAINING_RESOURCES,
         conda:
             PBLF_ENV
         shell:
@@ -48,14 +51,12 @@ else:
             input:
                 candidates=pack_inputs(shape, "candidate_file"),
                 resumed=pack_resumed(shape),
-                split=L.split(),
-                arrays=[L.array(name) for name in ARRAYS],
-                config=L.stage_config("train"),
+                **TRAINING_INPUTS,
             output:
                 [L.metrics(member) for member in shape.members],
             params:
                 runs=pack_runs(shape),
-                code=code_fingerprint(),
+                code=TRAINING_CODE,
             log:
                 L.run_log(shape.members[0]),
             wildcard_constraints:
@@ -63,8 +64,7 @@ else:
             threads: config["resources"]["cpus"]
             resources:
                 runtime=pack_runtime(shape),
-                mem_mb=config["resources"]["mem_mb"],
-                gpu=config["resources"]["gpu"],
+                **TRAINING_RESOURCES,
             conda:
                 PBLF_ENV
             shell:
