@@ -257,8 +257,8 @@ def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | Non
                      "the PBLF-BO runs at each rung (its premise); benchmarks/bench_pruning.py measures it")
     for method in learning_methods():
         lines.append(f"{method}: its learning run's epochs count as plain ones here; it also learns while it trains "
-                     "(every few steps a look-ahead and a double backward, several steps' work), which Table 6.2's "
-                     "Time (s) measures")
+                     "(every few steps a look-ahead and a double backward, several steps' work), which the timings "
+                     "table measures")
     chain = critical_epochs(cfg)
     if seconds_per_epoch is None:
         lines.append(f"longest chain of epochs one after another: {chain:,}; give --seconds-per-epoch (or run "

@@ -48,6 +48,17 @@ def _read_frame(path: str | Path, dtypes: dict[str, type]) -> pd.DataFrame:
         raise InputError(f"{path}: not a CSV of Appendix C ({err})") from None
 
 
+def _panels(count: int, per_row: int, size: tuple[float, float]) -> tuple[plt.Figure, list]:
+    """A styled figure of ``count`` panels, ``per_row`` to a row, each ``size`` inches; spare cells hidden."""
+    plotting.apply_style()
+    ncols = min(per_row, count)
+    nrows = -(-count // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
 def _landscape_window(paths: list[np.ndarray], grid_points: int) -> tuple[np.ndarray, np.ndarray]:
     points = np.concatenate(paths)
     lo, hi = points.min(axis=0), points.max(axis=0)
@@ -129,13 +140,8 @@ def read_trajectories(inputs: Sequence[Path], config: Sequence[Path] | None) -> 
 
 def draw_trajectories(data: TrajectoryFigure, out_stem: str | Path, figure_id: str) -> list[Path]:
     """Draw one of Figures C.1-C.3 into ``out_stem.png`` and ``.pdf``."""
-    plotting.apply_style()
-    ncols = min(2, len(data.panels))
-    nrows = -(-len(data.panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.3 * nrows), squeeze=False)
-    for ax in axes.flat[len(data.panels):]:
-        ax.set_visible(False)
-    for ax, panel in zip(axes.flat, data.panels):
+    fig, axes = _panels(len(data.panels), 2, (5.2, 4.3))
+    for ax, panel in zip(axes, data.panels):
         filled = ax.contourf(panel.w1_grid, panel.w2_grid, panel.loss, levels=20, cmap="Greys", alpha=0.45)
         ax.contour(panel.w1_grid, panel.w2_grid, panel.loss, levels=filled.levels, colors="0.45", linewidths=0.4)
         colourbar = fig.colorbar(filled, ax=ax, fraction=0.046, pad=0.03)
@@ -214,13 +220,8 @@ def read_velocity(inputs: Sequence[Path], config: Sequence[Path] | None = None) 
 
 def draw_velocity(data: VelocityFigure, out_stem: str | Path, figure_id: str) -> list[Path]:
     """Draw Figure C.4: velocity against beta, one panel per (optimiser, learning rate), error bars = std."""
-    plotting.apply_style()
-    ncols = min(3, len(data.panels))
-    nrows = -(-len(data.panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
-    for ax in axes.flat[len(data.panels):]:
-        ax.set_visible(False)
-    for ax, letter, panel in zip(axes.flat, "abcdefghijklmnopqrstuvwxyz", data.panels):
+    fig, axes = _panels(len(data.panels), 3, (4.2, 3.6))
+    for ax, letter, panel in zip(axes, "abcdefghijklmnopqrstuvwxyz", data.panels):
         positions = np.arange(len(panel.betas))
         colours = [beta_colour(b) for b in panel.betas]
         ax.plot(positions, panel.mean, color="0.6", linewidth=1.0, zorder=1)

@@ -126,14 +126,22 @@ def read_convergence(paths: Sequence[str | Path]) -> tuple[int | None, dict[str,
     return epochs, top1
 
 
+def _paired(rows: Sequence[dict[str, Any]], thesis: ThesisNumbers
+            ) -> tuple[dict[tuple[int, str], list[dict[str, Any]]], list[tuple[int, int | None]]]:
+    """The run's trials by (budget, method), and each thesis budget (largest first, as the thesis lists them) with
+    the run's budget that stands for it (None: none does)."""
+    groups = dict(groups_by_budget(rows))
+    theirs = sorted({budget for budget, _ in thesis.reported})
+    paired_budgets = pair_budgets(sorted({budget for budget, _ in groups}), theirs)
+    return groups, [(budget, paired_budgets.get(budget)) for budget in reversed(theirs)]
+
+
 def summary(rows: Sequence[dict[str, Any]], convergence: tuple[int | None, dict[str, float]],
             thesis: ThesisNumbers) -> list[dict[str, Any]]:
     """The ``reproduction`` table: levels and comparisons with Standard per budget and method, then Figure 6.4."""
-    groups = dict(groups_by_budget(rows))
-    budgets = pair_budgets(sorted({budget for budget, _ in groups}), sorted({b for b, _ in thesis.reported}))
+    groups, budgets = _paired(rows, thesis)
     table = []
-    for thesis_budget in sorted({b for b, _ in thesis.reported}, reverse=True):
-        ours_budget = budgets.get(thesis_budget)
+    for thesis_budget, ours_budget in budgets:
         standard = thesis.reported[thesis_budget, STANDARD]
         ours_standard = {row["seed"]: row["test_top1"] for row in groups.get((ours_budget, STANDARD), [])}
         for method in THESIS_METHODS:
@@ -190,11 +198,9 @@ def _versus(reported: Reported, standard: Reported, ours: dict[int, float],
 def cells(rows: Sequence[dict[str, Any]], convergence: tuple[int | None, dict[str, float]],
           thesis: ThesisNumbers) -> list[dict[str, Any]]:
     """The ``reproduction_cells`` table: every number of Tables 6.2, B.1, B.2 and Figure 6.4's end points."""
-    groups = dict(groups_by_budget(rows))
-    budgets = pair_budgets(sorted({budget for budget, _ in groups}), sorted({b for b, _ in thesis.reported}))
+    groups, budgets = _paired(rows, thesis)
     table = []
-    for thesis_budget in sorted({b for b, _ in thesis.reported}, reverse=True):
-        ours_budget = budgets.get(thesis_budget)
+    for thesis_budget, ours_budget in budgets:
         for method in THESIS_METHODS:
             reported = thesis.reported[thesis_budget, method]
             group = groups.get((ours_budget, method), [])
