@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pblf.core.files import read_csv
-from pblf.results.tables import paired, read_trials, table_6_2, table_6_2_paired, table_b, write_tables
+from pblf.results.tables import holm, paired, read_trials, table_6_2, table_6_2_paired, table_b, write_tables
 
 HEADER = "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
 
@@ -227,8 +227,8 @@ def test_csv_headers_and_unrounded_numbers(tmp_path: Path, trials: Path) -> None
     assert headers == {
         "table_6_2.csv": "budget_epochs,method,w1,w2,b1,b2,mode,test_top1_mean,test_top1_std,test_top1_var,n,"
                          "search_candidates,search_epochs,vs_standard_diff,vs_standard_ci_low,"
-                         "vs_standard_ci_high,vs_standard_p,vs_standard_n",
-        "table_6_2_paired.csv": "budget_epochs,method,versus,diff,ci_low,ci_high,p,n",
+                         "vs_standard_ci_high,vs_standard_p,vs_standard_p_holm,vs_standard_n",
+        "table_6_2_paired.csv": "budget_epochs,method,versus,diff,ci_low,ci_high,p,p_holm,n",
         "table_B_1.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,test_top1_mean,test_top1_var,"
                          "test_top1_std",
         "table_B_2.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,val_top1_mean,val_top1_var,"
@@ -245,12 +245,13 @@ def test_markdown_formatting(tmp_path: Path, trials: Path) -> None:
     text = (tmp_path / "table_6_2.md").read_text()
     header = [cell.strip() for cell in text.splitlines()[0].strip("|").split("|")]
     assert header == ["Budget", "Method", "W_1", "W_2", "B_1", "B_2", "Mode", "Top-1", "Std", "Var", "n",
-                      "Candidates", "Epochs", "Δ vs Standard", "95 % CI", "p"]
+                      "Candidates", "Epochs", "Δ vs Standard", "95 % CI", "p", "p (Holm)"]
     rows = markdown_rows(text)
     assert rows[0] == ["100 epochs", "PBLF-BO", "0.0365", "0.0000", "0.5816", "0.3750", "0010", "95.00", "0.7197",
-                       "0.5180", "5", "", "", "-0.47", "[-1.56, 0.61]", "0.2912"]
-    assert rows[1][4] == "-0.7650"
-    assert rows[2][-5:] == ["", "", "", "", ""]  # Standard against itself
+                       "0.5180", "5", "", "", "-0.47", "[-1.56, 0.61]", "0.2912", "0.2912"]
+    # Holm over the budget's two comparisons: PBLF-RS's p 0.1243 is the smaller, x 2 = 0.2486; PBLF-BO's 0.2912 x 1
+    assert rows[1][4] == "-0.7650" and rows[1][-2:] == ["0.1243", "0.2486"]
+    assert rows[2][-6:] == ["", "", "", "", "", ""]  # Standard against itself
     assert [row[:2] for row in rows][3] == ["20 epochs", "PBLF-BO"]
     b1 = markdown_rows((tmp_path / "table_B_1.md").read_text())
     assert b1[0] == ["100 epochs", "PBLF-BO", "95.42", "95.38", "95.29", "95.17", "93.72", "95.00 ± 0.52", "0.7197"]
@@ -271,9 +272,9 @@ def test_latex_is_a_booktabs_tabular_with_budget_blocks(tmp_path: Path, trials: 
         assert hundred < twenty and lines[twenty - 1] == "\\midrule" and lines[twenty + 1] == "\\midrule"
         assert "\\caption" not in "\n".join(lines) and "\\begin{table}" not in "\n".join(lines)
     text = (tmp_path / "table_6_2.tex").read_text()
-    assert "\\multicolumn{15}{l}{\\textbf{100 epochs}} \\\\" in text
+    assert "\\multicolumn{16}{l}{\\textbf{100 epochs}} \\\\" in text
     assert ("PBLF-BO & 0.0365 & 0.0000 & 0.5816 & 0.3750 & 0010 & 95.00 & 0.7197 & 0.5180 & 5 &  &  & $-$0.47 & "
-            "$[-1.56,\\ 0.61]$ & 0.2912 \\\\") in text
+            "$[-1.56,\\ 0.61]$ & 0.2912 & 0.2912 \\\\") in text
     assert "PBLF-RS & 0.2282 & 0.2304 & $-$0.7650 & 0.8942 & 1110 & 95.28 & 0.1710 & 0.0292 & 5 &" in text
     b1 = (tmp_path / "table_B_1.tex").read_text()
     assert "PBLF-BO & 95.42 & 95.38 & 95.29 & 95.17 & 93.72 & $95.00\\ \\pm\\ 0.52$ & 0.7197 \\\\" in b1
@@ -299,11 +300,11 @@ def test_a_single_seed_has_undefined_spread_and_does_not_crash(tmp_path: Path) -
     write_tables(trials, tmp_path / "out")
     csv_row = read_csv(tmp_path / "out" / "table_6_2.csv")[0]
     assert (csv_row["test_top1_std"], csv_row["test_top1_var"], csv_row["n"]) == ("", "", "1")
-    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-8:-5] == ["n/a", "n/a", "1"]
+    assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-9:-6] == ["n/a", "n/a", "1"]
     assert "& 92.50 & n/a & n/a & 1 &" in (tmp_path / "out" / "table_6_2.tex").read_text()
     assert list(read_csv(tmp_path / "out" / "table_B_1.csv")[0]) == ["budget_epochs", "method", "seed 7",
                                                                      "test_top1_mean", "test_top1_var", "test_top1_std"]
-    assert (tmp_path / "out" / "table_6_2_paired.csv").read_text() == "budget_epochs,method,versus,diff,ci_low,ci_high,p,n\n"
+    assert (tmp_path / "out" / "table_6_2_paired.csv").read_text() == "budget_epochs,method,versus,diff,ci_low,ci_high,p,p_holm,n\n"
 
 
 def test_a_group_with_two_candidates_is_an_error(tmp_path: Path) -> None:
@@ -388,7 +389,22 @@ def test_bo_against_rs_is_paired_by_seed(trials: Path) -> None:
 def test_paired_edges() -> None:
     assert paired({1: 2.0}, {2: 1.0})["n"] == 0 and paired({1: 2.0}, {2: 1.0})["diff"] is None
     same = paired({1: 2.0, 2: 3.0}, {1: 1.0, 2: 2.0})  # the same difference twice: no spread, no t-test
-    assert (same["diff"], same["ci_low"], same["ci_high"], same["p"]) == (1.0, 1.0, 1.0, None)
+    assert (same["diff"], same["ci_low"], same["ci_high"], same["p"], same["all_equal"]) == (1.0, None, None, None, True)
+
+
+def test_holms_adjustment_by_hand() -> None:
+    """Sorted, the i-th smallest of m p-values times m - i + 1, kept monotone, capped at 1; None is no test."""
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 0.01 x 3; 0.03 x 2; max(0.04 x 1, 0.06)
+    assert holm([0.02, None, 0.5]) == [pytest.approx(0.04), None, pytest.approx(0.5)]
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0]) and holm([]) == []
+
+
+def test_an_interval_of_equal_differences_says_so(tmp_path: Path) -> None:
+    lines = [f"20,{m},{s},{90 + s + (1 if m == 'PBLF-BO' else 0)},95,0,0,0,1,1111" for m in ("PBLF-BO", "Standard")
+             for s in (1, 2, 3)]
+    write_tables(write_trials(tmp_path / "trials.csv", lines), tmp_path / "out")
+    row = markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0]
+    assert row[-4:] == ["1.00", "n/a (all differences equal)", "n/a", "n/a"]
 
 
 def test_search_cost_and_the_meta_network_come_from_optional_columns(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     csv_only("thesis_vs_standard_ci_high", "accuracy"),
     Column("vs_standard", "Δ vs Standard", "$\\Delta$ vs Standard", "accuracy", when=COMPARED),
     Column("vs_standard_ci_low", "95 % CI", "95\\,\\% CI", "interval", UNDEFINED, pair="vs_standard_ci_high",
-           in_csv=False, when=COMPARED),
+           in_csv=False, when=COMPARED, equal="vs_standard_all_equal"),
     csv_only("vs_standard_ci_low", "accuracy"),
     csv_only("vs_standard_ci_high", "accuracy"),
     csv_only("vs_standard_n", "int"),
@@ -187,11 +187,11 @@ def _versus(reported: Reported, standard: Reported, ours: dict[int, float],
         return _no_versus()
     theirs = welch(reported.runs("test_top1"), standard.runs("test_top1"))
     mine = paired(ours, ours_standard) if ours and ours_standard else {"diff": None, "ci_low": None,
-                                                                      "ci_high": None, "n": 0}
+                                                                      "ci_high": None, "n": 0, "all_equal": False}
     return {"thesis_vs_standard": theirs["diff"], "thesis_vs_standard_ci_low": theirs["ci_low"],
             "thesis_vs_standard_ci_high": theirs["ci_high"], "vs_standard": mine["diff"],
             "vs_standard_ci_low": mine["ci_low"], "vs_standard_ci_high": mine["ci_high"],
-            "vs_standard_n": mine["n"],
+            "vs_standard_n": mine["n"], "vs_standard_all_equal": mine["all_equal"],
             "thesis_delta_in_ci": _verdict(theirs["diff"], mine["ci_low"], mine["ci_high"])}
 
 

@@ -61,8 +61,10 @@ log = logging.getLogger(__name__)
 AVERAGE_HEADERS: dict[str, str] = {"test_top1": "Top-1 Avg.", "val_top1": "Top-1 Val Avg."}
 #: Decimal places in Markdown and LaTeX, per kind of number (CSV keeps every digit).
 DECIMALS: dict[str, int] = {"accuracy": 2, "phi": 4, "spread": 4, "p": 4, "share": 2, "seconds": 1}
-#: What Markdown and LaTeX write for a statistic that too few seeds leave undefined.
+#: What Markdown and LaTeX write for a statistic that too few seeds leave undefined, and for the interval of a
+#: difference that is the same on every seed (a t interval needs a spread; "[0.00, 0.00]" would claim one measured).
 UNDEFINED = "n/a"
+ALL_EQUAL = "n/a (all differences equal)"
 #: The header of a table's budget column, and what it shows for a budget that was not run.
 BUDGET, NOT_RUN = "Budget", "not run"
 #: The confidence level of the paired intervals.
@@ -101,6 +103,8 @@ class Column:
     for_people: bool = True
     #: the key that must be non-zero for the cell to apply (empty otherwise: e.g. Standard against itself)
     when: str | None = None
+    #: the key that says every paired difference was the same: then an undefined interval shows :data:`ALL_EQUAL`
+    equal: str | None = None
 
 
 def csv_only(key: str, kind: str) -> Column:
@@ -108,16 +112,18 @@ def csv_only(key: str, kind: str) -> Column:
     return Column(key, key, key, kind, for_people=False)
 
 
-#: The paired difference of one method to another, as its columns (``prefix`` + diff, ci_low, ci_high, p, n).
+#: The paired difference of one method to another, as its columns (``prefix`` + diff, ci_low, ci_high, p, p_holm,
+#: n): the p-value as the test gives it and adjusted by Holm's method over the comparisons of its budget in its table.
 def _paired_columns(prefix: str, header: str) -> tuple[Column, ...]:
     n = f"{prefix}n"
     return (
         Column(f"{prefix}diff", header, header.replace("Δ", "$\\Delta$"), "accuracy", when=n),
         Column(f"{prefix}ci_low", "95 % CI", "95\\,\\% CI", "interval", UNDEFINED, pair=f"{prefix}ci_high",
-               in_csv=False, when=n),
+               in_csv=False, when=n, equal=f"{prefix}all_equal"),
         csv_only(f"{prefix}ci_low", "accuracy"),
         csv_only(f"{prefix}ci_high", "accuracy"),
         Column(f"{prefix}p", "p", "$p$", "p", UNDEFINED, when=n),
+        Column(f"{prefix}p_holm", "p (Holm)", "$p$ (Holm)", "p", UNDEFINED, when=n),
         csv_only(n, "int"),
     )
 
@@ -185,21 +191,42 @@ def _one(group: Sequence[dict[str, Any]], column: str, budget: int, method: str)
 def paired(first: dict[int, float], second: dict[int, float], prefix: str = "") -> dict[str, Any]:
     """The paired difference first - second over the seeds both have: its mean, the 95 % confidence interval and
     the two-sided p-value of the paired t-test, and the number of pairs (keys ``prefix`` + diff, ci_low, ci_high, p,
-    n). Undefined statistics are None: everything with no shared seed, the interval and p with one, and p when
-    every difference is the same (a t-test needs a spread)."""
+    n, all_equal). Undefined statistics are None: everything with no shared seed, the interval and p with one, and
+    both when every difference is the same (``all_equal``: a t-test needs a spread)."""
     from scipy import stats
 
     seeds = sorted(set(first) & set(second))
     diffs = [first[s] - second[s] for s in seeds]
     result: dict[str, Any] = {"diff": statistics.mean(diffs) if diffs else None, "ci_low": None, "ci_high": None,
-                              "p": None, "n": len(seeds)}
-    if len(diffs) > 1 and statistics.stdev(diffs) > 0:
+                              "p": None, "n": len(seeds), "all_equal": len(diffs) > 1 and len(set(diffs)) == 1}
+    if len(diffs) > 1 and not result["all_equal"]:
         test = stats.ttest_rel([first[s] for s in seeds], [second[s] for s in seeds])
         interval = test.confidence_interval(CONFIDENCE)
         result.update(ci_low=float(interval.low), ci_high=float(interval.high), p=float(test.pvalue))
-    elif len(diffs) > 1:
-        result.update(ci_low=result["diff"], ci_high=result["diff"])
     return {prefix + key: value for key, value in result.items()}
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment (Holm 1979) of a family of p-values, in their order; None (no test) stays None
+    and is not counted in the family. The i-th smallest of m is multiplied by m - i + 1, kept monotone, capped at 1:
+    it controls the family-wise error rate under any dependence between the tests."""
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def _with_holm(table: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """``table`` with ``key``'s p-values adjusted by Holm's method per budget (the family: one budget's comparisons
+    in one table) as ``key_holm``."""
+    for budget in sorted({row["budget_epochs"] for row in table}):
+        rows = [row for row in table if row["budget_epochs"] == budget]
+        for row, adjusted in zip(rows, holm([row[key] for row in rows])):
+            row[f"{key}_holm"] = adjusted
+    return table
 
 
 def _by_seed(group: Sequence[dict[str, Any]], field: str = "test_top1") -> dict[int, float]:
@@ -224,7 +251,7 @@ def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         several = len(top1) > 1
         standard = by_key.get((budget, STANDARD))
         versus = paired(_by_seed(group), _by_seed(standard), "vs_standard_") if standard and method != STANDARD \
-            else {column.key: None for column in _paired_columns("vs_standard_", "")}
+            else {column.key: None for column in _paired_columns("vs_standard_", "")} | {"vs_standard_all_equal": False}
         table.append(
             {
                 "budget_epochs": budget,
@@ -239,7 +266,7 @@ def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 **versus,
             }
         )
-    return table
+    return _with_holm(table, "vs_standard_p")
 
 
 def table_6_2_paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -249,11 +276,11 @@ def table_6_2_paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     budgets = sorted({budget for budget, _ in groups}, reverse=True)
     searches = search_methods()
     pairs = [(first, second) for i, first in enumerate(searches) for second in searches[i + 1:]]
-    return [
+    return _with_holm([
         {"budget_epochs": budget, "method": first, "versus": second,
          **paired(_by_seed(groups[budget, first]), _by_seed(groups[budget, second]))}
         for budget in budgets for first, second in pairs if (budget, first) in groups and (budget, second) in groups
-    ]
+    ], "p")
 
 
 def table_b(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
@@ -316,7 +343,7 @@ def _cell(row: dict[str, Any], column: Column) -> str:
             f"{format_number(value, 'accuracy')} ± {format_number(row[column.pair], 'accuracy')}"
     if column.kind == "interval":
         if value is None:
-            return column.missing
+            return ALL_EQUAL if column.equal and row.get(column.equal) else column.missing
         return f"[{format_number(value, 'accuracy')}, {format_number(row[column.pair], 'accuracy')}]"
     if value is None:
         return column.missing
