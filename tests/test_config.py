@@ -147,3 +147,9 @@ def test_every_name_the_schema_allows_has_its_implementation():
     assert allowed("generalisation.lr_scaling") == ("fixed", "linear")  # a list's items
     with pytest.raises(KeyError):
         allowed("train.no_such_key")
+
+
+def test_the_convergence_reruns_never_train_with_the_searchs_seed():
+    assert validate({})["convergence"]["seed"] != validate({})["search"]["train_seed"]
+    with pytest.raises(ConfigError, match="config key convergence.seed: 0 is search.train_seed"):
+        validate({"convergence": {"seed": 0}})

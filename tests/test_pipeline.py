@@ -76,7 +76,7 @@ def test_every_output_exists(smoke_run):
         (hg,) = read_csv(results / "search" / f"b{budget}" / "PBLF-HG" / "evaluations.csv")  # one learning run
         assert hg["source"] == "hypergradient" and float(hg["seconds"]) > 0
     for method in methods():
-        assert (results / "runs" / "convergence" / method / "s0" / "metrics.json").is_file()
+        assert (results / "runs" / "convergence" / method / "s1" / "metrics.json").is_file()
     assert (results / "figures" / "figure_hypergradient.png").is_file()
 
 
@@ -95,7 +95,7 @@ def test_the_reproduction_table_sets_the_thesis_beside_the_run(smoke_run):
         assert row["top1"] == made[row["budget_epochs"], row["method"]]["test_top1_mean"]
         assert row["in_thesis_range"] in ("yes", "no")
     for row in rows[6:]:
-        metrics = json.loads((smoke_run / f"results/runs/convergence/{row['method']}/s0/metrics.json").read_text())
+        metrics = json.loads((smoke_run / f"results/runs/convergence/{row['method']}/s1/metrics.json").read_text())
         assert float(row["top1"]) == metrics["test_top1"]
         assert float(row["thesis_top1"]) == thesis.convergence_top1[row["method"]]
     cells = read_csv(tables / "reproduction_cells.csv")

@@ -195,6 +195,9 @@ def _check_cross_keys(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"config key convergence.from_budget: {conv['from_budget']} is not one of budgets {config['budgets']}"
         )
+    if conv["enabled"] and conv["seed"] == config["search"]["train_seed"]:
+        problems.append(f"config key convergence.seed: {conv['seed']} is search.train_seed; a chosen candidate's "
+                        "rerun would repeat its winning search run's first epochs: choose another seed")
     general = config["generalisation"]
     if general["enabled"] and general["methods"] != [] and general["from_budget"] not in config["budgets"]:
         problems.append(f"config key generalisation.from_budget: {general['from_budget']} is not one of budgets "
