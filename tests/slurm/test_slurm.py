@@ -66,8 +66,8 @@ def _profile_signal() -> str:
 
 #: run folder -> (scancel arguments, the state SLURM records for that attempt)
 INTERRUPTIONS = {
-    "convergence/Standard/s0": ((), "CANCELLED"),  # scancel: what a user or an admin does
-    "convergence/PBLF-RS/s0": ((f"--signal={_profile_signal()}",), "FAILED"),  # the time-limit warning
+    "convergence/Standard/s1": ((), "CANCELLED"),  # scancel: what a user or an admin does
+    "convergence/PBLF-RS/s1": ((f"--signal={_profile_signal()}",), "FAILED"),  # the time-limit warning
 }
 
 
