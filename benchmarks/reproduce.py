@@ -49,7 +49,7 @@ import torch
 import yaml
 
 from pblf.core.config import deep_merge, read_yaml, validate
-from pblf.results.tables import paired
+from pblf.results.stats import paired
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish, record, table  # noqa: E402

@@ -3,11 +3,8 @@ trained without pruning."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
-import yaml
 
 from pblf.core.candidate import Candidate
 from pblf.core.config import validate

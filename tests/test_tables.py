@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pblf.core.files import read_csv
-from pblf.results.tables import holm, paired, read_trials, table_6_2, table_6_2_paired, table_b, write_tables
+from pblf.results.stats import holm, paired
+from pblf.results.tables import read_trials, table_6_2, table_6_2_paired, table_b, write_tables
 
 HEADER = "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
 

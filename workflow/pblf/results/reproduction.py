@@ -33,9 +33,8 @@ from pblf.core.files import file_digest
 from pblf.core.layout import read_run
 from pblf.core.names import REPRODUCTION_TABLES, STANDARD
 from pblf.core.provenance import PACKAGE, Outcome
-from pblf.results.tables import (
-    CONFIDENCE, UNDEFINED, Column, csv_only, format_number, groups_by_budget, paired, read_trials, write_table,
-)
+from pblf.results.stats import paired, welch
+from pblf.results.tables import UNDEFINED, Column, csv_only, format_number, groups_by_budget, read_trials, write_table
 from pblf.results.thesis import SOURCE, THESIS_METHODS, Reported, ThesisNumbers, load
 
 log = logging.getLogger(__name__)
@@ -91,16 +90,6 @@ def pair_budgets(budgets: Sequence[int], thesis_budgets: Sequence[int]) -> dict[
     ours = sorted(budget for budget in budgets if budget not in equal)
     theirs = sorted(budget for budget in thesis_budgets if budget not in equal)
     return {**equal, **dict(zip(theirs, ours))}
-
-
-def welch(first: Sequence[float], second: Sequence[float]) -> dict[str, float | None]:
-    """The difference of means first - second with Welch's 95 % confidence interval (unpaired, unequal variances)."""
-    from scipy import stats
-
-    test = stats.ttest_ind(first, second, equal_var=False)
-    interval = test.confidence_interval(CONFIDENCE)
-    return {"diff": statistics.mean(first) - statistics.mean(second), "ci_low": float(interval.low),
-            "ci_high": float(interval.high)}
 
 
 def _verdict(value: float | None, low: float | None, high: float | None) -> str:

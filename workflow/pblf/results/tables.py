@@ -37,7 +37,6 @@ measurement and have a table of their own (:mod:`pblf.results.timings`).
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,9 +49,10 @@ from pblf.core.candidate import Candidate
 from pblf.core.errors import InputError
 from pblf.core.files import ACCURACY, COUNT, EPOCHS, Field, read_typed_csv, write_csv, write_text
 from pblf.core.names import (
-    PHI_NAMES, STANDARD, TABLES, TRIALS_COLUMNS, epochs_label,
+    PHI_NAMES, STANDARD, TABLES, epochs_label,
 )
 from pblf.core.provenance import Outcome
+from pblf.results.stats import holm, paired
 from pblf.search.registry import methods, search_methods
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,6 @@ UNDEFINED = "n/a"
 ALL_EQUAL = "n/a (all differences equal)"
 #: The header of a table's budget column, and what it shows for a budget that was not run.
 BUDGET, NOT_RUN = "Budget", "not run"
-#: The confidence level of the paired intervals.
-CONFIDENCE = 0.95
 #: How a trials file's columns are read (SPEC section 3): the required ones, then what the pipeline's own adds (a
 #: file without them gives empty cells). The candidate's columns are read as one candidate.
 TRIALS_FIELDS: dict[str, Field] = {
@@ -112,9 +110,9 @@ def csv_only(key: str, kind: str) -> Column:
     return Column(key, key, key, kind, for_people=False)
 
 
-#: The paired difference of one method to another, as its columns (``prefix`` + diff, ci_low, ci_high, p, p_holm,
-#: n): the p-value as the test gives it and adjusted by Holm's method over the comparisons of its budget in its table.
-def _paired_columns(prefix: str, header: str) -> tuple[Column, ...]:
+def interval_columns(prefix: str, header: str) -> tuple[Column, ...]:
+    """The paired difference of one method to another and its 95 % interval, as columns (``prefix`` + diff,
+    ci_low, ci_high, n; :func:`paired`'s keys)."""
     n = f"{prefix}n"
     return (
         Column(f"{prefix}diff", header, header.replace("Δ", "$\\Delta$"), "accuracy", when=n),
@@ -122,10 +120,19 @@ def _paired_columns(prefix: str, header: str) -> tuple[Column, ...]:
                in_csv=False, when=n, equal=f"{prefix}all_equal"),
         csv_only(f"{prefix}ci_low", "accuracy"),
         csv_only(f"{prefix}ci_high", "accuracy"),
-        Column(f"{prefix}p", "p", "$p$", "p", UNDEFINED, when=n),
-        Column(f"{prefix}p_holm", "p (Holm)", "$p$ (Holm)", "p", UNDEFINED, when=n),
         csv_only(n, "int"),
     )
+
+
+def _paired_columns(prefix: str, header: str) -> tuple[Column, ...]:
+    """:func:`interval_columns` and the paired t-test's p-value, as the test gives it and adjusted by Holm's method
+    over the comparisons of its budget in its table (``prefix`` + p, p_holm)."""
+    n = f"{prefix}n"
+    *interval, count = interval_columns(prefix, header)
+    return (*interval,
+            Column(f"{prefix}p", "p", "$p$", "p", UNDEFINED, when=n),
+            Column(f"{prefix}p_holm", "p (Holm)", "$p$ (Holm)", "p", UNDEFINED, when=n),
+            count)
 
 
 TABLE_6_2_COLUMNS: tuple[Column, ...] = (
@@ -186,37 +193,6 @@ def _one(group: Sequence[dict[str, Any]], column: str, budget: int, method: str)
     if len(values) > 1:
         raise InputError(f"budget {budget}, method {method}: its seeds disagree on {column}: {values}")
     return values[0]
-
-
-def paired(first: dict[int, float], second: dict[int, float], prefix: str = "") -> dict[str, Any]:
-    """The paired difference first - second over the seeds both have: its mean, the 95 % confidence interval and
-    the two-sided p-value of the paired t-test, and the number of pairs (keys ``prefix`` + diff, ci_low, ci_high, p,
-    n, all_equal). Undefined statistics are None: everything with no shared seed, the interval and p with one, and
-    both when every difference is the same (``all_equal``: a t-test needs a spread)."""
-    from scipy import stats
-
-    seeds = sorted(set(first) & set(second))
-    diffs = [first[s] - second[s] for s in seeds]
-    result: dict[str, Any] = {"diff": statistics.mean(diffs) if diffs else None, "ci_low": None, "ci_high": None,
-                              "p": None, "n": len(seeds), "all_equal": len(diffs) > 1 and len(set(diffs)) == 1}
-    if len(diffs) > 1 and not result["all_equal"]:
-        test = stats.ttest_rel([first[s] for s in seeds], [second[s] for s in seeds])
-        interval = test.confidence_interval(CONFIDENCE)
-        result.update(ci_low=float(interval.low), ci_high=float(interval.high), p=float(test.pvalue))
-    return {prefix + key: value for key, value in result.items()}
-
-
-def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm's step-down adjustment (Holm 1979) of a family of p-values, in their order; None (no test) stays None
-    and is not counted in the family. The i-th smallest of m is multiplied by m - i + 1, kept monotone, capped at 1:
-    it controls the family-wise error rate under any dependence between the tests."""
-    tested = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
-    adjusted: list[float | None] = [None] * len(pvalues)
-    running = 0.0
-    for rank, (p, i) in enumerate(tested):
-        running = max(running, min(1.0, (len(tested) - rank) * p))
-        adjusted[i] = running
-    return adjusted
 
 
 def _with_holm(table: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 from pblf.core.candidate import Candidate, read_proposal
 from pblf.core.errors import InputError
 from pblf.core.files import write_csv
-from pblf.core.layout import EVALUATIONS, HISTORY, read_run
+from pblf.core.layout import EVALUATIONS, HISTORY, RunId, read_run
 from pblf.core.names import EVALUATION_COLUMNS, HISTORY_COLUMNS, PROMOTED
 from pblf.core.provenance import Outcome
 

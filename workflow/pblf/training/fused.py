@@ -33,7 +33,6 @@ from dataclasses import astuple, dataclass
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pblf.training.metanet import MetaDerivative, check_activation, meta_derivative
