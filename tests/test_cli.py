@@ -106,8 +106,8 @@ def test_propose_history_evaluations_select_trials_name_their_missing_input(conf
     one_line_error(*run("select-standard", "--config", missing, "--budget", "1", "--out", out, capsys=capsys),
                    "select-standard", "config file", "does not exist")
     one_line_error(*run("trials", "--metrics", missing, "--out", out, capsys=capsys), "trials", missing)
-    one_line_error(*run("generalisation", "--metrics", missing, "--out", out, capsys=capsys), "generalisation",
-                   missing)
+    one_line_error(*run("generalisation", "--config", config, "--metrics", missing, "--out", out, capsys=capsys),
+                   "generalisation", missing)
     assert not Path(out).exists()
 
 

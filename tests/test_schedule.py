@@ -41,6 +41,17 @@ def test_warmup_then_cosine_or_linear_by_hand():
     assert learning_rate(no_warmup, 20, 0) == pytest.approx(0.1)
 
 
+def test_a_gradual_warmup_scales_any_schedule_by_hand():
+    """Over 4 of 16 steps from a quarter of the schedule's rate to all of it: factors 0.25, 0.4375, 0.625, 0.8125,
+    then 1; on the step schedule (0.4 until its first milestone at step 4.8) that is 0.1, 0.175, 0.25, 0.325, 0.4."""
+    cfg = train_cfg(lr=0.4, gradual_warmup={"fraction": 0.25, "start_factor": 0.25})
+    assert [learning_rate(cfg, 16, step) for step in range(6)] == pytest.approx([0.1, 0.175, 0.25, 0.325, 0.4, 0.08])
+    cosine = train_cfg(lr=0.4, lr_schedule="warmup_cosine", lr_warmup=0.25,
+                       gradual_warmup={"fraction": 0.25, "start_factor": 0.25})
+    assert learning_rate(cosine, 16, 1) == pytest.approx(0.2 * 0.4375)  # the schedule's own warm-up, times 0.4375
+    assert learning_rate(train_cfg(lr=0.4), 16, 0) == pytest.approx(0.4)  # off by default
+
+
 @pytest.mark.parametrize("total", [4, 20, 351])
 @pytest.mark.parametrize("rise", [0.3, 0.5, 0.9])
 def test_onecycle_is_pytorchs_onecyclelr_step_for_step(total, rise):

@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("generalisation", "pblf.results.generalisation:stage_generalisation",
             "gather the generalisation runs into runs.csv")
+    _add_config(p)
     p.add_argument("--metrics", nargs="+", required=True, type=Path, help="the generalisation runs' metrics.json")
     _add_out(p, "runs.csv")
 

@@ -17,6 +17,7 @@ from pblf.core.config import check_device, load_config
 from pblf.core.errors import ConfigError
 from pblf.core.layout import RUN_TEMPLATES, Layout, RunId
 from pblf.core.names import FIGURE_FORMATS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS, epochs_label
+from pblf.results.generalisation import shared_runs
 from pblf.search.registry import learning_methods, methods, search_method, search_methods
 from pblf.training.wrn import wrn_layout
 
@@ -83,13 +84,15 @@ def repeat_runs(config: dict[str, Any], budget: int | None = None) -> list[RunId
 
 def generalisation_runs(config: dict[str, Any]) -> list[RunId]:
     """The chosen candidates of the ``generalisation.from_budget`` searches and Standard, at every batch size and lr
-    scaling, with every seed."""
+    scaling, with every seed; at ``train.batch_size`` a linearly scaled rate is the fixed one, and with both scalings
+    that run is trained once, as ``fixed`` (the table lists it under both: :func:`~pblf.results.generalisation.shared_runs`)."""
     general = config["generalisation"]
     if not general["enabled"]:
         return []
     return [RunId("generalisation", general["from_budget"], seed, method, batch_size=batch, lr_scaling=scaling)
-            for method in stage_methods(config, "generalisation") for batch in general["batch_sizes"] for scaling in general["lr_scaling"]
-            for seed in general["seeds"]]
+            for method in stage_methods(config, "generalisation") for batch in general["batch_sizes"]
+            for scaling in general["lr_scaling"] if not shared_runs(config, batch, scaling) for seed in general["seeds"]]
+
 
 
 def convergence_runs(config: dict[str, Any]) -> list[RunId]:

@@ -10,9 +10,10 @@ localrules:
 
 
 rule generalisation:
-    """Every generalisation run as a row (runs.csv)."""
+    """Every generalisation run as a row (runs.csv); the run at train.batch_size under both scalings."""
     input:
-        [L.metrics(run) for run in plan.generalisation_runs(config)],
+        config=L.stage_config("generalisation"),
+        metrics=[L.metrics(run) for run in plan.generalisation_runs(config)],
     output:
         L.generalisation_runs(),
     params:
@@ -22,7 +23,7 @@ rule generalisation:
     conda:
         PBLF_ENV
     shell:
-        "pblf generalisation --metrics {input} --out {params.out} > {log} 2>&1"
+        "pblf generalisation --config {input.config} --metrics {input.metrics} --out {params.out} > {log} 2>&1"
 
 
 rule generalisation_table:

@@ -33,10 +33,11 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.y
 #: (``tests/test_stage_keys.py``).
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "data": ("seed", "data"),
-    "train": ("seed", "device", "deterministic", "data", "model", "train", "resources.pack"),
+    "train": ("seed", "device", "deterministic", "data", "model", "train", "resources.pack", "generalisation.warmup"),
     "search": ("seed", "search", "standard"),
     "select": ("standard",),
     "appendix_c": ("seed", "appendix_c"),
+    "generalisation": ("train.batch_size", "generalisation.lr_scaling"),
 }
 
 

@@ -5,13 +5,15 @@ The thesis reports one sentence and no numbers: "some learned gradient update eq
 to hyperparameter changes, for example we observed that changes to the batch size would result in exploding
 gradients". This stage measures it. Each chosen candidate (of the ``generalisation.from_budget`` searches) and
 Standard are trained at every batch size of ``generalisation.batch_sizes``, with the learning rate kept as configured
-(``fixed``) or scaled in proportion to the batch size (``linear``, Goyal et al. 2017), for a few seeds each, under
-common random numbers (seed s of every method starts from the same weights). A run whose loss becomes non-finite is
-a result here, not a failure: it counts in the table as diverged, with the accuracy it had then.
+(``fixed``) or scaled in proportion to the batch size (``linear``, Goyal et al. 2017, warmed up when scaled up:
+:func:`pblf.training.train.run_config`), for a few seeds each, under common random numbers (seed s of every method
+starts from the same weights). A run whose loss becomes non-finite is a result here, not a failure: it counts in the
+table as diverged, with the accuracy it had then.
 
-* ``runs.csv``: one row per run (like ``tables/trials.csv`` for the repeats);
+* ``runs.csv``: one row per run (like ``tables/trials.csv`` for the repeats), the run at ``train.batch_size`` once
+  under each scaling;
 * ``generalisation.{csv,md,tex}``: per (method, batch size, lr scaling), Top-1 mean and sample std over the runs,
-  n, and how many diverged;
+  n, how many diverged, and the paired difference to Standard with its interval;
 * the figure: Top-1 against batch size, one line per method, one panel per lr scaling, every run a dot, diverged runs
   an x.
 """
@@ -25,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pblf.core.config import load_config, stage_config
 from pblf.core.errors import InputError
 from pblf.core.files import ACCURACY, COUNT, EPOCHS, Field, read_typed_csv, write_csv
 from pblf.core.layout import GENERALISATION, GENERALISATION_RUNS, LR_SCALINGS, read_run
+from pblf.core.names import STANDARD
 from pblf.core.provenance import Outcome
-from pblf.results.tables import UNDEFINED, Column, write_table
+from pblf.results.stats import paired
+from pblf.results.tables import UNDEFINED, Column, interval_columns, write_table
 from pblf.search.registry import methods
 
 log = logging.getLogger(__name__)
@@ -48,20 +53,34 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("test_top1_std", "Std", "Std", "spread", UNDEFINED),
     Column("n", "n", "$n$", "int"),
     Column("diverged", "diverged", "diverged", "int", for_people=False),
-    Column("diverged_fraction", "Diverged", "Diverged", "share"),
+    Column("diverged_fraction", "diverged_fraction", "diverged_fraction", "share", for_people=False),
+    Column("diverged_label", "Diverged", "Diverged", "text", in_csv=False),
+    *interval_columns("vs_standard_", "Δ vs Standard"),
 )
 
 
-def collect_runs(metrics: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row per generalisation run, from its metrics (its identity says method, batch size and scaling)."""
+def shared_runs(config: dict[str, Any], batch_size: int, lr_scaling: str) -> bool:
+    """Whether the generalisation runs of ``batch_size`` and ``lr_scaling`` are those of the other scaling: a linear
+    rate at ``train.batch_size`` is the fixed one, so with both scalings those runs are trained once, as ``fixed``,
+    and listed under both."""
+    return (batch_size == config["train"]["batch_size"] and lr_scaling == "linear"
+            and "fixed" in config["generalisation"]["lr_scaling"])
+
+
+def collect_runs(config: dict[str, Any], metrics: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One row per generalisation run, from its metrics (its identity says method, batch size and scaling); a run
+    shared by both scalings (:func:`shared_runs`) once under each."""
     rows = []
     for path in metrics:
         run, result = read_run(path)
         if run.kind != "generalisation":
             raise InputError(f"{path} is a {run.kind} run, not a generalisation run")
-        rows.append({"budget_epochs": run.budget, "method": run.method, "batch_size": run.batch_size,
-                     "lr_scaling": run.lr_scaling, "seed": run.seed, "status": result["status"],
-                     "test_top1": result["test_top1"], "val_top1": result["val_top1"]})
+        row = {"budget_epochs": run.budget, "method": run.method, "batch_size": run.batch_size,
+               "lr_scaling": run.lr_scaling, "seed": run.seed, "status": result["status"],
+               "test_top1": result["test_top1"], "val_top1": result["val_top1"]}
+        rows.append(row)
+        if shared_runs(config, run.batch_size, "linear") and run.lr_scaling == "fixed":
+            rows.append({**row, "lr_scaling": "linear"})
     return rows
 
 
@@ -75,34 +94,46 @@ def read_runs(path: str | Path) -> list[dict[str, Any]]:
 
 def summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (method, batch size, lr scaling), in method, batch-size and scaling order: Top-1 mean and sample std over
-    every run (a diverged run counts with the accuracy it had when it diverged), n, and how many diverged (and which
-    share of n)."""
+    every run (a diverged run counts with the accuracy it had when it diverged), n, how many diverged (and which share
+    of n), and the paired difference to Standard in the same cell, seed by seed (common random numbers: seed s of
+    every method starts from the same weights), with its 95 % interval. No p-values: the cells are many and the
+    question is how large the differences are, not whether one of them passes a threshold."""
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["method"], row["batch_size"], row["lr_scaling"]), []).append(row)
     order = sorted(groups, key=lambda key: (methods().index(key[0]), key[1], LR_SCALINGS.index(key[2])))
     table = []
     for method, batch, scaling in order:
-        top1 = [row["test_top1"] for row in groups[method, batch, scaling]]
+        cell = groups[method, batch, scaling]
+        top1 = [row["test_top1"] for row in cell]
+        diverged = sum(row["status"] == "diverged" for row in cell)
+        standard = {row["seed"]: row["test_top1"] for row in groups.get((STANDARD, batch, scaling), [])}
+        versus = paired({row["seed"]: row["test_top1"] for row in cell}, standard, "vs_standard_")
+        if method == STANDARD:
+            versus["vs_standard_n"] = 0  # not compared with itself: the cells stay empty
         table.append({
-            "budget_epochs": groups[method, batch, scaling][0]["budget_epochs"],
+            "budget_epochs": cell[0]["budget_epochs"],
             "method": method, "batch_size": batch, "lr_scaling": scaling,
             "test_top1_mean": statistics.mean(top1),
             "test_top1_std": statistics.stdev(top1) if len(top1) > 1 else None,
             "n": len(top1),
-            "diverged": (diverged := sum(row["status"] == "diverged" for row in groups[method, batch, scaling])),
+            "diverged": diverged,
             "diverged_fraction": diverged / len(top1),
+            "diverged_label": f"{diverged / len(top1):.2f} ({diverged} of {len(top1)})",
+            **{key: versus[key] for key in ("vs_standard_diff", "vs_standard_ci_low", "vs_standard_ci_high",
+                                            "vs_standard_n", "vs_standard_all_equal")},
         })
     return table
 
 
-def stage_generalisation(metrics: list[Path], out: Path) -> Outcome:
+def stage_generalisation(config: list[Path], metrics: list[Path], out: Path) -> Outcome:
     """``pblf generalisation``: every generalisation run as a row of ``out/runs.csv``."""
-    rows = collect_runs(metrics)
+    cfg = load_config(config)
+    rows = collect_runs(cfg, metrics)
     path = write_csv(rows, RUN_COLUMNS, Path(out) / GENERALISATION_RUNS)
     diverged = sum(row["status"] == "diverged" for row in rows)
     log.info("%d generalisation runs (%d diverged) -> %s", len(rows), diverged, path)
-    return Outcome()
+    return Outcome(stage_config(cfg, "generalisation"))
 
 
 def stage_generalisation_table(runs: Path, out: Path) -> Outcome:

@@ -11,6 +11,8 @@ of the run's steps, not epochs.
 * ``warmup_cosine``: a linear warm-up over the first ``lr_warmup`` of the steps (Goyal et al. 2017), then half a
   cosine down to zero (Loshchilov & Hutter 2017, SGDR without restarts).
 * ``warmup_linear``: the same warm-up, then a straight line down to zero.
+* any of them with a gradual warm-up on top (``train.gradual_warmup``, Goyal et al. 2017): the rate starts at a share
+  of the schedule's and rises linearly to it; the generalisation stage uses it for linearly scaled learning rates.
 * ``onecycle``: Smith & Topin's one-cycle policy (2019) exactly as PyTorch's ``OneCycleLR`` draws it with its
   defaults (``anneal_strategy="cos"``, two phases): from ``lr / onecycle_div`` up to ``lr`` over the first
   ``onecycle_rise`` of the steps, then down to ``lr / (onecycle_div * onecycle_final_div)``. Only the learning
@@ -34,6 +36,10 @@ SCHEDULES: tuple[str, ...] = allowed("train.lr_schedule")
 def learning_rate(train_cfg: dict[str, Any], total_steps: int, step: int) -> float:
     """The learning rate of step ``step`` (0-based) of a run of ``total_steps`` steps under ``train_cfg``'s
     schedule (the config's ``train`` section)."""
+    return _scheduled(train_cfg, total_steps, step) * gradual_warmup(train_cfg["gradual_warmup"], total_steps, step)
+
+
+def _scheduled(train_cfg: dict[str, Any], total_steps: int, step: int) -> float:
     schedule = train_cfg["lr_schedule"]
     peak = train_cfg["lr"]
     if schedule == "step":
@@ -44,6 +50,15 @@ def learning_rate(train_cfg: dict[str, Any], total_steps: int, step: int) -> flo
         return one_cycle(peak, train_cfg["onecycle_rise"], train_cfg["onecycle_div"],
                          train_cfg["onecycle_final_div"], total_steps, step)
     raise ValueError(f"train.lr_schedule {schedule!r} must be one of {', '.join(SCHEDULES)}")
+
+
+def gradual_warmup(warmup: dict[str, float], total_steps: int, step: int) -> float:
+    """The factor Goyal et al.'s gradual warm-up puts on the schedule's rate at ``step``: from ``start_factor`` at
+    the first step up to 1 at the end of ``fraction`` of the steps, linearly, and 1 after."""
+    steps = round(warmup["fraction"] * total_steps)
+    if step >= steps:
+        return 1.0
+    return warmup["start_factor"] + (1.0 - warmup["start_factor"]) * step / steps
 
 
 def step_decay(lr: float, milestones: list[float], gamma: float, total_steps: int, step: int) -> float:

@@ -45,11 +45,11 @@ from pblf.core.files import read_bytes, read_json, write_bytes, write_json
 from pblf.core.layout import CHECKPOINT, METRICS, RunId
 from pblf.core.provenance import Outcome, code_fingerprint, machine_name
 from pblf.core.seeding import derive_seed
-from pblf.training.data import DeviceSplit, Splits, load_splits, make_split, read_split
+from pblf.training.data import Splits, load_splits, make_split, read_split
 from pblf.training.fidelity import Fidelity
-from pblf.training.pack import Pack, make_pack, sgd_options
 from pblf.training.hypergrad import HypergradientUpdater, ValidationStream, learning_start
 from pblf.training.model import build_model
+from pblf.training.pack import Pack, make_pack, sgd_options
 from pblf.training.schedule import learning_rate
 
 log = logging.getLogger(__name__)
@@ -267,12 +267,19 @@ def _percent(value: float) -> float:
 
 def run_config(cfg: dict[str, Any], run: RunId) -> dict[str, Any]:
     """The config a run trains with: a generalisation run's own batch size, and its learning rate kept or scaled in
-    proportion to it (the linear scaling rule, Goyal et al. 2017); every other run trains with ``cfg`` as it is."""
+    proportion to it (the linear scaling rule, Goyal et al. 2017); every other run trains with ``cfg`` as it is.
+
+    A rate scaled up by k starts at the configured one and reaches k times it after ``generalisation.warmup`` of the
+    budget (Goyal et al.'s gradual warm-up): without it a large rate can diverge in its first steps, for Standard as
+    much as for a found equation, and the table could not tell the two apart."""
     if run.batch_size is None:
         return cfg
     train = {**cfg["train"], "batch_size": run.batch_size}
+    scale = run.batch_size / cfg["train"]["batch_size"]
     if run.lr_scaling == "linear":
-        train["lr"] = cfg["train"]["lr"] * run.batch_size / cfg["train"]["batch_size"]
+        train["lr"] = cfg["train"]["lr"] * scale
+        if scale > 1 and cfg["generalisation"]["warmup"] > 0:
+            train["gradual_warmup"] = {"fraction": cfg["generalisation"]["warmup"], "start_factor": 1 / scale}
     return {**cfg, "train": train}
 
 
