@@ -90,12 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import write_cifar10  # the test suite's writer of the canonical batch format
 
+    from pblf.core.provenance import environment
+
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     candidate = '{"w1": 0, "w2": 0, "b1": 0, "b2": 1, "mode": "1111"}'
     result: dict[str, Any] = {
         "benchmark": "bench_startup",
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "device": f"cpu ({platform.processor() or platform.machine()})", "cpu_count": os.cpu_count(),
+        "environment": environment("cpu"),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "repeats": args.repeats,
         "measured": f"process start to the line '{READY} ...' pblf train logs before its first step",
         "data_sets": {},

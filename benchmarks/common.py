@@ -13,7 +13,11 @@ import torch
 
 
 def record(benchmark: str, argv: list[str] | None, device: torch.device) -> dict[str, Any]:
-    """The head of a torch benchmark's record: what ran, on which device, torch, threads and the load at start."""
+    """The head of a torch benchmark's record: what ran, on which device, torch, threads and the load at start, and
+    the whole environment a pipeline record has (processor and its kernel-selecting features, torch, CUDA and cuDNN,
+    the GPU): a number measured on one processor and stack is that processor's and stack's."""
+    from pblf.core.provenance import environment
+
     on_cuda = device.type == "cuda"
     return {
         "benchmark": benchmark,
@@ -23,6 +27,7 @@ def record(benchmark: str, argv: list[str] | None, device: torch.device) -> dict
         "threads": torch.get_num_threads(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
+        "environment": environment(device.type),
     }
 
 

@@ -25,6 +25,8 @@ CANDIDATE = {"w1": 0.0, "w2": 0.0, "b1": 0.0, "b2": 1.0, "mode": "1111"}
 def made(tmp_path_factory) -> Path:
     """A working folder whose results/ holds a split, two budgets of repeat runs (metrics recorded as made from
     the split), trials and tables; every command ran inside it with relative paths, as Snakemake runs them."""
+    import torch  # noqa: F401  (imported, as in a training job, so the records note the stack it ran on)
+
     work = tmp_path_factory.mktemp("audit")
     before = os.getcwd()
     os.chdir(work)
@@ -81,6 +83,24 @@ def test_a_fresh_folder_passes_and_reaches_the_data_set(results, capsys):
     assert code == 0, err
     assert "audit passed" in out and "data/split.json" in out and "<- pblf split" in out
     assert "data/arrays/train_images.npy" in out  # the arrays share the split's record; only the split is verified
+    assert "OTHER STACK" not in out  # trained here
+
+
+def test_a_run_trained_on_another_processor_or_stack_is_noted_per_run(results, capsys):
+    """Its files verify (the audit passes), but it is marked, with what differs: its bits are this machine's only
+    if processor and stack are."""
+    path = record_path(results / "runs/repeats/b1/PBLF-RS/s2/metrics.json", results)
+    record = json.loads(path.read_text())
+    record["environment"].update(processor="Imaginary CPU 9000", torch="1.0.0",
+                                 cpu_flags=[*record["environment"]["cpu_flags"], "avx1024"])
+    path.write_text(json.dumps(record))
+    code, out, err = audit(results, capsys=capsys)
+    assert code == 0, err
+    marked = [line for line in out.splitlines() if "OTHER STACK (" in line]
+    assert len(marked) == 1 and "runs/repeats/b1/PBLF-RS/s2/metrics.json" in marked[0]
+    assert "processor: Imaginary CPU 9000, here " in marked[0] and "cpu_flags: avx1024 only then, none only here" \
+        in marked[0] and "torch: 1.0.0, here " in marked[0]
+    assert "NOTE: 1 run(s) were trained on another processor or software stack" in out
 
 
 def flip_a_byte(path: Path) -> None:

@@ -25,7 +25,9 @@ from pblf.core.errors import InputError, UserError
 from pblf.core.files import file_digest, read_csv, read_json
 from pblf.core.layout import GENERALISATION, METRICS, Layout, RunId
 from pblf.core.names import FIGURE_FORMATS, FIGURES, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS
-from pblf.core.provenance import STORE, Outcome, code_fingerprint, read_record, record_path
+from pblf.core.provenance import (
+    STACK_KEYS, STORE, Outcome, code_fingerprint, environment, read_record, record_path, stack,
+)
 from pblf.search.registry import methods
 
 #: Exit status of an audit that found a problem (a user error, such as a bad --cell, exits 2).
@@ -141,6 +143,13 @@ def walk(results: str | Path, targets: list[Path] | None = None,
             f"{len(walker.other_code)} run(s) were trained by other training code than this checkout's "
             f"(pblf.core.provenance.code_fingerprint), e.g. {walker.other_code[0]}: their numbers come from that "
             "code, as its record's git commit says")
+    if walker.other_stack:
+        path, differences = walker.other_stack[0]
+        walker.audit.notes.append(
+            f"{len(walker.other_stack)} run(s) were trained on another processor or software stack than this "
+            f"machine's (pblf.core.provenance.stack; marked OTHER STACK above), e.g. {path}: {differences}. Their "
+            "files verify; retrained here, they would give other bits (the same code and inputs give bit-equal "
+            "results only on the same processor and stack)")
     return walker.audit
 
 
@@ -156,6 +165,10 @@ class _Walker:
     seen: set[str] = field(default_factory=set)
     other_code: list[Path] = field(default_factory=list)
     current_code: str = field(default_factory=code_fingerprint)
+    #: runs trained on another processor or stack, with what differs
+    other_stack: list[tuple[Path, str]] = field(default_factory=list)
+    #: this machine's stack, per device (computed when first needed: it imports torch)
+    current_stacks: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
     def locate(self, recorded: str) -> Path:
         """Recorded paths are relative to the folder the pipeline ran in, the one that holds ``results``."""
@@ -181,17 +194,31 @@ class _Walker:
             return None
         self.check_outputs(path, depth, record, actual)
         code = record.get("code", {})
+        differences = self.stack_differences(record["environment"]) if path.name == METRICS else None
         self.audit.lines.append(
             f"{'  ' * depth}{path}  <- pblf {record.get('stage', '?')}"
             f" [{(code.get('git_commit') or 'no git')[:10]}{'+dirty' if code.get('git_dirty') else ''},"
             f" {record['environment'].get('device_name')}, {record['ended']}]"
+            + (f"  OTHER STACK ({differences})" if differences else "")
         )
+        if differences:
+            self.other_stack.append((path, differences))
         if "split_of" in record and path.suffix == ".json":  # the split itself, not the arrays it shares a record with
             self.audit.problems.extend(_verify_dataset(path, self.data_root))
         for entry in record["inputs"]:
             if self.keep(self.locate(entry["path"])):
                 self.visit(self.locate(entry["path"]), depth + 1, entry["sha256"])
         return None
+
+    def stack_differences(self, recorded: dict[str, Any]) -> str:
+        """How a run's recorded stack differs from this machine's ("" when it does not), as "key: then, here"."""
+        device = recorded.get("device")
+        if device not in self.current_stacks:
+            import torch  # noqa: F401  (environment() reads torch's versions and threads only once it is imported)
+
+            self.current_stacks[device] = stack(environment(device))
+        here, then = self.current_stacks[device], stack(recorded)
+        return "; ".join(_difference(key, then[key], here[key]) for key in STACK_KEYS if then[key] != here[key])
 
     def checksum(self, path: Path, depth: int, expected_sha: str | None) -> str:
         """The file's sha256, compared with what the record above it says."""
@@ -244,6 +271,15 @@ class _Walker:
             if other != str(path) and (not Path(other).is_file() or file_digest(other) != sha):
                 self.audit.problems.append(f"{other}: missing or changed since it was recorded (a sibling output of "
                                            f"{path})")
+
+
+def _difference(key: str, then: Any, here: Any) -> str:
+    """One stack key that differs, as the audit prints it: for the processor's features, the ones only one side
+    has (the full lists are in the records)."""
+    if isinstance(then, list) and isinstance(here, list):
+        only_then, only_here = sorted(set(then) - set(here)), sorted(set(here) - set(then))
+        return f"{key}: {' '.join(only_then) or 'none'} only then, {' '.join(only_here) or 'none'} only here"
+    return f"{key}: {'not recorded' if then is None else then}, here {here}"
 
 
 def _inside(path: Path, results: Path) -> bool:

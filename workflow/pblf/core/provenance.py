@@ -119,8 +119,19 @@ def code_version(inputs: Sequence[Path] = ()) -> dict[str, Any]:
             "untracked_inputs": untracked}
 
 
+#: The processor features that decide which CPU kernels PyTorch, oneDNN and BLAS run (x86's vector extensions; on
+#: other processors none are listed). Two processors with the same model name share them; two without it may not,
+#: and the same float operations then round differently.
+KERNEL_FLAGS: tuple[str, ...] = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512dq",
+                                 "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                                 "amx_bf16", "amx_int8")
+#: What a run's numbers depend on beyond the code and its inputs (:func:`stack`): the same values, bit-equal results.
+STACK_KEYS: tuple[str, ...] = ("processor", "cpu_flags", "threads", "torch", "torch_cuda_build", "cudnn", "gpu")
+
+
 def environment(device: str | None = None) -> dict[str, Any]:
-    """Software and hardware: enough to tell two runs' environments apart."""
+    """Software and hardware: enough to tell two runs' environments apart, and whether they could give the same bits
+    (:func:`stack`)."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -133,6 +144,8 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "packages": versions,
+        "processor": cpu_name(),
+        "cpu_flags": cpu_flags(),
     }
     if "torch" in sys.modules:
         import torch
@@ -142,24 +155,50 @@ def environment(device: str | None = None) -> dict[str, Any]:
         env["torch_cuda_build"] = torch.version.cuda
         env["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
         env["cuda_available"] = torch.cuda.is_available()
+        env["threads"] = torch.get_num_threads()
+        env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # the kernels torch chose: AVX512, AVX2, ...
         if device == "cuda" and torch.cuda.is_available():
             env["device_name"] = torch.cuda.get_device_name()
             major, minor = torch.cuda.get_device_capability()
             env["gpu_compute_capability"] = f"{major}.{minor}"
-    env.setdefault("device_name", cpu_name())
+    env.setdefault("device_name", env["processor"])
     env["device"] = device
     return env
 
 
+def stack(env: dict[str, Any]) -> dict[str, Any]:
+    """The part of a record's ``environment`` that decides a training run's bits, given its code and inputs: the
+    processor and the kernel-selecting features it has, torch's thread count (a reduction split across threads
+    adds in another order), torch and the CUDA and cuDNN it was built with, and the GPU for a run on one. A key a
+    record does not have (an older record) is None."""
+    on_gpu = env.get("device") == "cuda"
+    return {"processor": env.get("processor"), "cpu_flags": env.get("cpu_flags"),
+            "threads": None if on_gpu else env.get("threads"), "torch": env.get("torch"),
+            "torch_cuda_build": env.get("torch_cuda_build") if on_gpu else None,
+            "cudnn": env.get("cudnn") if on_gpu else None, "gpu": env.get("device_name") if on_gpu else None}
+
+
 def cpu_name() -> str:
     """This machine's processor model as the kernel names it (``/proc/cpuinfo``), or Python's guess elsewhere."""
+    model = _cpuinfo("model name")
+    return model if model is not None else platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`KERNEL_FLAGS` this processor has (``/proc/cpuinfo``; none known elsewhere), in that order."""
+    present = set((_cpuinfo("flags") or "").split())
+    return [flag for flag in KERNEL_FLAGS if flag in present]
+
+
+def _cpuinfo(key: str) -> str | None:
+    """The first value of ``key`` in ``/proc/cpuinfo`` (Linux), or None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == key:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
 
 
 def machine_name(device: str) -> str:
