@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 import pickle
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
-
 from pblf.training.data import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark(name: str) -> ModuleType:
+    """A script of ``benchmarks/`` as a module, freshly imported: the benchmarks are scripts, not a package, and
+    import their sibling ``common``, so their folder goes on the path."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
 
 LABEL_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 

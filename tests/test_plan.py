@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
+from conftest import benchmark
 from pblf import plan
 from pblf.core.candidate import write_proposal
 from pblf.core.config import load_config, validate
@@ -130,15 +130,10 @@ def test_plan_prints_wall_times(thesis, capsys):
     assert "give --seconds-per-epoch" in capsys.readouterr().out
 
 
-def test_plan_reads_the_epoch_time_the_gpu_benchmark_writes(thesis, tmp_path, monkeypatch):
+def test_plan_reads_the_epoch_time_the_gpu_benchmark_writes(thesis, tmp_path):
     """benchmarks/bench_train.py names its epoch variants as pblf plan looks them up (run here on a CPU on a tiny
     network: the code path the GPU benchmark takes)."""
-    import sys
-
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    sys.modules.pop("bench_train", None)
-    import bench_train
-
+    bench_train = benchmark("bench_train")
     assert bench_train.main(["--out", str(tmp_path / "cuda-bench_train.json"), "--parts", "c", "--force-epoch",
                              "--threads", "1"]) == 0
     seconds = plan.measured_seconds_per_epoch(thesis, tmp_path)

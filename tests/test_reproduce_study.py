@@ -5,26 +5,18 @@ processes, the paired effects, the JSON) is exercised here in seconds."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-from conftest import write_cifar10
+from conftest import benchmark, write_cifar10
 from pblf.core.config import validate
 from pblf.training.schedule import learning_rate
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def study():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    sys.modules.pop("reproduce", None)
-    import reproduce
-
-    return reproduce
+    return benchmark("reproduce")
 
 
 @pytest.fixture(scope="module")
