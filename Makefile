@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the pair that imports on the reference machines (shared/notes/machine.md)
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean readme-numbers
 
 $(BIN)/pblf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: install
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# every number the README quotes from a run against its committed source (also a test: tests/test_readme.py)
+readme-numbers: install
+	$(BIN)/python benchmarks/readme_numbers.py README.md
 
 clean:
 	rm -rf results logs .snakemake
