@@ -53,7 +53,7 @@ def made(tmp_path_factory) -> Path:
                        "seconds": 1.0}
                 with track() as io:
                     read_json(layout.split())
-                    path = write_csv([row], EVALUATION_COLUMNS, layout.evaluations(budget, method))
+                    path = write_csv([row], EVALUATION_COLUMNS, layout.evaluations(budget, method, 0))
                 write_records(io, Outcome(), "evaluations", ["evaluations"], now(), layout.results)
                 evaluations.append(str(path))
         assert main(["trials", "--metrics", *metrics, "--evaluations", *evaluations, "--out", "results/tables"]) == 0
@@ -89,7 +89,7 @@ def test_a_fresh_folder_passes_and_reaches_the_data_set(results, capsys):
 def test_a_run_trained_on_another_processor_or_stack_is_noted_per_run(results, capsys):
     """Its files verify (the audit passes), but it is marked, with what differs: its bits are this machine's only
     if processor and stack are."""
-    path = record_path(results / "runs/repeats/b1/PBLF-RS/s2/metrics.json", results)
+    path = record_path(results / "runs/repeats/b1/PBLF-RS/r0/s2/metrics.json", results)
     record = json.loads(path.read_text())
     record["environment"].update(processor="Imaginary CPU 9000", torch="1.0.0",
                                  cpu_flags=[*record["environment"]["cpu_flags"], "avx1024"])
@@ -97,7 +97,7 @@ def test_a_run_trained_on_another_processor_or_stack_is_noted_per_run(results, c
     code, out, err = audit(results, capsys=capsys)
     assert code == 0, err
     marked = [line for line in out.splitlines() if "OTHER STACK (" in line]
-    assert len(marked) == 1 and "runs/repeats/b1/PBLF-RS/s2/metrics.json" in marked[0]
+    assert len(marked) == 1 and "runs/repeats/b1/PBLF-RS/r0/s2/metrics.json" in marked[0]
     assert "processor: Imaginary CPU 9000, here " in marked[0] and "cpu_flags: avx1024 only then, none only here" \
         in marked[0] and "torch: 1.0.0, here " in marked[0]
     assert "NOTE: 1 run(s) were trained on another processor or software stack" in out
@@ -109,7 +109,7 @@ def flip_a_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("target", ["runs/repeats/b2/PBLF-RS/s1/metrics.json", "data/split.json",
+@pytest.mark.parametrize("target", ["runs/repeats/b2/PBLF-RS/r0/s1/metrics.json", "data/split.json",
                                     "tables/trials.csv", "tables/table_6_2.csv"])
 def test_a_changed_byte_is_named(results, capsys, target):
     flip_a_byte(results / target)
@@ -125,9 +125,9 @@ def test_a_deleted_record_is_named(results, capsys):
 
 
 def test_a_deleted_input_is_named(results, capsys):
-    (results / "runs/repeats/b1/Standard/s2/metrics.json").unlink()
+    (results / "runs/repeats/b1/Standard/r0/s2/metrics.json").unlink()
     code, _, err = audit(results, capsys=capsys)
-    assert code == 1 and "runs/repeats/b1/Standard/s2/metrics.json: missing" in err
+    assert code == 1 and "runs/repeats/b1/Standard/r0/s2/metrics.json: missing" in err
 
 
 def test_a_changed_sibling_output_is_named(results, capsys):
@@ -141,7 +141,7 @@ def test_a_cell_follows_only_its_runs_by_their_recorded_identity(results, capsys
     assert code == 0, err
     assert "table_6_2 [2 epochs, PBLF-RS]: " in out
     walked = {line.split()[0] for line in out.splitlines() if "/runs/" in line}
-    assert walked == {str(results / f"runs/repeats/b2/PBLF-RS/s{s}/metrics.json") for s in (1, 2)}
+    assert walked == {str(results / f"runs/repeats/b2/PBLF-RS/r0/s{s}/metrics.json") for s in (1, 2)}
 
 
 @pytest.mark.parametrize("cell", ["table_6_2:2", "table_9_9:2:PBLF-BO", "table_6_2:2:PBLF-XX"])
@@ -154,9 +154,9 @@ def test_a_malformed_cell_is_a_one_line_user_error(results, capsys, cell):
 def test_records_list_what_the_stage_read_and_wrote(results):
     record = json.loads(record_path(results / "tables/trials.csv", results).read_text())
     inputs = {entry["path"] for entry in record["inputs"]}
-    assert inputs == ({str(results / f"runs/repeats/b{b}/{m}/s{s}/metrics.json") for b in (1, 2)
+    assert inputs == ({str(results / f"runs/repeats/b{b}/{m}/r0/s{s}/metrics.json") for b in (1, 2)
                        for m, s in METHODS_SEEDS}
-                      | {str(results / f"search/b{b}/{m}/evaluations.csv") for b in (1, 2)
+                      | {str(results / f"search/b{b}/{m}/r0/evaluations.csv") for b in (1, 2)
                          for m in ("PBLF-BO", "PBLF-RS")})
     table_record = json.loads(record_path(results / "tables/table_B_1.md", results).read_text())
     assert len(table_record["outputs"]) == 12 and table_record["inputs"][0]["path"].endswith("trials.csv")

@@ -41,7 +41,7 @@ def search(tmp_path: Path) -> tuple[list[Path], list[Path]]:
                [{**candidate(2, "1111"), "source": "ucb"}]]
     vals = [[50.0, 70.0], [70.0]]
     for iteration, batch in enumerate(entries):
-        proposals.append(write_proposal(tmp_path / L.proposal(2, "PBLF-BO", iteration), batch))
+        proposals.append(write_proposal(tmp_path / L.proposal(2, "PBLF-BO", 0, iteration), batch))
         for index, entry in enumerate(batch):
             run = RunId("search", 2, 0, "PBLF-BO", iteration, index)
             metrics.append(write_metrics(tmp_path, run, {k: entry[k] for k in entry if k != "source"},
@@ -81,6 +81,9 @@ def test_runs_nobody_proposed_and_runs_of_another_search_are_refused(search, tmp
     other = write_metrics(tmp_path / "other", RunId("search", 2, 0, "PBLF-RS", 5, 0), candidate(0), 1.0, 1.0)
     with pytest.raises(InputError, match="several searches"):
         collect_search(proposals, [*metrics, other])
+    second = write_metrics(tmp_path / "second", RunId("search", 2, 1000, "PBLF-BO", 5, 0, 1), candidate(0), 1.0, 1.0)
+    with pytest.raises(InputError, match=r"several searches \(budget, method, search\)"):
+        collect_search(proposals, [*metrics, second])
     repeat = write_metrics(tmp_path / "r", RunId("repeat", 2, 1, "PBLF-BO"), candidate(0), 1.0, 1.0)
     with pytest.raises(InputError, match="is a repeat run, not a search run"):
         collect_search(proposals, [*metrics, repeat])
@@ -125,7 +128,7 @@ def test_selection_refuses_an_empty_or_mixed_file(tmp_path):
         read_evaluations(path)
     with pytest.raises(InputError, match="no evaluated candidate trained its full budget"):
         select_best([{"status": "stopped", "val_top1": 50.0}])
-    row = "{b},PBLF-BO,0,0,random,,0.1,0.2,0.3,0.4,0010,ok,1,50,40,1.5,a CPU,run"
+    row = "{b},PBLF-BO,0,0,0,random,,0.1,0.2,0.3,0.4,0010,ok,1,50,40,1.5,a CPU,run"
     path.write_text(",".join(EVALUATION_COLUMNS) + "\n" + row.format(b=2) + "\n" + row.format(b=3) + "\n")
     with pytest.raises(InputError, match="mixes several searches"):
         read_evaluations(path)
@@ -147,8 +150,12 @@ def test_trials_are_one_row_per_repeat_with_what_the_search_cost(search, tmp_pat
     assert rows[0]["activation"] == "relu" and rows[0]["places"] == "stem/group 1/group 2/group 3"
     stage_trials(metrics, evaluations, tmp_path / "t")
     assert (tmp_path / "t" / "trials.csv").read_text().splitlines()[0] == ",".join(TRIALS_COLUMNS)
-    with pytest.raises(InputError, match="no evaluations.csv of the PBLF-BO search at 2 epochs"):
+    with pytest.raises(InputError, match="no evaluations.csv of the PBLF-BO search 0 at 2 epochs"):
         collect_trials(metrics)
+    assert {row["search"] for row in rows} == {0}
+    second = write_metrics(tmp_path / "y", RunId("repeat", 2, 1, "PBLF-BO", search=1), candidate(1), 1.0, 1.0)
+    with pytest.raises(InputError, match="no evaluations.csv of the PBLF-BO search 1 at 2 epochs"):
+        collect_trials([*metrics, second], evaluations)
     searched = write_metrics(tmp_path / "x", RunId("search", 1, 0, "PBLF-BO", 0, 0), candidate(0), 1.0, 1.0)
     with pytest.raises(InputError, match="not a repeat"):
         collect_trials([searched])

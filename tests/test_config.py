@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from pblf import plan
-from pblf.core.config import ConfigError, deep_merge, load_config, stage_config, validate
+from pblf.core.config import ConfigError, deep_merge, load_config, search_seeds, stage_config, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,5 +151,10 @@ def test_every_name_the_schema_allows_has_its_implementation():
 
 def test_the_convergence_reruns_never_train_with_the_searchs_seed():
     assert validate({})["convergence"]["seed"] != validate({})["search"]["train_seed"]
-    with pytest.raises(ConfigError, match="config key convergence.seed: 0 is search.train_seed"):
+    with pytest.raises(ConfigError, match=r"config key convergence.seed: 0 is a search's training seed \[0\]"):
         validate({"convergence": {"seed": 0}})
+    with pytest.raises(ConfigError, match=r"convergence.seed: 1000 is a search's training seed \[0, 1000\]"):
+        validate({"search": {"repeats": 2}, "convergence": {"seed": 1000}})
+    with pytest.raises(ConfigError, match=r"repeats.seeds: \[1, 2000\] contains a search's training seed"):
+        validate({"search": {"repeats": 3}, "repeats": {"seeds": [1, 2000]}})
+    assert search_seeds(validate({"search": {"repeats": 3, "train_seed": 7}})) == [7, 1007, 2007]

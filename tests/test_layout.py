@@ -9,9 +9,9 @@ from pblf.core.names import FIGURES, RUN_KINDS, TABLE_FORMATS, TABLES
 
 L = Layout("results", "logs")
 RUNS = [
-    RunId("search", 20, 0, "PBLF-BO", 3, 1),
-    RunId("search", 100, 7, "PBLF-RS", 0, 42),
-    RunId("repeat", 20, 4, "Standard"),
+    RunId("search", 20, 0, "PBLF-BO", 3, 1, 0),
+    RunId("search", 100, 1007, "PBLF-RS", 0, 42, 1),
+    RunId("repeat", 20, 4, "Standard", search=0),
     RunId("convergence", 600, 0, "PBLF-RS"),
 ]
 
@@ -20,10 +20,10 @@ def test_paths_are_the_documented_layout():
     assert L.split() == "results/data/split.json"
     assert L.array("test_labels") == "results/data/arrays/test_labels.npy"
     assert L.stage_config("train") == "results/config/train.json"
-    assert L.history(20, "PBLF-BO", 3) == "results/search/b20/PBLF-BO/i003/history.csv"
-    assert L.proposal(20, "PBLF-BO", 3) == "results/search/b20/PBLF-BO/i003/proposal.json"
-    assert L.evaluations(100, "PBLF-RS") == "results/search/b100/PBLF-RS/evaluations.csv"
-    assert L.selection(20, "Standard") == "results/select/b20/Standard.json"
+    assert L.history(20, "PBLF-BO", 0, 3) == "results/search/b20/PBLF-BO/r0/i003/history.csv"
+    assert L.proposal(20, "PBLF-BO", 1, 3) == "results/search/b20/PBLF-BO/r1/i003/proposal.json"
+    assert L.evaluations(100, "PBLF-RS", 0) == "results/search/b100/PBLF-RS/r0/evaluations.csv"
+    assert L.selection(20, "Standard", 0) == "results/select/b20/r0/Standard.json"
     assert L.trials() == "results/tables/trials.csv"
     assert L.table("table_6_2", "md") == "results/tables/table_6_2.md"
     assert L.figure("6.3", "pdf") == "results/figures/figure_6_3.pdf"
@@ -31,36 +31,36 @@ def test_paths_are_the_documented_layout():
     assert L.trajectory("C.2") == "results/trajectories/figure_C_2.csv"
     assert L.velocity() == "results/trajectories/velocity.csv"
     assert [L.run(run) for run in RUNS] == [
-        "results/runs/search/b20/PBLF-BO/i003/c01",
-        "results/runs/search/b100/PBLF-RS/i000/c42",
-        "results/runs/repeats/b20/Standard/s4",
+        "results/runs/search/b20/PBLF-BO/r0/i003/c01",
+        "results/runs/search/b100/PBLF-RS/r1/i000/c42",
+        "results/runs/repeats/b20/Standard/r0/s4",
         "results/runs/convergence/PBLF-RS/s0",
     ]
-    assert L.metrics(RUNS[2]) == "results/runs/repeats/b20/Standard/s4/metrics.json"
+    assert L.metrics(RUNS[2]) == "results/runs/repeats/b20/Standard/r0/s4/metrics.json"
 
 
 def test_rules_get_wildcard_patterns_from_the_same_builders():
-    assert L.history("{budget}", "{method}", "{iteration}") == "results/search/b{budget}/{method}/i{iteration}/history.csv"
-    assert L.selection("{budget}", "Standard") == "results/select/b{budget}/Standard.json"
+    assert L.history("{budget}", "{method}", "{search}", "{iteration}") == "results/search/b{budget}/{method}/r{search}/i{iteration}/history.csv"
+    assert L.selection("{budget}", "Standard", "{search}") == "results/select/b{budget}/r{search}/Standard.json"
     assert L.metrics("{run}") == "results/runs/{run}/metrics.json"
     assert L.figure("6.{n}", "png") == "results/figures/figure_6_{n}.png"
-    assert L.log(L.proposal("{budget}", "{method}", "{iteration}")) == "logs/search/b{budget}/{method}/i{iteration}/proposal.log"
+    assert L.log(L.proposal("{budget}", "{method}", "{search}", "{iteration}")) == "logs/search/b{budget}/{method}/r{search}/i{iteration}/proposal.log"
     assert L.run_log("{run}") == "logs/runs/{run}.log"
     assert Layout.iteration(7) == "007"
 
 
 @pytest.mark.parametrize("run", RUNS, ids=lambda r: r.folder)
 def test_every_run_folder_round_trips(run):
-    seed = run.seed if run.kind == "search" else 99
+    train_seed = run.seed - 1000 * run.search if run.kind == "search" else 99
     budget = run.budget if run.kind == "convergence" else 99
-    assert Layout.parse_run(run.folder, search_seed=seed, convergence_budget=budget) == run
+    assert Layout.parse_run(run.folder, train_seed=train_seed, convergence_budget=budget) == run
     assert RunId.from_dict(run.to_dict()) == run
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_every_template_round_trips(name):
     template = TEMPLATES[name]
-    values = {field: 7 if field in ("budget", "iteration", "seed", "index") else "x" for field, _ in template.fields}
+    values = {field: 7 if field in ("budget", "iteration", "seed", "index", "search") else "x" for field, _ in template.fields}
     filled = template.fill(**values)
     assert template.parse(filled) == {field: template.value(field, value) for field, value in values.items()}
 
@@ -70,7 +70,7 @@ def test_table_and_figure_files_cover_every_id():
     assert len(files) == len(TABLES) * len(TABLE_FORMATS) + len(FIGURES)
 
 
-@pytest.mark.parametrize("folder", ["search/b20/PBLF-BO/i3/c1", "repeats/b20/s0", "elsewhere/x", "search/b20/PBLF-BO/i003"])
+@pytest.mark.parametrize("folder", ["search/b20/PBLF-BO/r0/i3/c1", "search/b20/PBLF-BO/i003/c01", "repeats/b20/s0", "elsewhere/x", "search/b20/PBLF-BO/i003"])
 def test_a_folder_outside_the_layout_is_refused(folder):
     with pytest.raises(ValueError, match="is not a run folder"):
         Layout.parse_run(folder, 0, 600)
@@ -84,11 +84,18 @@ def test_a_folder_outside_the_layout_is_refused(folder):
         (("repeat", 20, 0, "PBLF-BO", 1, 2), "only if it is a search run"),
         (("repeat", 20, 0), "needs a method"),
         (("repeat", 0, 0, "Standard"), "budget 0"),
+        (("convergence", 600, 0, "PBLF-BO", None, None, 0), "takes a search"),
+        (("search", 20, 0, "PBLF-BO", 1, 2, -1), "takes a search"),
     ],
 )
 def test_an_impossible_identity_is_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         RunId(*fields)
+
+
+def test_a_search_or_repeat_run_without_a_search_is_of_the_first():
+    assert RunId("search", 20, 0, "PBLF-BO", 1, 2).search == 0
+    assert RunId("repeat", 20, 3, "Standard").folder == "repeats/b20/Standard/r0/s3"
 
 
 def test_a_manual_run_has_an_identity_but_no_folder():

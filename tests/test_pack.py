@@ -129,18 +129,22 @@ def _all_runs(config: dict) -> list[RunId]:
         rungs = rs_rungs(budget, config["search"]["pruning"])
         rs = rs_batch_sizes(config["search"]["rs"]["samples"], config["search"]["pruning"]["eta"], len(rungs))
         for method, counts in (("PBLF-BO", sizes), ("PBLF-RS", rs), ("PBLF-HG", [1])):  # HG: one learning run
-            found += [RunId("search", budget, seed, method, it, i) for it, n in enumerate(counts) for i in range(n)]
+            found += [RunId("search", budget, seed + 1000 * r, method, it, i, r)
+                      for r in range(config["search"]["repeats"]) for it, n in enumerate(counts) for i in range(n)]
     return found + plan.repeat_runs(config) + plan.convergence_runs(config) + plan.generalisation_runs(config)
 
 
 @pytest.mark.parametrize("preset", [None, "demo", "smoke"])
 @pytest.mark.parametrize("size", [2, 3, 7])
 @pytest.mark.parametrize("pruning", [False, True])
-def test_pack_shapes_cover_every_run_exactly_once(preset, size, pruning):
+@pytest.mark.parametrize("searches", [1, 3])
+def test_pack_shapes_cover_every_run_exactly_once(preset, size, pruning, searches):
     files = [ROOT / "config.yaml"] + ([ROOT / "presets" / f"{preset}.yaml"] if preset else [])
     config = load_config(files)
     config = validate({**config, "resources": {**config["resources"], "runs_per_job": size},
-                       "search": {**config["search"], "pruning": {**config["search"]["pruning"], "enabled": pruning}}})
+                       "search": {**config["search"], "repeats": searches,
+                                  "pruning": {**config["search"]["pruning"], "enabled": pruning}}})
+    assert len({run.folder for run in _all_runs(config)}) == len(_all_runs(config))
     shapes = plan.pack_shapes(config)
     for run in _all_runs(config):
         owners = []

@@ -68,12 +68,12 @@ def test_every_output_exists(smoke_run):
     assert len(trials) == 1 + 2 * 4 * 2  # budgets x methods x repeat seeds
     # the search: 2 initial + 2 iterations x 1 acquisition for BO, 2 random for RS, at both budgets
     for budget in (1, 2):
-        bo = read_csv(results / "search" / f"b{budget}" / "PBLF-BO" / "evaluations.csv")
-        rs = read_csv(results / "search" / f"b{budget}" / "PBLF-RS" / "evaluations.csv")
+        bo = read_csv(results / "search" / f"b{budget}" / "PBLF-BO" / "r0" / "evaluations.csv")
+        rs = read_csv(results / "search" / f"b{budget}" / "PBLF-RS" / "r0" / "evaluations.csv")
         assert len(bo) == 2 + 2 * 1 and len(rs) == 2
         assert {row["source"] for row in bo} == {"random", "ucb"}
         assert {(row["budget_epochs"], row["method"]) for row in bo} == {(str(budget), "PBLF-BO")}
-        (hg,) = read_csv(results / "search" / f"b{budget}" / "PBLF-HG" / "evaluations.csv")  # one learning run
+        (hg,) = read_csv(results / "search" / f"b{budget}" / "PBLF-HG" / "r0" / "evaluations.csv")  # one learning run
         assert hg["source"] == "hypergradient" and float(hg["seconds"]) > 0
     for method in methods():
         assert (results / "runs" / "convergence" / method / "s1" / "metrics.json").is_file()
@@ -198,14 +198,14 @@ def test_audit_passes_on_a_fresh_run(smoke_run):
 def test_audit_of_one_cell(smoke_run):
     proc = pblf("audit", "results", "--cell", "table_6_2:2:PBLF-BO", cwd=smoke_run)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "runs/repeats/b2/PBLF-BO/s1/metrics.json" in proc.stdout
+    assert "runs/repeats/b2/PBLF-BO/r0/s1/metrics.json" in proc.stdout
     assert "runs/repeats/b1/" not in proc.stdout
 
 
 @pytest.mark.parametrize(
     "target",
-    ["results/runs/repeats/b2/PBLF-RS/s1/metrics.json", "results/runs/repeats/b1/Standard/s2/checkpoint.pt",
-     "results/data/split.json", "results/runs/search/b1/PBLF-BO/i001/c00/metrics.json"],
+    ["results/runs/repeats/b2/PBLF-RS/r0/s1/metrics.json", "results/runs/repeats/b1/Standard/r0/s2/checkpoint.pt",
+     "results/data/split.json", "results/runs/search/b1/PBLF-BO/r0/i001/c00/metrics.json"],
 )
 def test_audit_fails_naming_a_changed_file(smoke_run, tmp_path, target):
     copy = tmp_path / "wf"
@@ -222,16 +222,16 @@ def test_audit_fails_naming_a_changed_file(smoke_run, tmp_path, target):
 def test_audit_fails_when_a_record_is_deleted(smoke_run, tmp_path):
     copy = tmp_path / "wf"
     shutil.copytree(smoke_run, copy, symlinks=True)
-    record = copy / "results/provenance/select/b2/PBLF-BO.json.json"
+    record = copy / "results/provenance/select/b2/r0/PBLF-BO.json.json"
     record.unlink()
     proc = pblf("audit", "results", cwd=copy)
     assert proc.returncode == 1
-    assert "no provenance record for results/select/b2/PBLF-BO.json" in proc.stderr
+    assert "no provenance record for results/select/b2/r0/PBLF-BO.json" in proc.stderr
 
 
 def test_killed_snakemake_resumes_without_retraining(smoke_run, tmp_path):
     work = copy_workflow(tmp_path / "wf")
-    kill_when(work, SMOKE, "results/search/b2/PBLF-BO/i001/proposal.json")  # mid-search
+    kill_when(work, SMOKE, "results/search/b2/PBLF-BO/r0/i001/proposal.json")  # mid-search
     # A retrained run would have new per-epoch timings; a job that Snakemake reruns only because the kill came
     # between pblf writing metrics.json and Snakemake recording the job as done rewrites the same bytes from its
     # checkpoint (the history, timings included, lives there).
@@ -243,7 +243,7 @@ def test_killed_snakemake_resumes_without_retraining(smoke_run, tmp_path):
     assert (work / "results/tables/trials.csv").read_bytes() == (smoke_run / "results/tables/trials.csv").read_bytes()
 
 
-PRUNED_SEARCHES = ("results/search/b2/PBLF-BO/evaluations.csv", "results/search/b2/PBLF-RS/evaluations.csv")
+PRUNED_SEARCHES = ("results/search/b2/PBLF-BO/r0/evaluations.csv", "results/search/b2/PBLF-RS/r0/evaluations.csv")
 
 
 def test_a_pruned_search_killed_mid_search_gives_the_same_evaluations(tmp_path):
@@ -258,7 +258,7 @@ def test_a_pruned_search_killed_mid_search_gives_the_same_evaluations(tmp_path):
         runs[name] = work
     snakemake(*pruned, cwd=runs["uninterrupted"])
     work = runs["killed"]
-    kill_when(work, pruned, "results/search/b2/PBLF-RS/i001/proposal.json")  # after the first promotion
+    kill_when(work, pruned, "results/search/b2/PBLF-RS/r0/i001/proposal.json")  # after the first promotion
     snakemake("--unlock", "--configfile", "presets/smoke.yaml", "pruned.yaml", cwd=work)
     snakemake(*pruned, cwd=work)
     for target in PRUNED_SEARCHES:
@@ -267,3 +267,34 @@ def test_a_pruned_search_killed_mid_search_gives_the_same_evaluations(tmp_path):
     assert {row["source"] for row in rs} == {"random", "promoted"}
     assert {row["status"] for row in rs} >= {"promoted"}
     assert all(int(row["epochs"]) < 2 for row in rs if row["status"] in ("stopped", "promoted"))
+
+
+def test_two_searches_per_method_give_a_method_level_comparison(tmp_path):
+    """search.repeats: 2 on the smoke preset (one budget; the convergence and generalisation stages, which rerun
+    search 0's choice, left out for time): every method searches twice, search 1 with its own training seed and
+    proposals, each choice is retrained with the repeat seeds, and Table 6.2 has a row per search with the
+    method-level spread and comparison on the first. The audit follows every run."""
+    work = copy_workflow(tmp_path / "wf")
+    (work / "two.yaml").write_text("budgets: [1]\nsearch: {repeats: 2}\nconvergence: {enabled: false}\n"
+                                   "generalisation: {enabled: false}\n")
+    tables = [f"results/tables/{name}.{ext}" for name in ("table_6_2", TIMINGS) for ext in ("csv", "md")]
+    snakemake("--cores", "2", *tables, "--configfile", "presets/smoke.yaml", "two.yaml", cwd=work)
+    results = work / "results"
+    trials = read_csv(results / "tables" / "trials.csv")
+    assert sorted({(row["method"], row["search"]) for row in trials}) == \
+        [(m, str(r)) for m in sorted(methods()) for r in ((0,) if m == "Standard" else (0, 1))]
+    first, second = (read_csv(results / f"search/b1/PBLF-BO/r{r}/evaluations.csv") for r in (0, 1))
+    assert [row["search"] for row in second] == ["1"] * len(first)
+    assert [row["w1"] for row in first] != [row["w1"] for row in second]  # its own proposals
+    seeds = {json.loads(path.read_text())["run"]["seed"] for path in (results / "runs/search/b1/PBLF-RS/r1").rglob("metrics.json")}
+    assert seeds == {1000}
+    rows = {(row["method"], row["search"]): row for row in read_csv(results / "tables/table_6_2.csv")}
+    for method in ("PBLF-BO", "PBLF-RS", "PBLF-HG"):
+        assert rows[method, "0"]["searches"] == "2" and rows[method, "0"]["method_n"] == "2"
+        assert rows[method, "0"]["search_std"] != "" and rows[method, "0"]["method_diff"] != ""
+        assert rows[method, "1"]["searches"] == "" and rows[method, "1"]["method_n"] == ""
+    assert "Δ vs Standard (method)" in (results / "tables/table_6_2.md").read_text().splitlines()[0]
+    timings = read_csv(results / f"tables/{TIMINGS}.csv")
+    assert len(timings) == 3 * 2 and {row["search"] for row in timings} == {"0", "1"}
+    proc = pblf("audit", "results", cwd=work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -45,8 +45,9 @@ def test_with_pruning_random_search_is_one_iteration_per_rung_of_successive_halv
 
 
 def test_proposal_seeds_differ_per_search_and_iteration(thesis):
-    seeds = {proposal_seed(thesis, b, m, i) for b in (20, 100) for m in ("PBLF-BO", "PBLF-RS") for i in range(5)}
-    assert len(seeds) == 20 and all(0 <= s < 2**32 for s in seeds)
+    seeds = {proposal_seed(thesis, b, m, r, i) for b in (20, 100) for m in ("PBLF-BO", "PBLF-RS") for r in range(3)
+             for i in range(5)}
+    assert len(seeds) == 60 and all(0 <= s < 2**32 for s in seeds)
 
 
 def test_search_runs_follow_the_proposals(smoke, tmp_path):
@@ -56,10 +57,12 @@ def test_search_runs_follow_the_proposals(smoke, tmp_path):
                               [{"w1": 0.1 * k, "w2": 0, "b1": 0, "b2": 0, "mode": "0000", "source": "random"}
                                for k in range(n)])
         proposals.append(str(path))
-    runs = plan.search_runs(smoke, 2, "PBLF-BO", proposals)
+    runs = plan.search_runs(smoke, 2, "PBLF-BO", 0, proposals)
     seed = smoke["search"]["train_seed"]
     assert runs == [RunId("search", 2, seed, "PBLF-BO", 0, 0), RunId("search", 2, seed, "PBLF-BO", 0, 1),
                     RunId("search", 2, seed, "PBLF-BO", 1, 0)]
+    second = plan.search_runs(smoke, 2, "PBLF-BO", 1, proposals)  # another search: its own training seed
+    assert {(run.seed, run.search) for run in second} == {(seed + 1000, 1)}
 
 
 def test_repeat_and_convergence_runs(smoke):
@@ -74,13 +77,13 @@ def test_repeat_and_convergence_runs(smoke):
 
 def test_each_run_trains_the_candidate_of_its_file(smoke):
     conv = smoke["convergence"]
-    search = plan.run_id(smoke, "search/b2/PBLF-BO/i001/c00")
-    assert plan.candidate_source(smoke, L, search) == L.proposal(2, "PBLF-BO", 1)
-    repeat = plan.run_id(smoke, "repeats/b1/PBLF-RS/s1")
-    assert plan.candidate_source(smoke, L, repeat) == L.selection(1, "PBLF-RS")
+    search = plan.run_id(smoke, "search/b2/PBLF-BO/r1/i001/c00")
+    assert plan.candidate_source(smoke, L, search) == L.proposal(2, "PBLF-BO", 1, 1)
+    repeat = plan.run_id(smoke, "repeats/b1/PBLF-RS/r1/s1")
+    assert plan.candidate_source(smoke, L, repeat) == L.selection(1, "PBLF-RS", 1)
     rerun = plan.run_id(smoke, "convergence/Standard/s0")
     assert rerun.budget == conv["epochs"]
-    assert plan.candidate_source(smoke, L, rerun) == L.selection(conv["from_budget"], "Standard")
+    assert plan.candidate_source(smoke, L, rerun) == L.selection(conv["from_budget"], "Standard", 0)
 
 
 def test_final_outputs_of_the_thesis_config(thesis):
@@ -141,3 +144,23 @@ def test_plan_reads_the_epoch_time_the_gpu_benchmark_writes(thesis, tmp_path):
     assert plan.epoch_variant({**thesis["train"], "compile": True, "compile_mode": "reduce-overhead"}) == \
         "bf16=off compile=reduce-overhead"
     assert plan.measured_seconds_per_epoch({**thesis, "train": {**thesis["train"], "bf16": True}}, tmp_path) is None
+
+
+def test_searches_needed_counts_what_pblf_plan_counts(thesis):
+    """benchmarks/searches_needed.py (the README's table of what S costs): one search per method is the plan's total,
+    a second adds every search again and the retrains of its three choices, and the interval factor is t / sqrt(S)."""
+    rows = {row["searches"]: row for row in benchmark("searches_needed").rows(55.0)}
+    costs = plan.stage_costs(thesis)
+    assert rows[1]["trainings"] == sum(cost.runs for cost in costs) and rows[1]["t_975"] is None
+    searched = sum(cost.runs for cost in costs if cost.stage == "search")
+    retrains = 3 * len(thesis["budgets"]) * len(thesis["repeats"]["seeds"])
+    assert rows[2]["trainings"] - rows[1]["trainings"] == searched + retrains
+    assert rows[3]["half_width_per_spread"] == pytest.approx(rows[3]["t_975"] / 3**0.5, abs=1e-4)
+
+
+def test_several_searches_multiply_the_search_cost_but_not_its_chain(thesis):
+    two = validate({**thesis, "search": {**thesis["search"], "repeats": 2}})
+    one, both = plan.search_cost(thesis, 100, "PBLF-BO"), plan.search_cost(two, 100, "PBLF-BO")
+    assert (both.runs, both.epochs, both.chain) == (2 * one.runs, 2 * one.epochs, one.chain)
+    assert both.detail == "PBLF-BO, 100 epochs, 2 searches" and one.detail == "PBLF-BO, 100 epochs"
+    assert plan.critical_epochs(two) == plan.critical_epochs(thesis)  # the searches run side by side

@@ -42,7 +42,7 @@ def run_search(config: dict[str, Any], method: str, budget: int) -> list[list[di
     """Every proposal of one search, each fed the history of the ones before (every run finishing its budget)."""
     searcher, proposals, history = search_method(method), [], []
     for iteration in range(searcher.iterations(config, budget)):
-        entries = searcher.propose(config, history, budget, iteration, proposal_seed(config, budget, method, iteration))
+        entries = searcher.propose(config, history, budget, iteration, proposal_seed(config, budget, method, 0, iteration))
         proposals.append(entries)
         for index, entry in enumerate(entries):
             candidate = Candidate.from_dict(entry)

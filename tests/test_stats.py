@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from pblf.results.stats import equivalence
+from pblf.results.stats import equivalence, method_level
 
 
 def test_tost_by_hand():
@@ -39,3 +41,30 @@ def test_equal_differences_and_bad_arguments():
         equivalence([0.1, 0.2], -1)
     with pytest.raises(ValueError, match="at least 2 differences"):
         equivalence([0.1], 0.5)
+
+
+#: Three searches of one method, each choice retrained with seeds 1 and 2, and Standard with the same seeds.
+SEARCHES = {0: {1: 91.0, 2: 93.0}, 1: {1: 90.0, 2: 90.0}, 2: {1: 92.0, 2: 94.0}}
+STANDARD = {1: 90.0, 2: 91.0}
+
+
+def test_method_level_by_hand():
+    """Each search's mean paired difference: (1 + 2) / 2 = 1.5, (0 - 1) / 2 = -0.5, (2 + 3) / 2 = 2.5; their mean is
+    7/6, their variance ((1/3)^2 + (5/3)^2 + (4/3)^2) / 2 = 7/3, so se^2 = 7/9 and t^2 = (49/36) / (7/9) = 7/4 on
+    2 degrees of freedom. With 2 df the t distribution is closed-form: the two-sided p is 1 - t / sqrt(t^2 + 2) =
+    1 - sqrt(7/15), and the 0.975 quantile is a sqrt(2 / (1 - a^2)) with a = 0.95."""
+    result = method_level(SEARCHES, STANDARD)
+    assert result["search_means"] == {0: 1.5, 1: -0.5, 2: 2.5} and result["n"] == 3
+    assert result["diff"] == pytest.approx(7 / 6)
+    assert result["p"] == pytest.approx(1 - math.sqrt(7 / 15))
+    half = 0.95 * math.sqrt(2 / (1 - 0.95**2)) * math.sqrt(7 / 9)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((7 / 6 - half, 7 / 6 + half))
+
+
+def test_method_level_needs_two_searches_that_differ():
+    one = method_level({0: SEARCHES[0]}, STANDARD)
+    assert one["diff"] == 1.5 and one["n"] == 1 and one["p"] is None and one["ci_low"] is None
+    same = method_level({0: SEARCHES[0], 1: {1: 91.0, 2: 93.0}}, STANDARD)
+    assert same["all_equal"] and same["p"] is None and same["diff"] == 1.5
+    unpaired = method_level({0: {7: 95.0}}, STANDARD)  # no seed in common with Standard: nothing to compare
+    assert unpaired["n"] == 0 and unpaired["diff"] is None

@@ -158,7 +158,8 @@ def test_table_6_2_order_and_candidates(trials: Path) -> None:
 @pytest.mark.parametrize(("field", "source"), [("test_top1", TOP1), ("val_top1", VAL)])
 def test_table_b_has_one_column_per_seed_and_the_mean(trials: Path, field: str, source: dict) -> None:
     rows = table_b(read_trials(trials), field)
-    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "seed 3", "seed 4", f"{field}_mean",
+    assert list(rows[0]) == ["budget_epochs", "method", "search", "seed 0", "seed 1", "seed 2", "seed 3", "seed 4",
+                             f"{field}_mean",
                              f"{field}_var", f"{field}_std"]
     for row in rows:
         values = source[row["budget_epochs"], row["method"]]
@@ -179,7 +180,7 @@ def test_partial_run_leaves_missing_seeds_empty(tmp_path: Path) -> None:
     ]
     trials = write_trials(tmp_path / "trials.csv", lines)
     rows = table_b(read_trials(trials), "test_top1")
-    assert list(rows[0]) == ["budget_epochs", "method", "seed 0", "seed 1", "seed 2", "test_top1_mean",
+    assert list(rows[0]) == ["budget_epochs", "method", "search", "seed 0", "seed 1", "seed 2", "test_top1_mean",
                              "test_top1_var", "test_top1_std"]
     assert rows[0]["seed 1"] is None and rows[0]["test_top1_mean"] == pytest.approx((95.0 + 94.0) / 2)
     assert rows[1]["seed 2"] is None and rows[1]["test_top1_mean"] == pytest.approx((95.5 + 95.3) / 2)
@@ -226,13 +227,14 @@ def test_csv_headers_and_unrounded_numbers(tmp_path: Path, trials: Path) -> None
     write_tables(trials, tmp_path)
     headers = {name: (tmp_path / name).read_text().splitlines()[0] for name in TABLE_NAMES if name.endswith(".csv")}
     assert headers == {
-        "table_6_2.csv": "budget_epochs,method,w1,w2,b1,b2,mode,test_top1_mean,test_top1_std,test_top1_var,n,"
+        "table_6_2.csv": "budget_epochs,method,search,w1,w2,b1,b2,mode,test_top1_mean,test_top1_std,test_top1_var,n,"
                          "search_candidates,search_epochs,vs_standard_diff,vs_standard_ci_low,"
-                         "vs_standard_ci_high,vs_standard_p,vs_standard_p_holm,vs_standard_n",
-        "table_6_2_paired.csv": "budget_epochs,method,versus,diff,ci_low,ci_high,p,p_holm,n",
-        "table_B_1.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,test_top1_mean,test_top1_var,"
+                         "vs_standard_ci_high,vs_standard_p,vs_standard_p_holm,vs_standard_n,searches,search_std,"
+                         "method_diff,method_ci_low,method_ci_high,method_p,method_p_holm,method_n",
+        "table_6_2_paired.csv": "budget_epochs,method,search,versus,diff,ci_low,ci_high,p,p_holm,n",
+        "table_B_1.csv": "budget_epochs,method,search,seed 0,seed 1,seed 2,seed 3,seed 4,test_top1_mean,test_top1_var,"
                          "test_top1_std",
-        "table_B_2.csv": "budget_epochs,method,seed 0,seed 1,seed 2,seed 3,seed 4,val_top1_mean,val_top1_var,"
+        "table_B_2.csv": "budget_epochs,method,search,seed 0,seed 1,seed 2,seed 3,seed 4,val_top1_mean,val_top1_var,"
                          "val_top1_std",
     }
     bo = read_csv(tmp_path / "table_6_2.csv")[0]
@@ -303,9 +305,9 @@ def test_a_single_seed_has_undefined_spread_and_does_not_crash(tmp_path: Path) -
     assert (csv_row["test_top1_std"], csv_row["test_top1_var"], csv_row["n"]) == ("", "", "1")
     assert markdown_rows((tmp_path / "out" / "table_6_2.md").read_text())[0][-9:-6] == ["n/a", "n/a", "1"]
     assert "& 92.50 & n/a & n/a & 1 &" in (tmp_path / "out" / "table_6_2.tex").read_text()
-    assert list(read_csv(tmp_path / "out" / "table_B_1.csv")[0]) == ["budget_epochs", "method", "seed 7",
+    assert list(read_csv(tmp_path / "out" / "table_B_1.csv")[0]) == ["budget_epochs", "method", "search", "seed 7",
                                                                      "test_top1_mean", "test_top1_var", "test_top1_std"]
-    assert (tmp_path / "out" / "table_6_2_paired.csv").read_text() == "budget_epochs,method,versus,diff,ci_low,ci_high,p,p_holm,n\n"
+    assert (tmp_path / "out" / "table_6_2_paired.csv").read_text() == "budget_epochs,method,search,versus,diff,ci_low,ci_high,p,p_holm,n\n"
 
 
 def test_a_group_with_two_candidates_is_an_error(tmp_path: Path) -> None:
@@ -331,7 +333,7 @@ def test_a_group_with_two_candidates_is_an_error(tmp_path: Path) -> None:
         ("100,Standard,5,95.0,96.0,x,0,0,1,1111", r"line 3: candidate w1='x' is not a number"),
         ("100,Standard,5,95.0,96.0,0,0,0,1,0120", r"line 3: candidate mode '0120' must be four bits"),
         ("100,Standard,5,95.0,96.0,0,0,0,1", r"line 3: the row has 9 fields, the header 10"),
-        ("100,Standard,0,95.0,96.0,0,0,0,1,1111", r"line 3: budget 100, method Standard, seed 0 repeats line 2"),
+        ("100,Standard,0,95.0,96.0,0,0,0,1,1111", r"line 3: budget 100, method Standard, search 0, seed 0 repeats line 2"),
     ],
 )
 def test_a_bad_row_names_file_line_and_column(tmp_path: Path, bad_line: str, message: str) -> None:
@@ -456,3 +458,38 @@ def test_timings_are_each_searchs_seconds_on_its_machines(tmp_path: Path) -> Non
     stage_timings([bo, rs], tmp_path / "out")
     assert "| 2 epochs | PBLF-RS  |            2 |        3 |        4.8 | GPU A; GPU B  |" in \
         (tmp_path / "out" / "timings.md").read_text()
+
+
+# --- several searches per method (search.repeats) ------------------------------------------------------------------
+
+
+def test_several_searches_give_a_method_level_row_and_show_their_columns(tmp_path: Path) -> None:
+    """The hand-worked case of tests/test_stats.py (three PBLF-BO searches, Standard, seeds 1 and 2) as trials: each
+    search has its row and its own paired difference; the first carries the method-level comparison, whose family
+    for Holm's adjustment is one comparison here (so p_holm = p)."""
+    tops = {("PBLF-BO", 0): (91.0, 93.0), ("PBLF-BO", 1): (90.0, 90.0), ("PBLF-BO", 2): (92.0, 94.0),
+            ("Standard", 0): (90.0, 91.0)}
+    lines = [f"2,{method},{search},{seed},{top},{top},0.1,0.2,0.3,0.4,0010"
+             for (method, search), values in tops.items() for seed, top in zip((1, 2), values)]
+    path = tmp_path / "trials.csv"
+    path.write_text("\n".join(["budget_epochs,method,search,seed,test_top1,val_top1,w1,w2,b1,b2,mode", *lines]) + "\n")
+    rows = {(row["method"], row["search"]): row for row in table_6_2(read_trials(path))}
+    first, second = rows["PBLF-BO", 0], rows["PBLF-BO", 1]
+    assert first["vs_standard_diff"] == pytest.approx(1.5) and second["vs_standard_diff"] == pytest.approx(-0.5)
+    assert first["searches"] == 3 and first["search_std"] == pytest.approx(math.sqrt(7 / 3))
+    assert first["method_diff"] == pytest.approx(7 / 6) and first["method_n"] == 3
+    assert first["method_p"] == pytest.approx(1 - math.sqrt(7 / 15)) and first["method_p_holm"] == first["method_p"]
+    assert second["searches"] is None and second["method_n"] is None and second["method_diff"] is None
+    assert rows["Standard", 0]["searches"] is None and rows["Standard", 0]["search_std"] is None
+    write_tables(path, tmp_path / "out")
+    header = (tmp_path / "out" / "table_6_2.md").read_text().splitlines()[0]
+    assert "Search" in header and "Searches" in header and "Δ vs Standard (method)" in header
+    paired_rows = read_csv(tmp_path / "out" / "table_6_2_paired.csv")
+    assert paired_rows == []  # one searched method: no pair of searched methods to compare
+
+
+def test_one_search_per_method_hides_the_search_columns_from_people(trials: Path, tmp_path: Path) -> None:
+    write_tables(trials, tmp_path)
+    header = (tmp_path / "table_6_2.md").read_text().splitlines()[0]
+    assert "Search" not in header and "(method)" not in header
+    assert "search" in (tmp_path / "table_6_2.csv").read_text().splitlines()[0].split(",")

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=methods(), help="the method the run belongs to")
     p.add_argument("--iteration", type=int, help="a search run's iteration")
     p.add_argument("--index", type=int, help="a search run's candidate in its proposal")
+    p.add_argument("--search", type=int, help="a search or repeat run's search (0 to search.repeats - 1)")
     p.add_argument("--batch-size", type=int, help="a generalisation run's batch size")
     p.add_argument("--lr-scaling", choices=LR_SCALINGS, help="a generalisation run's learning rate: fixed or linear")
     p.add_argument("--split", type=Path, help="split record from `pblf split` (default: made from the config)")
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", required=True, type=int)
     p.add_argument("--method", required=True, choices=search_methods())
     p.add_argument("--iteration", required=True, type=int, help="0 is the random initial batch")
+    p.add_argument("--search", type=int, default=0, help="which of the method's searches (default 0; search.repeats)")
     _add_out(p, "proposal.json")
 
     for name, stage, writes in (("history", "pblf.search.collect:stage_history", "history.csv"),
@@ -201,7 +203,7 @@ def _arguments(stage, args: argparse.Namespace) -> dict[str, Any]:
         if name == "run":
             try:
                 kwargs[name] = RunId(args.kind, args.budget, args.seed, args.method, args.iteration, args.index,
-                                     args.batch_size, args.lr_scaling)
+                                     args.search, args.batch_size, args.lr_scaling)
             except ValueError as err:
                 raise ConfigError(f"--kind {args.kind}: {err}") from None
         elif name in values:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pblf.core.candidate import read_proposal
-from pblf.core.config import check_device, load_config
+from pblf.core.config import check_device, load_config, search_seed
 from pblf.core.errors import ConfigError
 from pblf.core.layout import RUN_TEMPLATES, Layout, RunId
 from pblf.core.names import FIGURE_FORMATS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS, epochs_label
@@ -32,10 +32,17 @@ def iterations(config: dict[str, Any], method: str, budget: int | str) -> int:
     return search_method(method).iterations(config, int(budget))
 
 
-def search_runs(config: dict[str, Any], budget: int | str, method: str, proposals: list[str]) -> list[RunId]:
-    """The runs of every candidate of ``proposals`` (the proposal files of iterations 0, 1, ..., in order)."""
+def searches(config: dict[str, Any], method: str) -> range:
+    """The searches of ``method`` (``search.repeats`` of them; Standard, which searches nothing, has search 0)."""
+    return range(config["search"]["repeats"] if method in search_methods() else 1)
+
+
+def search_runs(config: dict[str, Any], budget: int | str, method: str, search: int | str,
+                proposals: list[str]) -> list[RunId]:
+    """The runs of every candidate of ``proposals`` (the proposal files of iterations 0, 1, ..., in order) of search
+    ``search``, each trained with that search's seed."""
     return [
-        RunId("search", int(budget), config["search"]["train_seed"], method, iteration, index)
+        RunId("search", int(budget), search_seed(config, int(search)), method, iteration, index, int(search))
         for iteration, proposal in enumerate(proposals)
         for index in range(len(read_proposal(proposal)))
     ]
@@ -77,9 +84,10 @@ def stage_check_config(config: list[Path], device_check: bool = True) -> None:
 
 
 def repeat_runs(config: dict[str, Any], budget: int | None = None) -> list[RunId]:
-    """The repeat runs of one budget (or of every budget): every method, every repeat seed."""
+    """The repeat runs of one budget (or of every budget): every search of every method, every repeat seed."""
     budgets = config["budgets"] if budget is None else [budget]
-    return [RunId("repeat", b, s, m) for b in budgets for m in methods() for s in config["repeats"]["seeds"]]
+    return [RunId("repeat", b, s, m, search=r) for b in budgets for m in methods() for r in searches(config, m)
+            for s in config["repeats"]["seeds"]]
 
 
 def generalisation_runs(config: dict[str, Any]) -> list[RunId]:
@@ -115,16 +123,18 @@ def resume_source(layout: Layout, run: RunId, proposal: str) -> str | None:
     if run.kind != "search":
         return None
     resume = read_proposal(proposal)[run.index].get("resume")
-    return layout.run(RunId("search", run.budget, run.seed, run.method, **resume)) if resume else None
+    return layout.run(RunId("search", run.budget, run.seed, run.method, search=run.search, **resume)) \
+        if resume else None
 
 
 def candidate_source(config: dict[str, Any], layout: Layout, run: RunId) -> str:
     """The file that holds the candidate ``run`` trains: its proposal for a search run, otherwise the selection
-    of its budget (the convergence reruns take the selection of ``convergence.from_budget``)."""
+    of its budget (the convergence reruns take the selection of ``convergence.from_budget``): a repeat's search's,
+    search 0's for the convergence and generalisation reruns."""
     if run.kind == "search":
-        return layout.proposal(run.budget, run.method, run.iteration)
+        return layout.proposal(run.budget, run.method, run.search, run.iteration)
     budget = config["convergence"]["from_budget"] if run.kind == "convergence" else run.budget
-    return layout.selection(budget, run.method)  # a generalisation run's budget is its from_budget
+    return layout.selection(budget, run.method, run.search or 0)  # a generalisation run's budget is its from_budget
 
 
 def train_resources(config: dict[str, Any], budget: int) -> dict[str, int]:
@@ -183,9 +193,12 @@ class StageCost:
 
 
 def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
-    """What one search costs (its method says)."""
+    """What the searches of ``method`` at ``budget`` cost (its method says what one costs; ``search.repeats`` of
+    them run side by side, so the chain is one search's)."""
     cost = search_method(method).cost(config, budget)
-    return StageCost("search", f"{method}, {epochs_label(budget)}", cost.runs, cost.epochs, cost.expected, cost.chain)
+    n = len(searches(config, method))
+    detail = f"{method}, {epochs_label(budget)}" + (f", {n} searches" if n > 1 else "")
+    return StageCost("search", detail, n * cost.runs, n * cost.epochs, n * cost.expected, cost.chain)
 
 
 def stage_costs(config: dict[str, Any]) -> list[StageCost]:
@@ -248,12 +261,13 @@ def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | Non
         seconds_per_epoch, source = measured_seconds_per_epoch(cfg), "measured by benchmarks/bench_train.py"
     costs = stage_costs(cfg)
     pruned = cfg["search"]["pruning"]["enabled"]
-    lines = [f"{'stage':<15} {'what':<24} {'runs':>7} {'epochs':>9}" + (f" {'expected':>10}" if pruned else "")]
+    width = max(24, *(len(cost.detail) for cost in costs))
+    lines = [f"{'stage':<15} {'what':<{width}} {'runs':>7} {'epochs':>9}" + (f" {'expected':>10}" if pruned else "")]
     for cost in costs:
-        lines.append(f"{cost.stage:<15} {cost.detail:<24} {cost.runs:>7,} {cost.epochs:>9,}"
+        lines.append(f"{cost.stage:<15} {cost.detail:<{width}} {cost.runs:>7,} {cost.epochs:>9,}"
                      + (f" {cost.expected:>10,.0f}" if pruned else ""))
     total, expected = sum(c.epochs for c in costs), sum(c.expected for c in costs)
-    lines.append(f"{'total':<15} {'':<24} {sum(c.runs for c in costs):>7,} {total:>9,}"
+    lines.append(f"{'total':<15} {'':<{width}} {sum(c.runs for c in costs):>7,} {total:>9,}"
                  + (f" {expected:>10,.0f}" if pruned else ""))
     if pruned:
         lines.append("expected: successive halving's counts are exact; the median rule is expected to stop half of "
@@ -294,8 +308,8 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 def pack_shapes(config: dict[str, Any]) -> list[PackShape]:
     """Every pack a config trains, as rule shapes: a search iteration's candidates (PBLF-BO's initial batch, each
-    later iteration's, each rung of PBLF-RS) in slices of ``runs_per_job``; the repeats of one budget and seed across
-    methods; the convergence reruns; the generalisation runs of one batch size, scaling and seed across methods.
+    later iteration's, each rung of PBLF-RS) in slices of ``runs_per_job``; the repeats of one budget, search and seed
+    across methods; the convergence reruns; the generalisation runs of one batch size, scaling and seed across methods.
     Runs of a pack share their seed and budget, so they share initial weights, batches and learning rates."""
     size = config["resources"]["runs_per_job"]
     search = RUN_TEMPLATES["search"]
@@ -303,12 +317,18 @@ def pack_shapes(config: dict[str, Any]) -> list[PackShape]:
     for method in search_methods():
         for group in search_method(method).pack_classes(config):
             for part, indices in enumerate(_chunks(list(range(group.count)), size)):
-                members = tuple(search.fill(budget="{budget}", method=method, iteration=group.iteration, index=index)
-                                for index in indices)
+                members = tuple(search.fill(budget="{budget}", method=method, search="{search}",
+                                            iteration=group.iteration, index=index) for index in indices)
                 shapes.append(PackShape(f"{group.name}_{part}", members, group.constraints))
-    for part, group in enumerate(_chunks(list(methods()), size)):
-        shapes.append(PackShape(f"repeats_{part}", tuple(RUN_TEMPLATES["repeat"].fill(
-            budget="{budget}", method=method, seed="{seed}") for method in group)))
+    # search 0's choices and Standard; with search.repeats > 1, the other searches' choices apart (Standard has none)
+    repeats = [("repeats", methods(), "0")]
+    if config["search"]["repeats"] > 1:
+        repeats.append(("repeats_more", search_methods(), "[1-9][0-9]*"))
+    for name, members, search_pattern in repeats:
+        for part, group in enumerate(_chunks(list(members), size)):
+            shapes.append(PackShape(f"{name}_{part}", tuple(RUN_TEMPLATES["repeat"].fill(
+                budget="{budget}", method=method, search="{search}", seed="{seed}") for method in group),
+                (("search", search_pattern),)))
     for part, group in enumerate(_chunks(list(stage_methods(config, "convergence")), size)):
         shapes.append(PackShape(f"convergence_{part}", tuple(RUN_TEMPLATES["convergence"].fill(
             method=method, seed="{seed}") for method in group)))

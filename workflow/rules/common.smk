@@ -3,10 +3,10 @@
 # How one PBLF-BO iteration flows through the DAG (budget B, iteration III = 003, say):
 #   1. rule history      reads the proposals of iterations 000-002 and the metrics.json of every run they asked for
 #                        (each proposal is a checkpoint's output, so its runs are known only once it has run), and
-#                        writes search/bB/PBLF-BO/i003/history.csv;
+#                        writes search/bB/PBLF-BO/r0/i003/history.csv (r0: the method's first search);
 #   2. checkpoint propose reads that history and the search config and writes i003/proposal.json: the GP is fitted
 #                        to the history, and the proposal's candidates decide which runs iteration 003 has;
-#   3. rule train        trains each of them, runs/search/bB/PBLF-BO/i003/c<JJ>/metrics.json, reading its candidate
+#   3. rule train        trains each of them, runs/search/bB/PBLF-BO/r0/i003/c<JJ>/metrics.json, reading its candidate
 #                        from the proposal (the run's identity comes from its folder, decoded by pblf.plan.run_id);
 #   4. rule history      of iteration 004 asks for i003/proposal.json through checkpoints.propose.get(), which makes
 #                        Snakemake re-evaluate the DAG after step 2, and for the metrics of step 3: the loop goes on
@@ -68,26 +68,28 @@ def out_dir(wildcards, output):
 def proposals_before(wildcards, upto):
     """The proposal files of iterations 0..upto-1 (each waits for its checkpoint to have run)."""
     return [
-        checkpoints.propose.get(budget=wildcards.budget, method=wildcards.method, iteration=L.iteration(i)).output[0]
+        checkpoints.propose.get(budget=wildcards.budget, method=wildcards.method, search=wildcards.search,
+                                iteration=L.iteration(i)).output[0]
         for i in range(upto)
     ]
 
 
 def search_metrics(wildcards, upto):
     """The metrics.json of every run the proposals of iterations 0..upto-1 asked for."""
-    runs = plan.search_runs(config, wildcards.budget, wildcards.method, proposals_before(wildcards, upto))
+    runs = plan.search_runs(config, wildcards.budget, wildcards.method, wildcards.search,
+                            proposals_before(wildcards, upto))
     return [L.metrics(run) for run in runs]
 
 
 def learning_metrics(wildcards):
-    """The metrics.json of every learning run (PBLF-HG's) at every budget (each waits for its proposal's
+    """The metrics.json of the learning run (PBLF-HG's) of search 0 at every budget (each waits for its proposal's
     checkpoint)."""
     return [
         L.metrics(run)
         for method in learning_methods()
         for budget in config["budgets"]
-        for run in plan.search_runs(config, budget, method,
-                                    proposals_before(SimpleNamespace(budget=str(budget), method=method), 1))
+        for run in plan.search_runs(config, budget, method, 0,
+                                    proposals_before(SimpleNamespace(budget=str(budget), method=method, search="0"), 1))
     ]
 
 

@@ -12,7 +12,8 @@ localrules:
 rule figure_curves:
     """Figure 6.1 (the smallest budget) and 6.2 (the largest)."""
     input:
-        lambda w: [L.metrics(run) for run in plan.repeat_runs(config, plan.curve_budget(config, f"6.{w.n}"))],
+        lambda w: [L.metrics(run) for run in plan.repeat_runs(config, plan.curve_budget(config, f"6.{w.n}"))
+                   if run.search == 0],
     output:
         png=report(
             L.figure("6.{n}", "png"),
@@ -34,9 +35,9 @@ rule figure_curves:
 
 
 rule figure_scatter:
-    """Figure 6.3: every candidate PBLF-BO and PBLF-RS sampled, at every budget."""
+    """Figure 6.3: every candidate PBLF-BO and PBLF-RS sampled (search 0), at every budget."""
     input:
-        [L.evaluations(budget, method) for budget in config["budgets"] for method in sampling_methods()],
+        [L.evaluations(budget, method, 0) for budget in config["budgets"] for method in sampling_methods()],
     output:
         png=report(
             L.figure("6.3", "png"),

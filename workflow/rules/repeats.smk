@@ -10,7 +10,8 @@ localrules:
 rule trials:
     input:
         metrics=[L.metrics(run) for run in plan.repeat_runs(config)],
-        evaluations=[L.evaluations(budget, method) for budget in config["budgets"] for method in search_methods()],
+        evaluations=[L.evaluations(budget, method, search) for budget in config["budgets"]
+                     for method in search_methods() for search in plan.searches(config, method)],
     output:
         L.trials(),
     params:

@@ -17,11 +17,11 @@ rule history:
         proposals=lambda w: proposals_before(w, int(w.iteration)),
         metrics=lambda w: search_metrics(w, int(w.iteration)),
     output:
-        L.history("{budget}", "{method}", "{iteration}"),
+        L.history("{budget}", "{method}", "{search}", "{iteration}"),
     params:
         out=out_dir,
     log:
-        L.log(L.history("{budget}", "{method}", "{iteration}")),
+        L.log(L.history("{budget}", "{method}", "{search}", "{iteration}")),
     conda:
         PBLF_ENV
     shell:
@@ -29,21 +29,23 @@ rule history:
 
 
 checkpoint propose:
-    """One proposal: random candidates for PBLF-RS and BO's initial batch, GP-UCB/EI after (settings: search config)."""
+    """One proposal of one search: random candidates for PBLF-RS and BO's initial batch, GP-UCB/EI after (settings:
+    search config; search r of search.repeats draws from its own random streams)."""
     input:
-        history=L.history("{budget}", "{method}", "{iteration}"),
+        history=L.history("{budget}", "{method}", "{search}", "{iteration}"),
         config=L.stage_config("search"),
     output:
-        L.proposal("{budget}", "{method}", "{iteration}"),
+        L.proposal("{budget}", "{method}", "{search}", "{iteration}"),
     params:
         out=out_dir,
     log:
-        L.log(L.proposal("{budget}", "{method}", "{iteration}")),
+        L.log(L.proposal("{budget}", "{method}", "{search}", "{iteration}")),
     conda:
         PBLF_ENV
     shell:
         "pblf propose --config {input.config} --history {input.history} --budget {wildcards.budget}"
-        " --method {wildcards.method} --iteration {wildcards.iteration} --out {params.out} > {log} 2>&1"
+        " --method {wildcards.method} --search {wildcards.search} --iteration {wildcards.iteration}"
+        " --out {params.out} > {log} 2>&1"
 
 
 rule evaluations:
@@ -52,11 +54,11 @@ rule evaluations:
         proposals=lambda w: proposals_before(w, plan.iterations(config, w.method, w.budget)),
         metrics=lambda w: search_metrics(w, plan.iterations(config, w.method, w.budget)),
     output:
-        L.evaluations("{budget}", "{method}"),
+        L.evaluations("{budget}", "{method}", "{search}"),
     params:
         out=out_dir,
     log:
-        L.log(L.evaluations("{budget}", "{method}")),
+        L.log(L.evaluations("{budget}", "{method}", "{search}")),
     conda:
         PBLF_ENV
     shell:
@@ -66,13 +68,13 @@ rule evaluations:
 rule select:
     """The search's candidate: highest Top-1 validation, the earliest among equals."""
     input:
-        L.evaluations("{budget}", "{method}"),
+        L.evaluations("{budget}", "{method}", "{search}"),
     output:
-        L.selection("{budget}", "{method}"),
+        L.selection("{budget}", "{method}", "{search}"),
     params:
         out=out_dir,
     log:
-        L.log(L.selection("{budget}", "{method}")),
+        L.log(L.selection("{budget}", "{method}", "{search}")),
     wildcard_constraints:
         method="|".join(search_methods()),
     conda:
@@ -86,11 +88,11 @@ rule select_standard:
     input:
         config=L.stage_config("select"),
     output:
-        L.selection("{budget}", STANDARD),
+        L.selection("{budget}", STANDARD, 0),
     params:
         out=out_dir,
     log:
-        L.log(L.selection("{budget}", STANDARD)),
+        L.log(L.selection("{budget}", STANDARD, 0)),
     conda:
         PBLF_ENV
     shell:

@@ -60,7 +60,8 @@ rule reproduction:
 rule timings:
     """What each search's training took, and on which GPU or processor: the one table that is a measurement."""
     input:
-        [L.evaluations(budget, method) for budget in config["budgets"] for method in search_methods()],
+        [L.evaluations(budget, method, search) for budget in config["budgets"] for method in search_methods()
+         for search in plan.searches(config, method)],
     output:
         csv=report(
             L.table(TIMINGS, "csv"),

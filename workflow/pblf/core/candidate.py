@@ -6,7 +6,7 @@ selection, tables), so they have one type, one JSON form, one stable identifier 
 :meth:`Candidate.from_dict` is the only place a mode or a phi value read from a file is interpreted.
 
 Two kinds of file hold candidates: a **proposal** (``search/.../proposal.json``, ``{"candidates": [...]}``, each
-entry a candidate plus its ``source``) and a **selection** (``select/b<B>/<method>.json``, one ``candidate``).
+entry a candidate plus its ``source``) and a **selection** (``select/b<B>/r<R>/<method>.json``, one ``candidate``).
 """
 
 from __future__ import annotations

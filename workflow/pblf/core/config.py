@@ -183,9 +183,24 @@ def _non_finite(value: Any, key: str = "") -> list[str]:
     return []
 
 
+#: How far apart the training seeds of a method's searches are (search.repeats): search r trains its candidates
+#: with search.train_seed + r * SEARCH_SEED_STRIDE, far from the small seeds the retrains use.
+SEARCH_SEED_STRIDE = 1000
+
+
+def search_seed(config: dict[str, Any], search: int) -> int:
+    """The seed search ``search`` (0, 1, ... up to search.repeats - 1) trains every candidate with."""
+    return config["search"]["train_seed"] + SEARCH_SEED_STRIDE * search
+
+
+def search_seeds(config: dict[str, Any]) -> list[int]:
+    """The training seeds of every search of a method, in order (one per search.repeats)."""
+    return [search_seed(config, search) for search in range(config["search"]["repeats"])]
+
+
 def train_seed_in(config: dict[str, Any], seeds: list[int]) -> bool:
-    """Whether ``seeds`` contain the search's training seed: a retrain with it would be a search run itself."""
-    return config["search"]["train_seed"] in seeds
+    """Whether ``seeds`` contain a search's training seed: a retrain with it would be a search run itself."""
+    return bool(set(search_seeds(config)) & set(seeds))
 
 
 def _check_cross_keys(config: dict[str, Any]) -> list[str]:
@@ -196,27 +211,28 @@ def _check_cross_keys(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"config key convergence.from_budget: {conv['from_budget']} is not one of budgets {config['budgets']}"
         )
-    if conv["enabled"] and conv["seed"] == config["search"]["train_seed"]:
-        problems.append(f"config key convergence.seed: {conv['seed']} is search.train_seed; a chosen candidate's "
-                        "rerun would repeat its winning search run's first epochs: choose another seed")
+    if conv["enabled"] and train_seed_in(config, [conv["seed"]]):
+        problems.append(f"config key convergence.seed: {conv['seed']} is a search's training seed "
+                        f"{search_seeds(config)}; a chosen candidate's rerun would repeat its winning search run's "
+                        "first epochs: choose another seed")
     general = config["generalisation"]
     if general["enabled"] and general["methods"] != [] and general["from_budget"] not in config["budgets"]:
         problems.append(f"config key generalisation.from_budget: {general['from_budget']} is not one of budgets "
                         f"{config['budgets']}")
     if general["enabled"] and train_seed_in(config, general["seeds"]):
-        problems.append(f"config key generalisation.seeds: {general['seeds']} contains search.train_seed "
-                        f"{config['search']['train_seed']}; use seeds without it, as for the repeats")
+        problems.append(f"config key generalisation.seeds: {general['seeds']} contains a search's training seed "
+                        f"{search_seeds(config)}; use seeds without it, as for the repeats")
     rungs = config["search"]["pruning"]["rungs"]
     if rungs != sorted(set(rungs)):
         problems.append(f"config key search.pruning.rungs: {rungs} must be strictly increasing")
     milestones = config["train"]["lr_milestones"]
     if milestones != sorted(set(milestones)):
         problems.append(f"config key train.lr_milestones: {milestones} must be strictly increasing")
-    train_seed = config["search"]["train_seed"]
     if train_seed_in(config, config["repeats"]["seeds"]):
         problems.append(
-            f"config key repeats.seeds: {config['repeats']['seeds']} contains search.train_seed {train_seed}; the "
-            "repeat with that seed would be the search's winning run itself (winner's curse): choose seeds without it"
+            f"config key repeats.seeds: {config['repeats']['seeds']} contains a search's training seed "
+            f"{search_seeds(config)}; the repeat with that seed would be the search's winning run itself (winner's "
+            "curse): choose seeds without it"
         )
     bo = config["search"]["bo"]
     if bo["iterations"] and bo["n_acq"] + bo["n_random"] == 0:

@@ -1,8 +1,9 @@
 """The results layout: where every file of a run of the pipeline lives, written once, used by rules and code alike.
 
 Each path is one template below. :class:`Layout` fills templates in for the code (``layout.proposal(20, "PBLF-BO",
-3)`` is ``results/search/b20/PBLF-BO/i003/proposal.json``) and, given Snakemake wildcards instead of values, gives the
-rules their patterns (``layout.proposal("{budget}", "{method}", "{iteration}")``), so a rule never re-types a path.
+0, 3)`` is ``results/search/b20/PBLF-BO/r0/i003/proposal.json``) and, given Snakemake wildcards instead of values,
+gives the rules their patterns (``layout.proposal("{budget}", "{method}", "{search}", "{iteration}")``), so a rule
+never re-types a path.
 This is also the only module that reads a path back into its parts (:meth:`Layout.parse_run`, for the training
 rule's ``run`` wildcard); everything else reads a run's identity from its ``metrics.json`` (:class:`RunId`).
 
@@ -11,12 +12,12 @@ Results layout (``results/`` by default; ``logs/`` mirrors it with one ``.log`` 
     config/<stage>.json                          the config keys a stage reads
     data/split.json                              the train/validation split record
     data/arrays/*.npy                            the data set as arrays (train and test images and labels)
-    search/b<B>/<method>/i<III>/history.csv      what the proposer of iteration III saw
-    search/b<B>/<method>/i<III>/proposal.json    its proposal (a Snakemake checkpoint)
-    search/b<B>/<method>/evaluations.csv         every candidate the search evaluated, in order
-    select/b<B>/<method>.json                    the chosen candidate (highest Top-1 validation)
-    runs/search/b<B>/<method>/i<III>/c<JJ>/      one search run: metrics.json, checkpoint.pt
-    runs/repeats/b<B>/<method>/s<S>/             the chosen candidate retrained with repeat seed S
+    search/b<B>/<method>/r<R>/i<III>/history.csv      what the proposer of iteration III of search R saw
+    search/b<B>/<method>/r<R>/i<III>/proposal.json    its proposal (a Snakemake checkpoint)
+    search/b<B>/<method>/r<R>/evaluations.csv         every candidate search R evaluated, in order
+    select/b<B>/r<R>/<method>.json               the candidate search R chose (highest Top-1 validation)
+    runs/search/b<B>/<method>/r<R>/i<III>/c<JJ>/ one search run: metrics.json, checkpoint.pt
+    runs/repeats/b<B>/<method>/r<R>/s<S>/        search R's choice retrained with repeat seed S
     runs/convergence/<method>/s<S>/              the long reruns (Figure 6.4)
     runs/generalisation/b<B>/<method>/bs<N>/<fixed|linear>/s<S>/   the chosen candidates at other batch sizes
     generalisation/runs.csv                      one row per generalisation run (as tables/trials.csv for repeats)
@@ -36,7 +37,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from pblf.core.config import allowed
+from pblf.core.config import SEARCH_SEED_STRIDE, allowed
 from pblf.core.errors import InputError
 from pblf.core.files import read_json
 from pblf.core.names import RUN_KINDS, figure_stem
@@ -113,10 +114,10 @@ TEMPLATES: dict[str, Template] = {name: Template(text) for name, text in {
     "stage_config": "config/{stage}.json",
     "split": f"data/{SPLIT}",
     "array": "data/arrays/{name}.npy",
-    "history": f"search/b{{budget}}/{{method}}/i{{iteration:03d}}/{HISTORY}",
-    "proposal": f"search/b{{budget}}/{{method}}/i{{iteration:03d}}/{PROPOSAL}",
-    "evaluations": f"search/b{{budget}}/{{method}}/{EVALUATIONS}",
-    "selection": "select/b{budget}/" + selection_name("{method}"),
+    "history": f"search/b{{budget}}/{{method}}/r{{search}}/i{{iteration:03d}}/{HISTORY}",
+    "proposal": f"search/b{{budget}}/{{method}}/r{{search}}/i{{iteration:03d}}/{PROPOSAL}",
+    "evaluations": f"search/b{{budget}}/{{method}}/r{{search}}/{EVALUATIONS}",
+    "selection": "select/b{budget}/r{search}/" + selection_name("{method}"),
     "trials": f"tables/{TRIALS}",
     "table": "tables/{table}.{format}",
     "figure": "figures/{stem}.{format}",
@@ -128,8 +129,8 @@ TEMPLATES: dict[str, Template] = {name: Template(text) for name, text in {
 
 #: A run's folder under ``runs/``, per kind (manual runs live wherever ``pblf train --out`` puts them).
 RUN_TEMPLATES: dict[str, Template] = {kind: Template(text) for kind, text in {
-    "search": "search/b{budget}/{method}/i{iteration:03d}/c{index:02d}",
-    "repeat": "repeats/b{budget}/{method}/s{seed}",
+    "search": "search/b{budget}/{method}/r{search}/i{iteration:03d}/c{index:02d}",
+    "repeat": "repeats/b{budget}/{method}/r{search}/s{seed}",
     "convergence": "convergence/{method}/s{seed}",
     "generalisation": "generalisation/b{budget}/{method}/bs{batch_size}/{lr_scaling}/s{seed}",
 }.items()}
@@ -140,8 +141,9 @@ RUN_WILDCARD = "(?:search|repeats|convergence|generalisation)/.+"
 
 @dataclass(frozen=True)
 class RunId:
-    """Who a training run is: its kind, method, budget and seed, for a search run its iteration and index, and for
-    a generalisation run the batch size it trains with and how its learning rate follows it.
+    """Who a training run is: its kind, method, budget and seed, for a search run its search (which of the
+    method's ``search.repeats`` searches), iteration and index, for a repeat the search whose choice it retrains
+    (Standard's: 0; 0 where not given, the only search where search.repeats is 1), and for a generalisation run the batch size it trains with and how its learning rate follows it.
 
     Every run records this in its ``metrics.json`` (``run``), so collection, selection, tables, figures and the
     audit never have to read it from a folder name."""
@@ -152,6 +154,7 @@ class RunId:
     method: str | None = None
     iteration: int | None = None
     index: int | None = None
+    search: int | None = None
     batch_size: int | None = None
     lr_scaling: str | None = None
 
@@ -165,6 +168,10 @@ class RunId:
             raise ValueError(f"a {self.kind} run takes an iteration and an index only if it is a search run")
         if self.kind != "manual" and not self.method:
             raise ValueError(f"a {self.kind} run needs a method")
+        if self.kind in ("search", "repeat") and self.search is None:
+            object.__setattr__(self, "search", 0)  # the first search: the only one where search.repeats is 1
+        if (self.kind in ("search", "repeat")) != (self.search is not None) or (self.search or 0) < 0:
+            raise ValueError(f"a {self.kind} run takes a search (0, 1, ...) only if it is a search or repeat run")
         varied = self.batch_size is not None and self.lr_scaling is not None
         if (self.kind == "generalisation") != varied or (self.batch_size is None) != (self.lr_scaling is None):
             raise ValueError(f"a {self.kind} run takes a batch size and an lr scaling only if it is a generalisation "
@@ -212,17 +219,17 @@ class Layout:
         """One array of the data set the data stage writes beside the split (``pblf.training.data.ARRAYS``)."""
         return self._path("array", name=name)
 
-    def history(self, budget: int | str, method: str, iteration: int | str) -> str:
-        return self._path("history", budget=budget, method=method, iteration=iteration)
+    def history(self, budget: int | str, method: str, search: int | str, iteration: int | str) -> str:
+        return self._path("history", budget=budget, method=method, search=search, iteration=iteration)
 
-    def proposal(self, budget: int | str, method: str, iteration: int | str) -> str:
-        return self._path("proposal", budget=budget, method=method, iteration=iteration)
+    def proposal(self, budget: int | str, method: str, search: int | str, iteration: int | str) -> str:
+        return self._path("proposal", budget=budget, method=method, search=search, iteration=iteration)
 
-    def evaluations(self, budget: int | str, method: str) -> str:
-        return self._path("evaluations", budget=budget, method=method)
+    def evaluations(self, budget: int | str, method: str, search: int | str) -> str:
+        return self._path("evaluations", budget=budget, method=method, search=search)
 
-    def selection(self, budget: int | str, method: str) -> str:
-        return self._path("selection", budget=budget, method=method)
+    def selection(self, budget: int | str, method: str, search: int | str) -> str:
+        return self._path("selection", budget=budget, method=method, search=search)
 
     def trials(self) -> str:
         return self._path("trials")
@@ -265,16 +272,17 @@ class Layout:
         return f"{self.logs}/{relative.rsplit('.', 1)[0]}.log"
 
     @staticmethod
-    def parse_run(folder: str, search_seed: int, convergence_budget: int) -> RunId:
+    def parse_run(folder: str, train_seed: int, convergence_budget: int) -> RunId:
         """The identity of a run from its folder under ``runs/`` (the training rule's wildcard); the two values a
-        folder name leaves out (every search run's seed, the convergence budget) come from the config."""
+        folder name leaves out come from the config: a search run's seed (``search.train_seed``, offset for search
+        r as :func:`pblf.core.config.search_seed` says) and the convergence budget."""
         for kind, template in RUN_TEMPLATES.items():
             parts = template.parse(folder)
             if parts is None:
                 continue
             values: dict[str, Any] = {"kind": kind}
             values.update({key: value if key in ("method", "lr_scaling") else int(value) for key, value in parts.items()})
-            values.setdefault("seed", search_seed)
+            values.setdefault("seed", train_seed + SEARCH_SEED_STRIDE * values.get("search", 0))
             values.setdefault("budget", convergence_budget)
             return RunId(**values)
         shapes = ", ".join(t.text for t in RUN_TEMPLATES.values())

@@ -92,7 +92,8 @@ def figure_stem(figure: str) -> str:
 #: validation curve (one number per epoch, space-separated).
 HISTORY_REQUIRED: tuple[str, ...] = (*PHI_NAMES, "mode", "val_top1")
 HISTORY_COLUMNS: tuple[str, ...] = ("iteration", "index", *HISTORY_REQUIRED, "status", "val_curve")
-#: ``search/.../evaluations.csv``: every candidate a search evaluated, in order, with its run's identity.
+#: ``search/.../evaluations.csv``: every candidate a search evaluated, in order, with its run's identity (``search``:
+#: which of the method's ``search.repeats`` searches it is).
 #: ``source`` is ucb, ei, random, promoted or hypergradient; ``replaced`` says when an acquisition candidate replaced a too-close
 #: maximiser (next-best, random); ``status`` is a run's, or ``promoted`` when a later iteration continued it;
 #: ``epochs`` is the epoch the run reached (a diverged run's last, partial epoch included; a stopped run's rung);
@@ -100,13 +101,15 @@ HISTORY_COLUMNS: tuple[str, ...] = ("iteration", "index", *HISTORY_REQUIRED, "st
 #: ``measured_on`` (a GPU's or processor's name). PBLF-HG's row is the candidate its run learned, not the one it
 #: started from.
 EVALUATION_COLUMNS: tuple[str, ...] = (
-    "budget_epochs", "method", "iteration", "index", "source", "replaced", *PHI_NAMES, "mode", "status", "epochs",
+    "budget_epochs", "method", "search", "iteration", "index", "source", "replaced", *PHI_NAMES, "mode", "status", "epochs",
     "val_top1", "test_top1", "seconds", "measured_on", "run",
 )
 #: ``tables/trials.csv`` (SPEC section 3): one row per repeat; every table is made from it. The first ten columns
 #: are the contract any trials file meets (``pblf tables`` reads the thesis's own numbers from them); the rest say
-#: what the meta-network was (its activation, the places of the mode's bits) and what the search that chose the
-#: candidate cost (candidates trained, epochs spent; 0 for Standard). Every column is a result, the same on every
+#: which of the method's searches chose the candidate (``search``: 0 to ``search.repeats`` - 1; Standard's 0; a file
+#: without the column is one search per method), what the meta-network was (its activation, the places of the
+#: mode's bits) and what the search that chose the candidate cost (candidates trained, epochs spent; 0 for Standard). Every column is a result, the same on every
 #: run of the config: the seconds it took are a measurement, in ``tables/timings.csv``.
 TRIALS_REQUIRED: tuple[str, ...] = ("budget_epochs", "method", "seed", "test_top1", "val_top1", *PHI_NAMES, "mode")
-TRIALS_COLUMNS: tuple[str, ...] = (*TRIALS_REQUIRED, "activation", "places", "search_candidates", "search_epochs")
+TRIALS_COLUMNS: tuple[str, ...] = (*TRIALS_REQUIRED, "search", "activation", "places", "search_candidates",
+                                   "search_epochs")

@@ -126,7 +126,7 @@ KERNEL_FLAGS: tuple[str, ...] = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c
                                  "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
                                  "amx_bf16", "amx_int8")
 #: What a run's numbers depend on beyond the code and its inputs (:func:`stack`): the same values, bit-equal results.
-STACK_KEYS: tuple[str, ...] = ("processor", "cpu_flags", "threads", "torch", "torch_cuda_build", "cudnn", "gpu")
+STACK_KEYS: tuple[str, ...] = ("processor", "cpu_flags", "torch", "torch_cuda_build", "cudnn", "gpu")
 
 
 def environment(device: str | None = None) -> dict[str, Any]:
@@ -167,13 +167,14 @@ def environment(device: str | None = None) -> dict[str, Any]:
 
 
 def stack(env: dict[str, Any]) -> dict[str, Any]:
-    """The part of a record's ``environment`` that decides a training run's bits, given its code and inputs: the
-    processor and the kernel-selecting features it has, torch's thread count (a reduction split across threads
-    adds in another order), torch and the CUDA and cuDNN it was built with, and the GPU for a run on one. A key a
-    record does not have (an older record) is None."""
+    """The part of a record's ``environment`` that decides a training run's bits, given its code and inputs and
+    the machine: the processor and the kernel-selecting features it has, torch and the CUDA and cuDNN it was built
+    with, and the GPU for a run on one. A key a record does not have (an older record) is None. The thread count
+    also matters on a CPU (a reduction split across threads adds in another order) and is recorded, but it is the
+    job's setting (the training rules export OMP_NUM_THREADS), not the machine's: the count of a process auditing
+    says nothing about how a retrain would run, so it is not compared."""
     on_gpu = env.get("device") == "cuda"
-    return {"processor": env.get("processor"), "cpu_flags": env.get("cpu_flags"),
-            "threads": None if on_gpu else env.get("threads"), "torch": env.get("torch"),
+    return {"processor": env.get("processor"), "cpu_flags": env.get("cpu_flags"), "torch": env.get("torch"),
             "torch_cuda_build": env.get("torch_cuda_build") if on_gpu else None,
             "cudnn": env.get("cudnn") if on_gpu else None, "gpu": env.get("device_name") if on_gpu else None}
 

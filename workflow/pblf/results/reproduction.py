@@ -34,7 +34,7 @@ from pblf.core.layout import read_run
 from pblf.core.names import REPRODUCTION_TABLES, STANDARD
 from pblf.core.provenance import PACKAGE, Outcome
 from pblf.results.stats import paired, welch
-from pblf.results.tables import UNDEFINED, Column, csv_only, format_number, groups_by_budget, read_trials, write_table
+from pblf.results.tables import UNDEFINED, Column, csv_only, format_number, groups_by_search, read_trials, write_table
 from pblf.results.thesis import SOURCE, THESIS_METHODS, Reported, ThesisNumbers, load
 
 log = logging.getLogger(__name__)
@@ -117,9 +117,9 @@ def read_convergence(paths: Sequence[str | Path]) -> tuple[int | None, dict[str,
 
 def _paired(rows: Sequence[dict[str, Any]], thesis: ThesisNumbers
             ) -> tuple[dict[tuple[int, str], list[dict[str, Any]]], list[tuple[int, int | None]]]:
-    """The run's trials by (budget, method), and each thesis budget (largest first, as the thesis lists them) with
-    the run's budget that stands for it (None: none does)."""
-    groups = dict(groups_by_budget(rows))
+    """The run's trials by (budget, method), of each method's first search (the thesis ran one), and each thesis
+    budget (largest first, as the thesis lists them) with the run's budget that stands for it (None: none does)."""
+    groups = {(budget, method): group for (budget, method, search), group in groups_by_search(rows) if search == 0}
     theirs = sorted({budget for budget, _ in thesis.reported})
     paired_budgets = pair_budgets(sorted({budget for budget, _ in groups}), theirs)
     return groups, [(budget, paired_budgets.get(budget)) for budget in reversed(theirs)]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ from pblf.core.names import (
     PHI_NAMES, STANDARD, TABLES, epochs_label,
 )
 from pblf.core.provenance import Outcome
-from pblf.results.stats import holm, paired
+from pblf.results.stats import holm, method_level, paired
 from pblf.search.registry import methods, search_methods
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,12 @@ TRIALS_FIELDS: dict[str, Field] = {
     "places": Field(str, "text").optional(),
     "search_candidates": COUNT.optional(),
     "search_epochs": COUNT.optional(),
+    "search": COUNT.optional(0),  # a file without the column: one search per method
 }
+#: The columns about several searches of a method (``search.repeats``): Markdown and LaTeX show them only when a
+#: method in the table has more than one search (the CSV always has them).
+SEARCH_KEYS: frozenset[str] = frozenset({"search", "searches", "search_std", "method_diff", "method_ci_low",
+                                          "method_p", "method_p_holm"})
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,15 @@ def _paired_columns(prefix: str, header: str) -> tuple[Column, ...]:
             count)
 
 
+#: The method-level comparison with Standard over a method's searches (:func:`pblf.results.stats.method_level`),
+#: shown on the row of its first search.
+METHOD_COLUMNS: tuple[Column, ...] = (
+    Column("searches", "Searches", "Searches", "int", when="first_search"),
+    Column("search_std", "Std (searches)", "Std (searches)", "spread", UNDEFINED, when="first_search"),
+    *_paired_columns("method_", "Δ vs Standard (method)"),
+)
 TABLE_6_2_COLUMNS: tuple[Column, ...] = (
+    Column("search", "Search", "Search", "int"),
     *(Column(name, f"{name[0].upper()}_{name[1]}", f"${name[0].upper()}_{name[1]}$", "phi") for name in PHI_NAMES),
     Column("mode", "Mode", "Mode", "text"),
     Column("test_top1_mean", "Top-1", "Top-1", "accuracy"),
@@ -145,8 +158,10 @@ TABLE_6_2_COLUMNS: tuple[Column, ...] = (
     Column("search_candidates", "Candidates", "Candidates", "int"),
     Column("search_epochs", "Epochs", "Epochs", "int"),
     *_paired_columns("vs_standard_", "Δ vs Standard"),
+    *METHOD_COLUMNS,
 )
 PAIRED_COLUMNS: tuple[Column, ...] = (
+    Column("search", "Search", "Search", "int"),
     Column("versus", "vs", "vs", "text"),
     *_paired_columns("", "Δ Top-1"),
 )
@@ -161,16 +176,16 @@ def read_trials(path: str | Path) -> list[dict[str, Any]]:
     numbered = read_typed_csv(path, TRIALS_FIELDS, "trials file", _with_candidate)
     if not numbered:
         raise InputError(f"{path}: no trials (the file has no rows below its header)")
-    seen: dict[tuple[int, str, int], int] = {}
+    seen: dict[tuple[int, str, int, int], int] = {}
     for line, row in numbered:
         where = f"{path}, line {line}"
         if row["method"] not in methods():
             raise InputError(f"{where}, column method: {row['method']!r} is not one of {', '.join(methods())}")
-        group_seed = (row["budget_epochs"], row["method"], row["seed"])
-        if group_seed in seen:
-            raise InputError(f"{where}: budget {group_seed[0]}, method {group_seed[1]}, seed {group_seed[2]} "
-                             f"repeats line {seen[group_seed]}")
-        seen[group_seed] = line
+        key = (row["budget_epochs"], row["method"], row["search"], row["seed"])
+        if key in seen:
+            raise InputError(f"{where}: budget {key[0]}, method {key[1]}, search {key[2]}, seed {key[3]} repeats line "
+                             f"{seen[key]}")
+        seen[key] = line
     return [row for _, row in numbered]
 
 
@@ -178,20 +193,21 @@ def _with_candidate(raw: dict[str, str], row: dict[str, Any]) -> dict[str, Any]:
     return {**row, **Candidate.from_dict(raw).to_dict()}
 
 
-def groups_by_budget(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[int, str], list[dict[str, Any]]]]:
-    """Rows grouped by (budget, method), budgets largest first and methods in thesis order; each group by seed."""
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+def groups_by_search(rows: Iterable[dict[str, Any]]) -> list[tuple[tuple[int, str, int], list[dict[str, Any]]]]:
+    """Rows grouped by (budget, method, search), budgets largest first, methods in thesis order, then searches;
+    each group by seed. A group is one chosen candidate and its retrains."""
+    groups: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["budget_epochs"], row["method"]), []).append(row)
-    order = sorted(groups, key=lambda key: (-key[0], methods().index(key[1])))
+        groups.setdefault((row["budget_epochs"], row["method"], row["search"]), []).append(row)
+    order = sorted(groups, key=lambda key: (-key[0], methods().index(key[1]), key[2]))
     return [(key, sorted(groups[key], key=lambda row: row["seed"])) for key in order]
 
 
-def _one(group: Sequence[dict[str, Any]], column: str, budget: int, method: str) -> Any:
+def _one(group: Sequence[dict[str, Any]], column: str, where: str) -> Any:
     """The value every row of a group has in ``column`` (None when the trials file lacks it)."""
     values = sorted({row[column] for row in group}, key=str)
     if len(values) > 1:
-        raise InputError(f"budget {budget}, method {method}: its seeds disagree on {column}: {values}")
+        raise InputError(f"{where}: its seeds disagree on {column}: {values}")
     return values[0]
 
 
@@ -209,59 +225,92 @@ def _by_seed(group: Sequence[dict[str, Any]], field: str = "test_top1") -> dict[
     return {row["seed"]: row[field] for row in group}
 
 
+def _group_name(budget: int, method: str, search: int) -> str:
+    return f"budget {budget}, method {method}" + (f", search {search}" if search else "")
+
+
 def table_6_2(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (budget, method): the chosen candidate, the Top-1 mean, sample std, sample variance and n, what its
-    search cost, and (for a search) its paired difference to Standard.
+    """Per (budget, method, search): the chosen candidate, the Top-1 mean, sample std, sample variance and n, what
+    its search cost, and (for a search) its paired difference to Standard; on each method's first row, the
+    method-level statistics over its searches (their number, the std of their mean Top-1, and the difference to
+    Standard of :func:`pblf.results.stats.method_level`).
 
     Every seed of a group retrains the same chosen candidate, so a group with two candidates means the trials
     file mixes runs; that is an error rather than a row that would show only one of them."""
-    groups = groups_by_budget(rows)
+    groups = groups_by_search(rows)
     by_key = dict(groups)
     table = []
-    for (budget, method), group in groups:
+    for (budget, method, search), group in groups:
+        where = _group_name(budget, method, search)
         candidates = sorted({Candidate.from_dict(row) for row in group}, key=lambda candidate: candidate.to_json())
         if len(candidates) != 1:
             listed = "; ".join(candidate.to_json() for candidate in candidates)
-            raise InputError(f"budget {budget}, method {method}: its seeds trained different candidates: {listed}")
+            raise InputError(f"{where}: its seeds trained different candidates: {listed}")
         top1 = [row["test_top1"] for row in group]
         several = len(top1) > 1
-        standard = by_key.get((budget, STANDARD))
+        standard = by_key.get((budget, STANDARD, 0))
         versus = paired(_by_seed(group), _by_seed(standard), "vs_standard_") if standard and method != STANDARD \
-            else {column.key: None for column in _paired_columns("vs_standard_", "")} | {"vs_standard_all_equal": False}
+            else _no_comparison("vs_standard_")
         table.append(
             {
                 "budget_epochs": budget,
                 "method": method,
+                "search": search,
                 **candidates[0].to_dict(),
                 "test_top1_mean": statistics.mean(top1),
                 "test_top1_std": statistics.stdev(top1) if several else None,
                 "test_top1_var": statistics.variance(top1) if several else None,
                 "n": len(top1),
-                "search_candidates": _one(group, "search_candidates", budget, method),
-                "search_epochs": _one(group, "search_epochs", budget, method),
+                "search_candidates": _one(group, "search_candidates", where),
+                "search_epochs": _one(group, "search_epochs", where),
                 **versus,
+                **_method_level(by_key, budget, method, search),
             }
         )
-    return _with_holm(table, "vs_standard_p")
+    return _with_holm(_with_holm(table, "vs_standard_p"), "method_p")
+
+
+def _no_comparison(prefix: str) -> dict[str, Any]:
+    """The cells of a comparison that does not apply (Standard against itself, or no Standard in the trials)."""
+    return {f"{prefix}{key}": None for key in ("diff", "ci_low", "ci_high", "p", "n")} | {f"{prefix}all_equal": False}
+
+
+def _method_level(groups: dict[tuple[int, str, int], list[dict[str, Any]]], budget: int, method: str,
+                  search: int) -> dict[str, Any]:
+    """The method-level cells of the row of (``budget``, ``method``, ``search``): filled on the method's first
+    search, empty (``first_search`` false, no ``method_n``) on the others and on Standard's, so that the family of
+    Holm's adjustment counts each searched method once."""
+    own = {r: _by_seed(group) for (b, m, r), group in groups.items() if (b, m) == (budget, method)}
+    first = search == min(own)
+    means = [statistics.mean(by_seed.values()) for _, by_seed in sorted(own.items())]
+    standard = groups.get((budget, STANDARD, 0))
+    comparison = method_level(own, _by_seed(standard)) if first and standard and method != STANDARD else None
+    cells = _no_comparison("method_") if comparison is None else \
+        {f"method_{key}": comparison[key] for key in ("diff", "ci_low", "ci_high", "p", "n", "all_equal")}
+    searched = first and method != STANDARD  # Standard is searched by nobody: no searches to count or spread
+    return {"first_search": searched, "searches": len(own) if searched else None,
+            "search_std": statistics.stdev(means) if searched and len(means) > 1 else None, **cells}
 
 
 def table_6_2_paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per budget, every pair of the methods that choose a candidate (PBLF-BO - PBLF-RS, PBLF-BO - PBLF-HG,
-    PBLF-RS - PBLF-HG) that the trials have, paired by seed (see :func:`paired`)."""
-    groups = dict(groups_by_budget(rows))
-    budgets = sorted({budget for budget, _ in groups}, reverse=True)
+    """Per budget and search, every pair of the methods that choose a candidate (PBLF-BO - PBLF-RS, PBLF-BO -
+    PBLF-HG, PBLF-RS - PBLF-HG) that the trials have, paired by seed (see :func:`paired`): search r of one method
+    against search r of the other."""
+    groups = dict(groups_by_search(rows))
+    keys = sorted({(budget, search) for budget, _, search in groups}, key=lambda key: (-key[0], key[1]))
     searches = search_methods()
     pairs = [(first, second) for i, first in enumerate(searches) for second in searches[i + 1:]]
     return _with_holm([
-        {"budget_epochs": budget, "method": first, "versus": second,
-         **paired(_by_seed(groups[budget, first]), _by_seed(groups[budget, second]))}
-        for budget in budgets for first, second in pairs if (budget, first) in groups and (budget, second) in groups
+        {"budget_epochs": budget, "method": first, "search": search, "versus": second,
+         **paired(_by_seed(groups[budget, first, search]), _by_seed(groups[budget, second, search]))}
+        for budget, search in keys for first, second in pairs
+        if (budget, first, search) in groups and (budget, second, search) in groups
     ], "p")
 
 
 def table_b(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
     """Table B.1 (``field="test_top1"``) or B.2 (``field="val_top1"``): ``field`` of every seed, its mean, and the
-    sample variance (the thesis's "+-") and standard deviation over the seeds.
+    sample variance (the thesis's "+-") and standard deviation over the seeds, per (budget, method, search).
 
     The seed columns are the union over all groups, so a group that lacks a seed (a partial run) has ``None``
     there and its statistics are over the seeds it has."""
@@ -269,13 +318,14 @@ def table_b(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
         raise ValueError(f"table_b field {field!r} must be one of {', '.join(AVERAGE_HEADERS)}")
     seeds = sorted({row["seed"] for row in rows})
     table = []
-    for (budget, method), group in groups_by_budget(rows):
+    for (budget, method, search), group in groups_by_search(rows):
         values = _by_seed(group, field)
         several = len(values) > 1
         table.append(
             {
                 "budget_epochs": budget,
                 "method": method,
+                "search": search,
                 **{f"seed {seed}": values.get(seed) for seed in seeds},
                 f"{field}_mean": statistics.mean(values.values()),
                 f"{field}_var": statistics.variance(values.values()) if several else None,
@@ -290,6 +340,7 @@ def _b_columns(table: Sequence[dict[str, Any]], field: str) -> tuple[Column, ...
     seed_keys = [key for key in table[0] if key.startswith("seed ")]
     average = AVERAGE_HEADERS[field]
     return (
+        Column("search", "Search", "Search", "int"),
         *(Column(key, key, key, "accuracy") for key in seed_keys),
         Column(f"{field}_mean", average, average, "accuracy", for_people=False),
         Column(f"{field}_mean", f"{average} ± var", f"{average} $\\pm$ var", "pm", UNDEFINED, pair=f"{field}_var",
@@ -396,7 +447,16 @@ def write_tables(trials_path: str | Path, out_dir: str | Path) -> list[Path]:
     for name, field in (("table_B_1", "test_top1"), ("table_B_2", "val_top1")):
         table = table_b(rows, field)
         made[name] = (table, _b_columns(table, field))
-    return sorted(path for name in TABLES for path in write_table(*made[name], out_dir, name))
+    several = len({row["search"] for row in rows}) > 1
+    return sorted(path for name in TABLES
+                  for path in write_table(made[name][0], for_searches(made[name][1], several), out_dir, name))
+
+
+def for_searches(columns: Sequence[Column], several: bool) -> tuple[Column, ...]:
+    """``columns`` as people see them: the columns about several searches (:data:`SEARCH_KEYS`) only when a method
+    had several (the CSV keeps them either way)."""
+    return tuple(column if several or column.key not in SEARCH_KEYS else replace(column, for_people=False)
+                 for column in columns)
 
 
 def stage_tables(trials: Path, out: Path) -> Outcome:

@@ -36,8 +36,8 @@ class SearchSpend:
     measured_on: tuple[str, ...]
 
 
-def search_spend(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], SearchSpend]:
-    """What each search (budget, method) in ``evaluations`` spent. A candidate's runs continue one another
+def search_spend(evaluations: Sequence[str | Path]) -> dict[tuple[int, str, int], SearchSpend]:
+    """What each search (budget, method, search) in ``evaluations`` spent. A candidate's runs continue one another
     (successive halving), so what it cost is what its furthest run reached, whose epochs include those it
     continued."""
     spent = {}
@@ -47,7 +47,7 @@ def search_spend(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], Sea
         for row in rows:
             key = Candidate.from_dict(row).key
             reached[key] = max(reached.get(key, (0, 0.0)), (row["epochs"], row["seconds"]))
-        spent[rows[0]["budget_epochs"], rows[0]["method"]] = SearchSpend(
+        spent[rows[0]["budget_epochs"], rows[0]["method"], rows[0]["search"]] = SearchSpend(
             len(reached), sum(epochs for epochs, _ in reached.values()),
             round(sum(seconds for _, seconds in reached.values()), 3),
             tuple(sorted({row.get("measured_on") or "" for row in rows} - {""})))
@@ -55,8 +55,8 @@ def search_spend(evaluations: Sequence[str | Path]) -> dict[tuple[int, str], Sea
 
 
 def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
-    """One trials row per repeat run, from its metrics: budget, method and seed from the run's identity, the
-    meta-network's activation and places, and what the search of its method at its budget cost (from
+    """One trials row per repeat run, from its metrics: budget, method, search and seed from the run's identity,
+    the meta-network's activation and places, and what the search that chose its candidate cost (from
     ``evaluations``; Standard searches nothing). A searched method whose evaluations are missing is an error."""
     spent = search_spend(evaluations)
     rows = []
@@ -64,13 +64,15 @@ def collect_trials(metrics: Sequence[str | Path], evaluations: Sequence[str | Pa
         run, result = read_run(path)
         if run.kind != "repeat":
             raise InputError(f"{path} is a {run.kind} run, not a repeat")
-        if run.method in search_methods() and (run.budget, run.method) not in spent:
-            raise InputError(f"{path}: no evaluations.csv of the {run.method} search at {run.budget} epochs was given")
-        search = spent.get((run.budget, run.method), SearchSpend(0, 0, 0.0, ()))
+        if run.method in search_methods() and (run.budget, run.method, run.search) not in spent:
+            raise InputError(f"{path}: no evaluations.csv of the {run.method} search {run.search} at {run.budget} "
+                             "epochs was given")
+        search = spent.get((run.budget, run.method, run.search), SearchSpend(0, 0, 0.0, ()))
         rows.append({
             "budget_epochs": run.budget,
             "method": run.method,
             "seed": run.seed,
+            "search": run.search,
             "test_top1": result["test_top1"],
             "val_top1": result["val_top1"],
             **Candidate.from_dict(result["candidate"]).to_dict(),

@@ -30,8 +30,8 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
     """Rows of every candidate of ``proposals`` (the proposal files of iterations 0, 1, ..., in order), each with the
     results of its run among ``metrics``.
 
-    Every proposed candidate must have exactly one finished search run of one search (one method and budget), and
-    that run must have trained the proposed candidate."""
+    Every proposed candidate must have exactly one finished search run of one search (one method, budget and
+    search), and that run must have trained the proposed candidate."""
     runs: dict[tuple[int, int], tuple[Path, RunId, dict[str, Any]]] = {}
     searches = set()
     for path in map(Path, metrics):
@@ -42,9 +42,9 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
             raise InputError(f"{path} and {runs[run.iteration, run.index][0]} are both candidate {run.index} of "
                              f"iteration {run.iteration}")
         runs[run.iteration, run.index] = (path, run, result)
-        searches.add((run.budget, run.method))
+        searches.add((run.budget, run.method, run.search))
     if len(searches) > 1:
-        raise InputError(f"the runs belong to several searches (budget, method): {sorted(searches)}")
+        raise InputError(f"the runs belong to several searches (budget, method, search): {sorted(searches)}")
     entries = [read_proposal(proposal) for proposal in proposals]
     continued = {(entry["resume"]["iteration"], entry["resume"]["index"])
                  for batch in entries for entry in batch if "resume" in entry}
@@ -61,6 +61,7 @@ def collect_search(proposals: Sequence[str | Path], metrics: Sequence[str | Path
             rows.append({
                 "budget_epochs": run.budget,
                 "method": run.method,
+                "search": run.search,
                 "iteration": iteration,
                 "index": index,
                 "source": entry.get("source", ""),

@@ -79,6 +79,7 @@ class SearchMethod(ABC):
         far (``history``, :class:`pblf.search.gp.Observation`) and the proposal's ``seed``."""
 
 
-def proposal_seed(config: dict[str, Any], budget: int, method: str, iteration: int) -> int:
-    """The proposer's seed: distinct per search and iteration, 32-bit for scikit-learn's random_state."""
-    return derive_seed(config["seed"], "propose", budget, method, iteration) % 2**32
+def proposal_seed(config: dict[str, Any], budget: int, method: str, search: int, iteration: int) -> int:
+    """The proposer's seed: distinct per search (budget, method and which of its ``search.repeats``) and iteration,
+    32-bit for scikit-learn's random_state. Search 0 is seeded as the thesis's single search always was."""
+    return derive_seed(config["seed"], "propose", budget, method, iteration, *([search] if search else [])) % 2**32

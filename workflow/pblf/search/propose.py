@@ -22,21 +22,25 @@ from pblf.search.registry import search_method
 log = logging.getLogger(__name__)
 
 
-def stage_propose(config: list[Path], history: Path, budget: int, method: str, iteration: int, out: Path) -> Outcome:
-    """``pblf propose``: the proposal of iteration ``iteration`` of the search ``method`` at ``budget``, written to
-    ``out/proposal.json``."""
+def stage_propose(config: list[Path], history: Path, budget: int, method: str, iteration: int, out: Path,
+                  search: int = 0) -> Outcome:
+    """``pblf propose``: the proposal of iteration ``iteration`` of search ``search`` of ``method`` at ``budget``,
+    written to ``out/proposal.json``."""
     cfg = load_config(config)
     searcher = search_method(method)
     iterations = searcher.iterations(cfg, budget)
     if not 0 <= iteration < iterations:
         raise ConfigError(f"--iteration {iteration}: {method} at {budget} epochs makes {iterations} proposal(s), "
                           f"iterations 0 to {iterations - 1}")
-    seed = proposal_seed(cfg, budget, method, iteration)
+    if not 0 <= search < cfg["search"]["repeats"]:
+        raise ConfigError(f"--search {search}: search.repeats is {cfg['search']['repeats']}, so searches 0 to "
+                          f"{cfg['search']['repeats'] - 1}")
+    seed = proposal_seed(cfg, budget, method, search, iteration)
     observations = read_history(history)
     candidates = searcher.propose(cfg, observations, budget, iteration, seed)
     path = write_proposal(Path(out) / PROPOSAL, candidates)
     sources = ", ".join(sorted({c["source"] + (" (replaced)" if "replaced" in c else "") for c in candidates}))
-    log.info("%s at %d epochs, iteration %d: %d candidates (%s) from %d evaluated -> %s", method, budget, iteration,
-             len(candidates), sources or "nothing", len(observations), path)
-    return Outcome(stage_config(cfg, "search"), {"proposal": {"budget": budget, "method": method,
+    log.info("%s at %d epochs, search %d, iteration %d: %d candidates (%s) from %d evaluated -> %s", method, budget,
+             search, iteration, len(candidates), sources or "nothing", len(observations), path)
+    return Outcome(stage_config(cfg, "search"), {"proposal": {"budget": budget, "method": method, "search": search,
                                                               "iteration": iteration, "seed": seed}})
