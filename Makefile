@@ -20,8 +20,8 @@ $(BIN)/pblf: pyproject.toml
 install: $(BIN)/pblf
 
 demo: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml --report results/report.html
+	$(BIN)/pblf run demo -- --cores $(CORES)
+	$(BIN)/pblf run demo -- --cores $(CORES) --report results/report.html
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from pblf.training.data import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES
+from pblf.training.dataset import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

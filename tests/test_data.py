@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pblf.training import data
+from pblf.training import data, dataset
 from pblf.core.config import validate
 from pblf.core.files import file_digest
 from pblf.training.data import (
@@ -27,6 +27,7 @@ from pblf.training.data import (
     read_cifar10,
     split_indices,
 )
+from pblf.training.dataset import check_dataset
 
 
 def cifar_cfg(root: Path, **data_overrides) -> dict:
@@ -85,6 +86,24 @@ def test_missing_batch_file_is_named(cifar_root):
     (cifar_root / CIFAR10_FOLDER / "data_batch_4").unlink()
     with pytest.raises(DataError, match="data_batch_4 is missing"):
         read_cifar10(cifar_root, verify_checksums=False)
+
+
+def test_the_check_before_the_first_job_gives_the_data_stages_verdict_on_the_files(cifar_root, tmp_path, monkeypatch):
+    """The workflow calls check_dataset at parse time (dry runs included): presence, readability and the md5s, with
+    the messages the data stage itself would give, without torch and without unpickling anything."""
+    folder = cifar_root / CIFAR10_FOLDER
+    check_dataset(cifar_cfg(cifar_root)["data"])  # present and readable, checksums off
+    with pytest.raises(DataError, match="batches.meta has md5 .* refusing to unpickle"):
+        check_dataset(cifar_cfg(cifar_root, verify_checksums=True)["data"])  # the fixture is not the canonical set
+    monkeypatch.setattr(dataset, "CIFAR10_MD5", fixture_md5s(folder))
+    check_dataset(cifar_cfg(cifar_root, verify_checksums=True)["data"])
+    with pytest.raises(DataError, match=r"(?s)CIFAR-10 not found: .*nowhere.*torchvision.datasets.CIFAR10"):
+        check_dataset(cifar_cfg(tmp_path / "nowhere")["data"])
+    check_dataset(cifar_cfg(tmp_path / "nowhere", download=True)["data"])  # the data stage will fetch it
+    (folder / "data_batch_4").unlink()
+    with pytest.raises(DataError, match="data_batch_4 is missing"):
+        check_dataset(cifar_cfg(cifar_root)["data"])
+    check_dataset(validate({"data": {"dataset": "digits", "root": str(tmp_path / "nowhere")}})["data"])
 
 
 def test_split_sizes_for_cifar10_are_45000_5000():

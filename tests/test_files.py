@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import pblf
-from pblf.core.errors import InputError
-from pblf.core.files import file_digest, read_csv, read_json, track, write_csv, write_json, write_text
+from pblf.core.errors import InputError, OutputError
+from pblf.core.files import check_can_create, file_digest, read_csv, read_json, track, write_csv, write_json, write_text
 
 PACKAGE = Path(pblf.__file__).parent
 
@@ -69,3 +69,11 @@ def test_no_module_writes_a_file_around_pblf_files():
                  for path in sorted(PACKAGE.glob("*.py")) if path.name != "files.py"
                  for number, line in enumerate(path.read_text().splitlines(), 1) if writers.search(line)]
     assert offenders == []
+
+
+def test_a_folder_that_could_not_be_created_is_named_without_creating_anything(tmp_path):
+    check_can_create(tmp_path / "results" / "deeper")  # missing folders under a writable one: fine
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "results").write_text("a file in the way")
+    with pytest.raises(OutputError, match=r"cannot write into .*results/deeper: .*results is a file, not a folder"):
+        check_can_create(tmp_path / "results" / "deeper")

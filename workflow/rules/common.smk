@@ -21,20 +21,33 @@ from snakemake.exceptions import WorkflowError
 from pblf import plan
 from pblf.core.config import STAGE_KEYS, check_device, read_yaml, stage_config, validate
 from pblf.core.errors import UserError
+from pblf.core.files import check_can_create
 from pblf.core.layout import RUN_WILDCARD, Layout
 from pblf.core.names import (
     ARRAYS, FIGURE_FORMATS, REPRODUCTION_TABLES, STANDARD, TABLE_FORMATS, TABLES, TIMINGS, table_label,
 )
 from pblf.core.provenance import code_fingerprint, write_stage_config
 from pblf.search.registry import learning_methods, sampling_methods, search_methods
+from pblf.training.dataset import check_dataset
+
+L = Layout("results", "logs")
 
 try:
     for path in workflow.configfiles:  # Snakemake keeps the last of two equal keys; pblf refuses it
         read_yaml(path)
     config.update(validate(config))
     plan.check(config)
-except UserError as err:
-    raise WorkflowError(str(err)) from None
+    # What else would stop a job is checked here too, dry runs included, but only by the process that plans the
+    # run (a job's own Snakemake parses this file again): the output folders, and the data set until the data stage
+    # has read it (afterwards training reads the arrays the split records, not the data set).
+    if workflow.is_main_process:
+        for folder in (L.results, L.logs):
+            check_can_create(folder)
+        if not os.path.exists(L.split()):
+            check_dataset(config["data"])
+except UserError as err:  # one line of pblf's, not Snakemake's wrapper and a traceback into this file
+    print(f"pblf: error: {err}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 onstart:
@@ -53,7 +66,6 @@ onstart:
             if warning:
                 print(f"WARNING: {warning}", file=sys.stderr)
 
-L = Layout("results", "logs")
 PBLF_ENV = "../../envs/pblf.yaml"
 
 

@@ -97,6 +97,17 @@ def ensure_writable(folder: str | Path) -> None:
         raise OutputError(f"cannot write into {folder}: {err.strerror or err}") from None
 
 
+def check_can_create(folder: str | Path) -> None:
+    """Fail, naming ``folder``, if files could not be created in it, without creating anything: the check a dry
+    run can make. The nearest part of the path that exists must be a folder this process may write to."""
+    path = Path(folder).absolute()
+    existing = next(part for part in (path, *path.parents) if part.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot write into {folder}: {existing} is a file, not a folder; move it away")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into {folder}: {existing} is not writable by this user")
+
+
 def write_text(text: str, path: str | Path) -> Path:
     """Write ``text`` (UTF-8) atomically."""
     return write_bytes(text.encode("utf-8"), path)

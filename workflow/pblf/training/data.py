@@ -37,21 +37,11 @@ from pblf.core.files import file_digest, note_input, read_json, write_bytes, wri
 from pblf.core.layout import SPLIT
 from pblf.core.names import ARRAYS
 from pblf.core.provenance import Outcome
+from pblf.training.dataset import (
+    CIFAR10_FOLDER, CIFAR10_MD5, CIFAR10_TRAIN_FILES, fetch_hint, md5_mismatch,
+)
 
 log = logging.getLogger(__name__)
-
-CIFAR10_FOLDER = "cifar-10-batches-py"
-#: md5 of every file of the official "CIFAR-10 python version" (the values torchvision checks too).
-CIFAR10_MD5: dict[str, str] = {
-    "data_batch_1": "c99cafc152244af753f735de768cd75f",
-    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-    "data_batch_4": "634d18415352ddfa80567beed471001a",
-    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-    "test_batch": "40351d587109b95175f43aff81a1287e",
-    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
-}
-CIFAR10_TRAIN_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
 
 #: Section 6.1: train and validation constants (CIFAR-10), and the test constants (ImageNet).
 THESIS_TRAIN_MEAN = (0.4914, 0.4822, 0.4465)
@@ -93,14 +83,6 @@ class RawData:
 # ----------------------------------------------------------------------------------------------------------- readers
 
 
-def _fetch_hint(root: Path) -> str:
-    return (
-        f"Fetch it on a machine with network access with\n"
-        f"    python -c \"import torchvision; torchvision.datasets.CIFAR10('{root}', download=True)\"\n"
-        f"and copy {root / CIFAR10_FOLDER} here, or set data.download: true."
-    )
-
-
 def _download_cifar10(root: Path) -> None:
     import torchvision
 
@@ -108,7 +90,7 @@ def _download_cifar10(root: Path) -> None:
     try:
         torchvision.datasets.CIFAR10(str(root), train=True, download=True)
     except Exception as err:  # noqa: BLE001 - any network failure gets the same advice
-        raise DataError(f"could not download CIFAR-10 into {root}: {err}\n{_fetch_hint(root)}") from err
+        raise DataError(f"could not download CIFAR-10 into {root}: {err}\n{fetch_hint(root)}") from err
 
 
 class BatchUnpickler(pickle.Unpickler):
@@ -136,14 +118,11 @@ class BatchUnpickler(pickle.Unpickler):
 def _unpickle_batch(path: Path, expected_md5: str | None) -> dict[bytes, Any]:
     """Open one batch file, after checking its md5 when ``expected_md5`` is given, with :class:`BatchUnpickler`."""
     if not path.is_file():
-        raise DataError(f"CIFAR-10 file {path} is missing. {_fetch_hint(path.parent.parent)}")
+        raise DataError(f"CIFAR-10 file {path} is missing. {fetch_hint(path.parent.parent)}")
     if expected_md5 is not None:
         actual = file_digest(path, "md5")
         if actual != expected_md5:
-            raise DataError(
-                f"CIFAR-10 file {path} has md5 {actual}, expected {expected_md5}: refusing to unpickle it. "
-                "Fetch the official data set again, or set data.verify_checksums: false for a trusted local copy."
-            )
+            raise md5_mismatch(path, actual, expected_md5)
     try:
         with path.open("rb") as handle:
             batch = BatchUnpickler(handle, encoding="bytes").load()
@@ -187,7 +166,7 @@ def read_cifar10(root: str | Path, download: bool = False, verify_checksums: boo
         if download:
             _download_cifar10(root)
         else:
-            raise DataError(f"CIFAR-10 not found: {folder} does not exist. {_fetch_hint(root)}")
+            raise DataError(f"CIFAR-10 not found: {folder} does not exist. {fetch_hint(root)}")
     if not verify_checksums:
         log.warning("data.verify_checksums is false: CIFAR-10 files in %s are read without an md5 check (with the "
                     "restricted unpickler, which builds nothing but a batch's arrays)", folder)
