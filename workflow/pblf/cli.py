@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(stage=stage, writes=writes)
         return p
 
+    p = add("run", "pblf.launch:stage_run",
+            "run the pipeline with Snakemake on config.yaml and the presets given (demo: presets/demo.yaml); "
+            "arguments after -- go to Snakemake", writes=False)
+    p.add_argument("configs", nargs="*", metavar="PRESET",
+                   help="presets by name (demo, smoke, ...) or config files, merged over config.yaml in order")
+
     p = add("check-config", "pblf.plan:stage_check_config",
             "validate config files against the schema (and that a requested GPU is there)", writes=False)
     _add_config(p)
@@ -226,7 +232,14 @@ def _write_records_or_undo(io: IOLog, outcome: Outcome, args: argparse.Namespace
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    # everything after the first "--" is for Snakemake (pblf run ... -- -n); no other command takes such arguments
+    split = argv.index("--") if "--" in argv else len(argv)
+    passthrough = argv[split + 1:]
+    parser = build_parser()
+    args = parser.parse_args(argv[:split])
+    if passthrough and args.command != "run":
+        parser.error(f"arguments after -- ({' '.join(passthrough)}) are for pblf run only")
+    args.snakemake_args = passthrough
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
