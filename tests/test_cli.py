@@ -42,7 +42,7 @@ def test_every_subcommand_is_covered_here():
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no API
     assert commands == {"check-config", "plan", "split", "train", "propose", "history", "evaluations", "select",
                         "select-standard", "trials", "generalisation", "tables", "figure", "trajectories", "audit",
-                        "train-pack", "reproduction", "generalisation-table", "timings", "run"}
+                        "train-pack", "reproduction", "generalisation-table", "timings", "run", "status"}
 
 
 def test_check_config_names_the_key(tmp_path, capsys):

@@ -278,7 +278,8 @@ def test_two_searches_per_method_give_a_method_level_comparison(tmp_path):
     (work / "two.yaml").write_text("budgets: [1]\nsearch: {repeats: 2}\nconvergence: {enabled: false}\n"
                                    "generalisation: {enabled: false}\n")
     tables = [f"results/tables/{name}.{ext}" for name in ("table_6_2", TIMINGS) for ext in ("csv", "md")]
-    snakemake("--cores", "2", *tables, "--configfile", "presets/smoke.yaml", "two.yaml", cwd=work)
+    proc = snakemake("--cores", "2", *tables, "--configfile", "presets/smoke.yaml", "two.yaml", cwd=work)
+    assert "Table 6.2: results/tables/table_6_2.md" in proc.stdout  # a finished run says where the answer is
     results = work / "results"
     trials = read_csv(results / "tables" / "trials.csv")
     assert sorted({(row["method"], row["search"]) for row in trials}) == \

@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of one training epoch on one GPU (default: measured by benchmarks/bench_train.py "
                         "--device cuda, for the network it measures)")
 
+    p = add("status", "pblf.status:stage_status",
+            "how far a run has got: runs and epochs done per stage of the plan, and the training time left",
+            writes=False)
+    _add_config(p)
+    p.add_argument("results_dir", nargs="?", default=Path("results"), type=Path,
+                   help="the run's results folder (default: results)")
+    p.add_argument("--jobs", type=int, default=1, help="runs training side by side, for the time left (default 1)")
+
     p = add("split", "pblf.training.data:stage_split", "read the data set and write the train/validation split record")
     _add_config(p)
     _add_out(p, "split.json")

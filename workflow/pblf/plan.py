@@ -190,6 +190,15 @@ class StageCost:
     epochs: int
     expected: float
     chain: int
+    #: Which runs the row counts, as :func:`cost_group` names a run: (stage,), or ("search", budget, method).
+    group: tuple[Any, ...] = ()
+
+
+def cost_group(run: RunId) -> tuple[Any, ...]:
+    """The row of :func:`stage_costs` that counts ``run``: a search's runs by budget and method, the others by stage."""
+    if run.kind == "search":
+        return ("search", run.budget, run.method)
+    return ({"repeat": "repeats"}.get(run.kind, run.kind),)
 
 
 def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
@@ -198,7 +207,8 @@ def search_cost(config: dict[str, Any], budget: int, method: str) -> StageCost:
     cost = search_method(method).cost(config, budget)
     n = len(searches(config, method))
     detail = f"{method}, {epochs_label(budget)}" + (f", {n} searches" if n > 1 else "")
-    return StageCost("search", detail, n * cost.runs, n * cost.epochs, n * cost.expected, cost.chain)
+    return StageCost("search", detail, n * cost.runs, n * cost.epochs, n * cost.expected, cost.chain,
+                     ("search", budget, method))
 
 
 def stage_costs(config: dict[str, Any]) -> list[StageCost]:
@@ -208,7 +218,7 @@ def stage_costs(config: dict[str, Any]) -> list[StageCost]:
                        ("generalisation", generalisation_runs(config))):
         epochs = sum(run.budget for run in runs)
         costs.append(StageCost(kind, f"{len(runs)} runs", len(runs), epochs, epochs,
-                               max((run.budget for run in runs), default=0)))
+                               max((run.budget for run in runs), default=0), (kind,)))
     return costs
 
 

@@ -28,6 +28,7 @@ from pblf.core.names import (
 )
 from pblf.core.provenance import code_fingerprint, write_stage_config
 from pblf.search.registry import learning_methods, sampling_methods, search_methods
+from pblf.status import where_the_answer_is
 from pblf.training.dataset import check_dataset
 
 L = Layout("results", "logs")
@@ -48,6 +49,11 @@ try:
 except UserError as err:  # one line of pblf's, not Snakemake's wrapper and a traceback into this file
     print(f"pblf: error: {err}", file=sys.stderr)
     raise SystemExit(1) from None
+
+
+onsuccess:
+    if os.path.exists(L.table("table_6_2", "md")):
+        print(where_the_answer_is(L))
 
 
 onstart:
