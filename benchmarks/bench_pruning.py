@@ -5,9 +5,9 @@
 
 (a) pools  -- train ``replays`` disjoint pools of random candidates (phi uniform in |x| < 1, mode uniform), each
               candidate once to the full budget, on the demo preset's data and network (scikit-learn's digits,
-              WRN-10-1 of stem width 4), all with the search's training seed (common random numbers, as the
-              pipeline trains them), with pblf.training.train itself; keep every run's Top-1 validation and test
-              curves (cached in benchmarks/out/, reused when present).
+              WRN-10-1 with the WRN's 16 stem channels), all with the search's training seed (common random
+              numbers, as the pipeline trains them), with pblf.training.train itself; keep every run's Top-1
+              validation and test curves (cached in benchmarks/out/, reused when present; a killed run resumes).
 (b) replay -- like a tabular benchmark (NAS-Bench-201, LCBench), replay each search once per pool, with and without
               pruning, using the pipeline's own code for every decision: PBLF-RS draws its candidates from the pool,
               successive halving promotes with pblf.search.prune.promotions at pblf.search.prune.rung_epochs;
