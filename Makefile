@@ -21,7 +21,7 @@ install: $(BIN)/pblf
 
 demo: install
 	$(BIN)/pblf run demo -- --cores $(CORES)
-	$(BIN)/pblf run demo -- --cores $(CORES) --report results/report.html
+	$(BIN)/pblf run demo -- --cores $(CORES) --report results/demo/report.html
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

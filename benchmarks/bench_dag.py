@@ -8,7 +8,7 @@
     first proposals and their training runs); the rest of the DAG appears as checkpoints finish. Target <= 15 s.
 
 (b) overhead per BO iteration -- a real ``snakemake --cores 2`` run of one search (target
-    ``results/search/b1/PBLF-BO/r0/evaluations.csv``) with N iterations, in a temporary copy of the workflow, with a config
+    ``results/smoke+bench/search/b1/PBLF-BO/r0/evaluations.csv``) with N iterations, in a temporary copy of the workflow, with a config
     derived from presets/smoke.yaml (budgets [1], BO initial 2 + N iterations of n_acq 1 + n_random 1, RS 1 sample,
     repeat seeds [1], convergence disabled, data.subset 20).
 
@@ -173,7 +173,7 @@ def bench_iterations(workdir: Path, iterations: int, n_random: int, cores: int, 
     }
     (workdir / "bench.yaml").write_text(json.dumps(overrides, indent=1) + "\n")  # JSON is YAML
     log = workdir / "pblf-commands.jsonl"
-    target = "results/search/b1/PBLF-BO/r0/evaluations.csv"
+    target = "results/smoke+bench/search/b1/PBLF-BO/r0/evaluations.csv"
     command = [str(BIN / "snakemake"), "--cores", str(cores), "--configfile", "presets/smoke.yaml", "bench.yaml",
                "--", target]
     started = time.time()
@@ -195,7 +195,7 @@ def bench_iterations(workdir: Path, iterations: int, n_random: int, cores: int, 
 
 def analyse(workdir: Path, iterations: int, started: float, ended: float) -> dict[str, Any]:
     """Seconds per iteration from the proposals' mtimes, split with the wrapper's log of pblf commands."""
-    search = workdir / "results/search/b1/PBLF-BO"
+    search = workdir / "results/smoke+bench/search/b1/PBLF-BO"
     proposals = [search / f"i{i:03d}/proposal.json" for i in range(iterations + 1)]
     stamps = [p.stat().st_mtime for p in proposals]
     per_iter = [stamps[i] - stamps[i - 1] for i in range(1, len(stamps))]

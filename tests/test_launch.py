@@ -60,7 +60,7 @@ def test_ctrl_c_stops_the_run_with_one_line_and_it_continues(tmp_path):
     process = subprocess.Popen([str(BIN / "pblf"), "run", "smoke", "--", "--cores", "2"], cwd=work, env=env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
-    while not list((work / "results" / "runs").rglob("metrics.json")):
+    while not list((work / "results" / "smoke" / "runs").rglob("metrics.json")):
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)

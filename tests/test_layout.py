@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pblf.core.layout import RUN_TEMPLATES, TEMPLATES, Layout, RunId, Template
+from pblf.core.errors import ConfigError, InputError
+from pblf.core.layout import (
+    RUN_TEMPLATES, TEMPLATES, Layout, RunId, Template, check_run_folder, find_run, run_layout, run_name, working_folder,
+    write_run_record,
+)
 from pblf.core.names import FIGURES, RUN_KINDS, TABLE_FORMATS, TABLES
 
 L = Layout("results", "logs")
@@ -115,3 +121,38 @@ def test_template_formats_numbers_and_keeps_wildcards():
     assert template.fill(iteration="{iteration}", index="{index}") == "i{iteration}/c{index}"
     assert template.parse("i003/c04") == {"iteration": "003", "index": "04"}
     assert template.parse("i3/c4") is None
+
+
+# --- a folder per run -----------------------------------------------------------------------------------------------
+
+
+def test_a_run_is_named_by_its_config_files_or_its_run_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_name({}, ["config.yaml"]) == "thesis"
+    assert run_name({}, ["presets/demo.yaml", "config.yaml"]) == "demo"
+    assert run_name({"run_name": None}, ["config.yaml", "presets/smoke.yaml", str(tmp_path / "two.yaml")]) == "smoke+two"
+    assert run_name({"run_name": "mine"}, ["presets/demo.yaml"]) == "mine"
+    with pytest.raises(ConfigError, match="is not a folder name"):
+        run_name({}, ["my config.yaml"])
+    assert (run_layout("demo").results, run_layout("demo").logs) == ("results/demo", "logs/demo")
+
+
+def test_a_run_folder_holds_one_config_and_says_where_its_records_point(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = run_layout("demo")
+    check_run_folder(demo, ["presets/demo.yaml"])  # a new folder: nothing to refuse
+    write_run_record(demo, ["presets/demo.yaml", "config.yaml"])
+    check_run_folder(demo, ["./presets/demo.yaml", "config.yaml"])  # the same files, spelled otherwise
+    with pytest.raises(ConfigError, match="results/demo holds the run of presets/demo.yaml config.yaml, not of "
+                                          "presets/smoke.yaml config.yaml: give this run another run_name"):
+        check_run_folder(demo, ["presets/smoke.yaml", "config.yaml"])
+    assert find_run(Path("results")) == Path("results/demo")  # the one run under results/
+    assert working_folder(Path("results/demo")) == Path(".")
+    assert working_folder(tmp_path / "results" / "demo") == tmp_path
+    write_run_record(run_layout("smoke"), ["presets/smoke.yaml"])
+    with pytest.raises(InputError, match="results holds the runs demo, smoke: name one"):
+        find_run(Path("results"))
+    (tmp_path / "results" / "demo" / "run.json").write_text('{"results": "../../etc"}')
+    with pytest.raises(InputError, match="does not name this folder"):
+        working_folder(Path("results/demo"))
+    assert working_folder(tmp_path / "handmade") == tmp_path  # no run record: the folder that holds it

@@ -22,6 +22,7 @@ from pblf.core.layout import Layout, RunId
 from pblf.core.names import TIMINGS, TRIALS_COLUMNS
 from pblf.results.thesis import load as load_thesis
 from pblf.search.registry import methods
+from conftest import write_cifar10
 from workflow_helpers import BIN, copy_workflow, env, snakemake, without_timing
 
 pytestmark = pytest.mark.slow
@@ -53,9 +54,9 @@ def smoke_run(tmp_path_factory) -> Path:
 
 
 def test_every_output_exists(smoke_run):
-    results = smoke_run / "results"
+    results = smoke_run / "results/smoke"
     config = load_config([smoke_run / "config.yaml", smoke_run / "presets/smoke.yaml"])
-    planned = plan.final_outputs(config, Layout(str(results), str(smoke_run / "logs")))
+    planned = plan.final_outputs(config, Layout(str(results), str(smoke_run / "logs/smoke")))
     assert [path for path in planned if not Path(path).is_file()] == []
     for name in ("table_6_2", "table_B_1", "table_B_2", "reproduction", "reproduction_cells"):
         for ext in ("csv", "md", "tex"):
@@ -83,7 +84,7 @@ def test_every_output_exists(smoke_run):
 def test_the_reproduction_table_sets_the_thesis_beside_the_run(smoke_run):
     """Its thesis column is the transcription's, its pipeline column this run's Table 6.2 and convergence reruns;
     the smoke budgets 1 and 2 stand for the thesis's 20 and 100."""
-    tables = smoke_run / "results" / "tables"
+    tables = smoke_run / "results/smoke/tables"
     thesis = load_thesis()
     made = {(row["budget_epochs"], row["method"]): row for row in read_csv(tables / "table_6_2.csv")}
     rows = read_csv(tables / "reproduction.csv")
@@ -95,7 +96,7 @@ def test_the_reproduction_table_sets_the_thesis_beside_the_run(smoke_run):
         assert row["top1"] == made[row["budget_epochs"], row["method"]]["test_top1_mean"]
         assert row["in_thesis_range"] in ("yes", "no")
     for row in rows[6:]:
-        metrics = json.loads((smoke_run / f"results/runs/convergence/{row['method']}/s1/metrics.json").read_text())
+        metrics = json.loads((smoke_run / f"results/smoke/runs/convergence/{row['method']}/s1/metrics.json").read_text())
         assert float(row["top1"]) == metrics["test_top1"]
         assert float(row["thesis_top1"]) == thesis.convergence_top1[row["method"]]
     cells = read_csv(tables / "reproduction_cells.csv")
@@ -107,14 +108,14 @@ def test_every_run_records_who_it_is(smoke_run):
     """Each metrics.json names its run's kind, method, budget and seed (and a search run's iteration and index),
     and that identity is the one its folder stands for."""
     config = load_config([smoke_run / "config.yaml", smoke_run / "presets/smoke.yaml"])
-    runs = sorted((smoke_run / "results/runs").rglob("metrics.json"))
+    runs = sorted((smoke_run / "results/smoke/runs").rglob("metrics.json"))
     # search runs (BO, RS, HG's learning run), repeats, convergence runs, generalisation runs (methods x (batch sizes
     # x lr scalings, less the linear one at train.batch_size: the fixed run) x seeds)
     assert len(runs) == 2 * (2 + 2 * 1 + 2 + 1) + 2 * 4 * 2 + 4 + 4 * (2 * 2 - 1) * 1
     kinds = set()
     for path in runs:
         recorded = json.loads(path.read_text())["run"]
-        folder = path.parent.relative_to(smoke_run / "results/runs").as_posix()
+        folder = path.parent.relative_to(smoke_run / "results/smoke/runs").as_posix()
         assert RunId.from_dict(recorded) == plan.run_id(config, folder), path
         assert {"kind", "method", "budget", "seed"} <= set(recorded)
         kinds.add(recorded["kind"])
@@ -129,18 +130,18 @@ def test_second_run_does_nothing(smoke_run):
 def test_second_directory_gives_byte_identical_tables_and_figures(smoke_run, tmp_path):
     other = copy_workflow(tmp_path / "wf")
     snakemake(*SMOKE, cwd=other)
-    figures = sorted(p.name for p in (smoke_run / "results/figures").iterdir())
-    assert figures == sorted(p.name for p in (other / "results/figures").iterdir())
-    match, mismatch, errors = filecmp.cmpfiles(smoke_run / "results/figures", other / "results/figures", figures,
+    figures = sorted(p.name for p in (smoke_run / "results/smoke/figures").iterdir())
+    assert figures == sorted(p.name for p in (other / "results/smoke/figures").iterdir())
+    match, mismatch, errors = filecmp.cmpfiles(smoke_run / "results/smoke/figures", other / "results/smoke/figures", figures,
                                                shallow=False)
-    assert mismatch == [] and errors == [], f"results/figures differ: {mismatch + errors}"
-    tables = sorted(p.name for p in (smoke_run / "results/tables").iterdir())
-    assert tables == sorted(p.name for p in (other / "results/tables").iterdir())
+    assert mismatch == [] and errors == [], f"results/smoke/figures differ: {mismatch + errors}"
+    tables = sorted(p.name for p in (smoke_run / "results/smoke/tables").iterdir())
+    assert tables == sorted(p.name for p in (other / "results/smoke/tables").iterdir())
     results = [name for name in tables if not name.startswith(f"{TIMINGS}.")]  # the one table that is a measurement
-    match, mismatch, errors = filecmp.cmpfiles(smoke_run / "results/tables", other / "results/tables", results,
+    match, mismatch, errors = filecmp.cmpfiles(smoke_run / "results/smoke/tables", other / "results/smoke/tables", results,
                                                shallow=False)
     assert len(results) == len(tables) - 3 and mismatch == [] and errors == [], f"tables differ: {mismatch + errors}"
-    timings = read_csv(smoke_run / "results/tables/timings.csv")
+    timings = read_csv(smoke_run / "results/smoke/tables/timings.csv")
     assert all(float(row["seconds"]) > 0 and row["measured_on"] for row in timings)
 
 
@@ -154,6 +155,28 @@ def test_a_fresh_checkout_with_finished_results_plans_nothing(smoke_run, tmp_pat
     rules = work / "workflow/rules/tables.smk"
     rules.write_text(rules.read_text().replace('"pblf tables ', '"pblf -q tables '))
     assert "Nothing to be done" in snakemake(*SMOKE, "--dry-run", cwd=work).stdout
+
+
+def test_runs_of_other_configs_live_beside_it_and_leave_it_intact(smoke_run, tmp_path):
+    """Each config's run has its own folder: after the smoke run, a run of another config (its data stage, with
+    another subset) and a dry run of config.yaml leave every file of results/smoke as it was, and its audit passes;
+    a run of other config files into the smoke folder is refused naming both."""
+    work = tmp_path / "wf"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    before = {path: path.read_bytes() for path in (work / "results/smoke").rglob("*") if path.is_file()}
+    (work / "other.yaml").write_text("data: {subset: 150}\n")
+    snakemake("--cores", "1", "results/smoke+other/data/split.json", "--configfile", "presets/smoke.yaml", "other.yaml",
+              cwd=work)
+    assert (work / "results/smoke+other/data/split.json").is_file()
+    write_cifar10(tmp_path / "cifar")
+    (work / "fixture.yaml").write_text(f"run_name: thesis\ndata: {{root: {tmp_path / 'cifar'}, verify_checksums: false}}\n")
+    assert "train" in snakemake("-n", "--configfile", "fixture.yaml", cwd=work).stdout
+    assert {path: path.read_bytes() for path in (work / "results/smoke").rglob("*") if path.is_file()} == before
+    proc = pblf("audit", "results/smoke", cwd=work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (work / "clash.yaml").write_text("run_name: smoke\n")
+    proc = snakemake("-n", "--configfile", "presets/smoke.yaml", "clash.yaml", cwd=work, check=False)
+    assert proc.returncode == 1 and "results/smoke holds the run of presets/smoke.yaml config.yaml, not of" in proc.stderr
 
 
 def test_a_change_to_what_the_training_code_does_reruns_training(smoke_run, tmp_path):
@@ -174,14 +197,14 @@ def test_a_change_to_what_the_training_code_does_reruns_training(smoke_run, tmp_
     planned = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("train ")]
     # every run but a search's later iterations, which wait for the proposals the rerun of iteration 0 remakes
     config = load_config([work / "config.yaml", work / "presets/smoke.yaml"])
-    first = [path for path in (work / "results/runs").rglob("metrics.json")
-             if not plan.run_id(config, path.parent.relative_to(work / "results/runs").as_posix()).iteration]
-    assert planned and int(planned[0]) == len(first) < len(list((work / "results/runs").rglob("metrics.json")))
+    first = [path for path in (work / "results/smoke/runs").rglob("metrics.json")
+             if not plan.run_id(config, path.parent.relative_to(work / "results/smoke/runs").as_posix()).iteration]
+    assert planned and int(planned[0]) == len(first) < len(list((work / "results/smoke/runs").rglob("metrics.json")))
 
 
 def test_report_holds_every_table_and_figure(smoke_run):
-    snakemake(*SMOKE, "--report", "results/report.zip", cwd=smoke_run)
-    listing = subprocess.run(["python3", "-m", "zipfile", "-l", str(smoke_run / "results" / "report.zip")],
+    snakemake(*SMOKE, "--report", "results/smoke/report.zip", cwd=smoke_run)
+    listing = subprocess.run(["python3", "-m", "zipfile", "-l", str(smoke_run / "results/smoke" / "report.zip")],
                              capture_output=True, text=True, check=True).stdout
     for name in ("table_6_2.csv", "table_B_1.csv", "table_B_2.csv", "figure_6_1.png", "figure_6_2.png",
                  "figure_6_3.png", "figure_6_4.png", "figure_C_1.png", "figure_C_4.png"):
@@ -189,14 +212,14 @@ def test_report_holds_every_table_and_figure(smoke_run):
 
 
 def test_audit_passes_on_a_fresh_run(smoke_run):
-    proc = pblf("audit", "results", cwd=smoke_run)
+    proc = pblf("audit", "results/smoke", cwd=smoke_run)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "audit passed" in proc.stdout
-    assert "results/data/split.json" in proc.stdout and "checkpoint" not in proc.stderr
+    assert "results/smoke/data/split.json" in proc.stdout and "checkpoint" not in proc.stderr
 
 
 def test_audit_of_one_cell(smoke_run):
-    proc = pblf("audit", "results", "--cell", "table_6_2:2:PBLF-BO", cwd=smoke_run)
+    proc = pblf("audit", "results/smoke", "--cell", "table_6_2:2:PBLF-BO", cwd=smoke_run)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "runs/repeats/b2/PBLF-BO/r0/s1/metrics.json" in proc.stdout
     assert "runs/repeats/b1/" not in proc.stdout
@@ -204,8 +227,8 @@ def test_audit_of_one_cell(smoke_run):
 
 @pytest.mark.parametrize(
     "target",
-    ["results/runs/repeats/b2/PBLF-RS/r0/s1/metrics.json", "results/runs/repeats/b1/Standard/r0/s2/checkpoint.pt",
-     "results/data/split.json", "results/runs/search/b1/PBLF-BO/r0/i001/c00/metrics.json"],
+    ["results/smoke/runs/repeats/b2/PBLF-RS/r0/s1/metrics.json", "results/smoke/runs/repeats/b1/Standard/r0/s2/checkpoint.pt",
+     "results/smoke/data/split.json", "results/smoke/runs/search/b1/PBLF-BO/r0/i001/c00/metrics.json"],
 )
 def test_audit_fails_naming_a_changed_file(smoke_run, tmp_path, target):
     copy = tmp_path / "wf"
@@ -214,7 +237,7 @@ def test_audit_fails_naming_a_changed_file(smoke_run, tmp_path, target):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    proc = pblf("audit", "results", cwd=copy)
+    proc = pblf("audit", "results/smoke", cwd=copy)
     assert proc.returncode == 1
     assert target in proc.stderr
 
@@ -222,28 +245,28 @@ def test_audit_fails_naming_a_changed_file(smoke_run, tmp_path, target):
 def test_audit_fails_when_a_record_is_deleted(smoke_run, tmp_path):
     copy = tmp_path / "wf"
     shutil.copytree(smoke_run, copy, symlinks=True)
-    record = copy / "results/provenance/select/b2/r0/PBLF-BO.json.json"
+    record = copy / "results/smoke/provenance/select/b2/r0/PBLF-BO.json.json"
     record.unlink()
-    proc = pblf("audit", "results", cwd=copy)
+    proc = pblf("audit", "results/smoke", cwd=copy)
     assert proc.returncode == 1
-    assert "no provenance record for results/select/b2/r0/PBLF-BO.json" in proc.stderr
+    assert "no provenance record for results/smoke/select/b2/r0/PBLF-BO.json" in proc.stderr
 
 
 def test_killed_snakemake_resumes_without_retraining(smoke_run, tmp_path):
     work = copy_workflow(tmp_path / "wf")
-    kill_when(work, SMOKE, "results/search/b2/PBLF-BO/r0/i001/proposal.json")  # mid-search
+    kill_when(work, SMOKE, "results/smoke/search/b2/PBLF-BO/r0/i001/proposal.json")  # mid-search
     # A retrained run would have new per-epoch timings; a job that Snakemake reruns only because the kill came
     # between pblf writing metrics.json and Snakemake recording the job as done rewrites the same bytes from its
     # checkpoint (the history, timings included, lives there).
-    finished = {p: p.read_bytes() for p in (work / "results/runs").rglob("metrics.json")}
+    finished = {p: p.read_bytes() for p in (work / "results/smoke/runs").rglob("metrics.json")}
     assert finished, "nothing had finished before the kill"
     snakemake("--unlock", "--configfile", "presets/smoke.yaml", cwd=work)
     snakemake(*SMOKE, cwd=work)
     assert {p: p.read_bytes() for p in finished} == finished, "a finished candidate was retrained"
-    assert (work / "results/tables/trials.csv").read_bytes() == (smoke_run / "results/tables/trials.csv").read_bytes()
+    assert (work / "results/smoke/tables/trials.csv").read_bytes() == (smoke_run / "results/smoke/tables/trials.csv").read_bytes()
 
 
-PRUNED_SEARCHES = ("results/search/b2/PBLF-BO/r0/evaluations.csv", "results/search/b2/PBLF-RS/r0/evaluations.csv")
+PRUNED_SEARCHES = ("results/smoke/search/b2/PBLF-BO/r0/evaluations.csv", "results/smoke/search/b2/PBLF-RS/r0/evaluations.csv")
 
 
 def test_a_pruned_search_killed_mid_search_gives_the_same_evaluations(tmp_path):
@@ -254,11 +277,11 @@ def test_a_pruned_search_killed_mid_search_gives_the_same_evaluations(tmp_path):
     runs = {}
     for name in ("uninterrupted", "killed"):
         work = copy_workflow(tmp_path / name)
-        (work / "pruned.yaml").write_text("search: {pruning: {enabled: true}}\n")
+        (work / "pruned.yaml").write_text("run_name: smoke\nsearch: {pruning: {enabled: true}}\n")
         runs[name] = work
     snakemake(*pruned, cwd=runs["uninterrupted"])
     work = runs["killed"]
-    kill_when(work, pruned, "results/search/b2/PBLF-RS/r0/i001/proposal.json")  # after the first promotion
+    kill_when(work, pruned, "results/smoke/search/b2/PBLF-RS/r0/i001/proposal.json")  # after the first promotion
     snakemake("--unlock", "--configfile", "presets/smoke.yaml", "pruned.yaml", cwd=work)
     snakemake(*pruned, cwd=work)
     for target in PRUNED_SEARCHES:
@@ -275,12 +298,12 @@ def test_two_searches_per_method_give_a_method_level_comparison(tmp_path):
     proposals, each choice is retrained with the repeat seeds, and Table 6.2 has a row per search with the
     method-level spread and comparison on the first. The audit follows every run."""
     work = copy_workflow(tmp_path / "wf")
-    (work / "two.yaml").write_text("budgets: [1]\nsearch: {repeats: 2}\nconvergence: {enabled: false}\n"
+    (work / "two.yaml").write_text("run_name: smoke\nbudgets: [1]\nsearch: {repeats: 2}\nconvergence: {enabled: false}\n"
                                    "generalisation: {enabled: false}\n")
-    tables = [f"results/tables/{name}.{ext}" for name in ("table_6_2", TIMINGS) for ext in ("csv", "md")]
+    tables = [f"results/smoke/tables/{name}.{ext}" for name in ("table_6_2", TIMINGS) for ext in ("csv", "md")]
     proc = snakemake("--cores", "2", *tables, "--configfile", "presets/smoke.yaml", "two.yaml", cwd=work)
-    assert "Table 6.2: results/tables/table_6_2.md" in proc.stdout  # a finished run says where the answer is
-    results = work / "results"
+    assert "Table 6.2: results/smoke/tables/table_6_2.md" in proc.stdout  # a finished run says where the answer is
+    results = work / "results/smoke"
     trials = read_csv(results / "tables" / "trials.csv")
     assert sorted({(row["method"], row["search"]) for row in trials}) == \
         [(m, str(r)) for m in sorted(methods()) for r in ((0,) if m == "Standard" else (0, 1))]
@@ -297,5 +320,5 @@ def test_two_searches_per_method_give_a_method_level_comparison(tmp_path):
     assert "Δ vs Standard (method)" in (results / "tables/table_6_2.md").read_text().splitlines()[0]
     timings = read_csv(results / f"tables/{TIMINGS}.csv")
     assert len(timings) == 3 * 2 and {row["search"] for row in timings} == {"0", "1"}
-    proc = pblf("audit", "results", cwd=work)
+    proc = pblf("audit", "results/smoke", cwd=work)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -95,7 +95,8 @@ def test_a_failing_jobs_own_error_reaches_the_console(tmp_path):
                  "batches.meta"):
         (folder / name).write_bytes(b"not a pickle")
     (work / "garbled.yaml").write_text(f"data: {{root: {tmp_path / 'garbled'}, verify_checksums: false}}\n")
-    proc = snakemake("--cores", "1", "results/data/split.json", "--configfile", "garbled.yaml", cwd=work, check=False)
+    proc = snakemake("--cores", "1", "results/garbled/data/split.json", "--configfile", "garbled.yaml", cwd=work,
+                     check=False)
     assert proc.returncode != 0
     assert "pblf split: error: CIFAR-10 file" in proc.stdout + proc.stderr
     assert "is not a CIFAR-10 batch" in proc.stdout + proc.stderr

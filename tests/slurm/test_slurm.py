@@ -43,6 +43,8 @@ CONVERGENCE_EPOCHS = 120
 RUNS_PER_JOB = 2
 #: What a local test must change in the smoke preset, beside the profile's status-check delay and partition.
 OVERRIDES = f"""\
+# The local reference runs smoke.yaml alone: the same folder name, results/smoke, in its own working copy.
+run_name: smoke
 # smoke.yaml says gpu: 0 (CPU-only runs); here every training job asks SLURM for one (fake) GPU, for a pack of runs.
 resources:
   gpu: 1
@@ -53,7 +55,7 @@ convergence:
 """
 SLURM_ARGS = ("--profile", "slurm", "--configfile", "presets/smoke.yaml", "slurm-test.yaml",
               "--slurm-init-seconds-before-status-checks", "2")
-LOCAL_ARGS = ("results/tables/trials.csv", "--cores", "2", "--configfile", "presets/smoke.yaml")
+LOCAL_ARGS = ("results/smoke/tables/trials.csv", "--cores", "2", "--configfile", "presets/smoke.yaml")
 TIMEOUT = 25 * 60  # only a hang gets near it
 
 
@@ -77,7 +79,7 @@ class PackJob:
 
     rule: str  # train_<shape>
     wildcards: str  # as the plugin writes them in its log path: the values, joined by "_"
-    log: str  # the pack's own log (logs/runs/<its first run>.log), relative to the working directory
+    log: str  # the pack's own log (logs/smoke/runs/<its first run>.log), relative to the working directory
 
 
 def pack_job(target: str) -> PackJob:
@@ -92,7 +94,7 @@ def pack_job(target: str) -> PackJob:
             if found and all(re.fullmatch(rx, found.group(key)) for key, rx in shape.constraints):
                 first = shape.members[0].format(**found.groupdict())
                 return PackJob(f"train_{shape.name}", "_".join(found.group(n) for n in names),
-                               f"logs/runs/{first}.log")
+                               f"logs/smoke/runs/{first}.log")
     raise AssertionError(f"no pack trains {target}")
 
 
@@ -204,7 +206,7 @@ def _interrupt(work: Path, log_file: Path, proc: subprocess.Popen, run: SlurmRun
             jobids = [s.jobid for s in submissions(text) if (s.rule, s.wildcards) == (job.rule, job.wildcards)]
             if not jobids:
                 continue
-            if (work / "results/runs" / target / "metrics.json").exists():
+            if (work / "results/smoke/runs" / target / "metrics.json").exists():
                 run.watcher_errors.append(f"{target} finished before it could be interrupted")
                 del todo[target]
                 continue
@@ -296,8 +298,8 @@ def test_training_runs_on_slurm_with_a_gpu_and_matches_a_local_run(slurm_run):
     # Every job ran in the partition and account the environment named; every training run asked for one GPU,
     # and its last attempt completed.
     # Training went in packs of RUNS_PER_JOB runs: every run has its metrics, from fewer jobs than runs.
-    runs = sorted(str(p.parent.relative_to(run.work / "results/runs"))
-                  for p in (run.work / "results/runs").rglob("metrics.json"))
+    runs = sorted(str(p.parent.relative_to(run.work / "results/smoke/runs"))
+                  for p in (run.work / "results/smoke/runs").rglob("metrics.json"))
     assert len(runs) >= 30, runs
     packs = {(s.rule, s.wildcards) for s in run.submissions if s.rule.startswith("train_")}
     assert {(job.rule, job.wildcards) for job in map(pack_job, runs)} == packs
@@ -315,8 +317,8 @@ def test_training_runs_on_slurm_with_a_gpu_and_matches_a_local_run(slurm_run):
         assert run.sacct[last].state == "COMPLETED", (rule, wildcards, run.sacct[last])
 
     # Same numbers as on a workstation: trials.csv byte for byte.
-    assert (run.work / "results/tables/trials.csv").read_bytes() == \
-        (run.reference / "results/tables/trials.csv").read_bytes()
+    assert (run.work / "results/smoke/tables/trials.csv").read_bytes() == \
+        (run.reference / "results/smoke/tables/trials.csv").read_bytes()
 
 
 @pytest.mark.parametrize("target", sorted(INTERRUPTIONS))
@@ -339,7 +341,7 @@ def test_interrupted_training_job_is_retried_and_resumes(slurm_run, target):
     resumed = re.search(rf"resuming from \S*{re.escape(target)}/checkpoint.pt at epoch (\d+), step (\d+)", log)
     assert resumed, log[:3000]
     assert int(resumed.group(1)) > interrupted["epoch"] and int(resumed.group(2)) >= 1, resumed.group(0)
-    metrics = json.loads((run.work / "results/runs" / target / "metrics.json").read_text())
+    metrics = json.loads((run.work / "results/smoke/runs" / target / "metrics.json").read_text())
     assert metrics["status"] == "ok" and len(metrics["epochs"]) == CONVERGENCE_EPOCHS
     assert [row["epoch"] for row in metrics["epochs"]] == list(range(1, CONVERGENCE_EPOCHS + 1))
     # The failed attempt's SLURM log is kept under the profile's slurm-logdir.

@@ -23,7 +23,7 @@ from typing import Any
 
 from pblf.core.errors import InputError, UserError
 from pblf.core.files import file_digest, read_csv, read_json
-from pblf.core.layout import GENERALISATION, METRICS, Layout, RunId
+from pblf.core.layout import GENERALISATION, METRICS, Layout, RunId, find_run, working_folder
 from pblf.core.names import FIGURE_FORMATS, FIGURES, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS
 from pblf.core.provenance import (
     STACK_KEYS, STORE, Outcome, code_fingerprint, environment, read_record, record_path, stack,
@@ -132,7 +132,7 @@ def walk(results: str | Path, targets: list[Path] | None = None,
          keep: Callable[[Path], bool] = lambda _: True, data_root: Path = Path("data")) -> Audit:
     """Verify ``targets`` (default: every table and figure) and everything they were made from, down to the data set
     under ``data_root``."""
-    walker = _Walker(Path(results), keep, data_root)
+    walker = _Walker(Path(results), keep, data_root, working_folder(Path(results)))
     targets = targets if targets is not None else default_targets(walker.results)
     if not targets:
         walker.audit.problems.append(f"{results}: no tables or figures to audit")
@@ -161,6 +161,8 @@ class _Walker:
     results: Path
     keep: Callable[[Path], bool]
     data_root: Path
+    #: the folder the pipeline ran in, which recorded paths are relative to (pblf.core.layout.working_folder)
+    base: Path = Path(".")
     audit: Audit = field(default_factory=Audit)
     seen: set[str] = field(default_factory=set)
     other_code: list[Path] = field(default_factory=list)
@@ -171,9 +173,9 @@ class _Walker:
     current_stacks: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
     def locate(self, recorded: str) -> Path:
-        """Recorded paths are relative to the folder the pipeline ran in, the one that holds ``results``."""
+        """Recorded paths are relative to the folder the pipeline ran in, the one that holds ``results/<name>``."""
         path = Path(recorded)
-        return path if path.is_absolute() else self.results.parent / path
+        return path if path.is_absolute() else self.base / path
 
     def flag(self, path: Path, depth: int, mark: str, problem: str | None) -> None:
         if problem is not None:
@@ -294,6 +296,7 @@ def stage_audit(results_dir: Path, cell: str | None = None, file: list[Path] | N
                 data_root: Path = Path("data"), quiet: bool = False) -> Outcome:
     """``pblf audit``: print the chain of every table and figure (or of one cell group, or of the given files),
     its problems on stderr, and a verdict; exit 1 when anything does not verify."""
+    results_dir = find_run(Path(results_dir))
     keep: Callable[[Path], bool] = lambda _: True
     targets = list(file) if file else None
     if cell is not None:

@@ -46,8 +46,9 @@ def _add_out(parser: argparse.ArgumentParser, writes: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pblf", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("--results", default="results", type=Path,
-                        help="results folder whose provenance/ store holds the records (default: results)")
+    parser.add_argument("--results", default=os.environ.get("PBLF_RESULTS", "results"), type=Path,
+                        help="results folder whose provenance/ store holds the records (default: $PBLF_RESULTS, which "
+                             "the workflow's rules set to their run's folder, else results)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, stage: str, help_text: str, writes: bool = True) -> argparse.ArgumentParser:
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
             writes=False)
     _add_config(p)
     p.add_argument("results_dir", nargs="?", default=Path("results"), type=Path,
-                   help="the run's results folder (default: results)")
+                   help="the run's results folder, results/<name> (default: the one run under results)")
     p.add_argument("--jobs", type=int, default=1, help="runs training side by side, for the time left (default 1)")
 
     p = add("split", "pblf.training.data:stage_split", "read the data set and write the train/validation split record")
@@ -195,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("audit", "pblf.audit:stage_audit",
             "verify every table and figure back to the data set through provenance records", writes=False)
-    p.add_argument("results_dir", nargs="?", default=Path("results"), type=Path)
+    p.add_argument("results_dir", nargs="?", default=Path("results"), type=Path,
+                   help="the run's results folder, results/<name> (default: the one run under results)")
     p.add_argument("--cell", help="only the chain of one table cell group: TABLE:BUDGET:METHOD")
     p.add_argument("--file", action="append", type=Path, help="only the chain of this file (repeatable)")
     p.add_argument("--data-root", type=Path, default=Path("data"),

@@ -18,7 +18,7 @@ from typing import Any
 
 from pblf.core.config import load_config
 from pblf.core.errors import ConfigError
-from pblf.core.layout import METRICS, Layout, read_run
+from pblf.core.layout import LOGS_ROOT, METRICS, RUN_RECORD, Layout, find_run, read_run, working_folder
 from pblf.plan import cost_group, run_id, stage_costs
 
 #: A training log's epoch line (pblf.training.train): "epoch 3/20 lr ...".
@@ -127,5 +127,7 @@ def stage_status(config: list[Path], results_dir: Path, jobs: int = 1) -> None:
     """``pblf status``: print how far the run of ``config`` in ``results_dir`` has got."""
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs} must be >= 1")
-    results = Path(results_dir)
-    print(report(load_config(config), Layout(str(results), str(results.parent / "logs")), jobs))
+    results = find_run(Path(results_dir))
+    logs = working_folder(results) / LOGS_ROOT / results.name if (results / RUN_RECORD).is_file() else \
+        results.parent / LOGS_ROOT
+    print(report(load_config(config), Layout(str(results), str(logs)), jobs))

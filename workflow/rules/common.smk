@@ -22,7 +22,7 @@ from pblf import plan
 from pblf.core.config import STAGE_KEYS, check_device, read_yaml, stage_config, validate
 from pblf.core.errors import UserError
 from pblf.core.files import check_can_create
-from pblf.core.layout import RUN_WILDCARD, Layout
+from pblf.core.layout import RUN_WILDCARD, Layout, check_run_folder, run_layout, run_name, write_run_record
 from pblf.core.names import (
     ARRAYS, FIGURE_FORMATS, REPRODUCTION_TABLES, STANDARD, TABLE_FORMATS, TABLES, TIMINGS, table_label,
 )
@@ -31,17 +31,20 @@ from pblf.search.registry import learning_methods, sampling_methods, search_meth
 from pblf.status import where_the_answer_is
 from pblf.training.dataset import check_dataset
 
-L = Layout("results", "logs")
-
 try:
     for path in workflow.configfiles:  # Snakemake keeps the last of two equal keys; pblf refuses it
         read_yaml(path)
     config.update(validate(config))
     plan.check(config)
+    # Every run in a folder of its own (results/<name>/, logs/<name>/), so that the demo, smoke and thesis runs
+    # live side by side; every pblf command of a rule writes its provenance into it (PBLF_RESULTS).
+    L = run_layout(run_name(config, workflow.configfiles))
+    shell.prefix(f"export PBLF_RESULTS={L.results}; ")
     # What else would stop a job is checked here too, dry runs included, but only by the process that plans the
     # run (a job's own Snakemake parses this file again): the output folders, and the data set until the data stage
     # has read it (afterwards training reads the arrays the split records, not the data set).
     if workflow.is_main_process:
+        check_run_folder(L, workflow.configfiles)
         for folder in (L.results, L.logs):
             check_can_create(folder)
         if not os.path.exists(L.split()):
@@ -58,8 +61,9 @@ onsuccess:
 
 onstart:
     # Before the first job of a real run (not a dry run): if the jobs run on this machine, the GPU asked for must be
-    # here, and a run that would quietly fall back to hours of CPU training says so. A cluster executor runs them
-    # elsewhere (a login node usually has no GPU), so neither is checked then.
+    # here, and a run that would quietly fall back to hours of CPU training says so (a cluster executor runs them
+    # elsewhere, where a login node usually has no GPU, so neither is checked then); then the run folder's record of
+    # its config files.
     if workflow.local_exec:
         try:
             check_device(config)
@@ -71,6 +75,7 @@ onstart:
             warning = cpu_fallback_warning(config)
             if warning:
                 print(f"WARNING: {warning}", file=sys.stderr)
+    write_run_record(L, workflow.configfiles)
 
 PBLF_ENV = "../../envs/pblf.yaml"
 

@@ -1,5 +1,5 @@
 # Repeats stage: the chosen candidate of each (budget, method), and Standard, retrained with every repeat seed
-# (rule train), gathered into results/tables/trials.csv (one row per repeat; every table is made from it), with
+# (rule train), gathered into results/<name>/tables/trials.csv (one row per repeat; every table is made from it), with
 # what each search cost (candidates trained, epochs spent) from its evaluations.csv.
 
 

@@ -1,4 +1,4 @@
-# Tables stage: Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from results/tables/trials.csv, and the reproduction
+# Tables stage: Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from results/<name>/tables/trials.csv, and the reproduction
 # tables, which set the thesis's numbers (pblf/results/thesis.yaml) beside them and the convergence reruns' end points.
 
 

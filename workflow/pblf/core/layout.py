@@ -7,8 +7,11 @@ never re-types a path.
 This is also the only module that reads a path back into its parts (:meth:`Layout.parse_run`, for the training
 rule's ``run`` wildcard); everything else reads a run's identity from its ``metrics.json`` (:class:`RunId`).
 
-Results layout (``results/`` by default; ``logs/`` mirrors it with one ``.log`` per job)::
+Results layout: each run of the pipeline in ``results/<name>/`` (:func:`run_name`: the config files' names, or the
+``run_name`` key; ``logs/<name>/`` mirrors it with one ``.log`` per job)::
 
+    run.json                                     the config files of the run, and the folder's name as the pipeline
+                                                 gave it (for the audit)
     config/<stage>.json                          the config keys a stage reads
     data/split.json                              the train/validation split record
     data/arrays/*.npy                            the data set as arrays (train and test images and labels)
@@ -31,15 +34,17 @@ Results layout (``results/`` by default; ``logs/`` mirrors it with one ``.log`` 
 
 from __future__ import annotations
 
+import os
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from pblf.core.config import SEARCH_SEED_STRIDE, allowed
-from pblf.core.errors import InputError
-from pblf.core.files import read_json
+from pblf.core.errors import ConfigError, InputError
+from pblf.core.files import read_json, write_json
 from pblf.core.names import RUN_KINDS, figure_stem
 
 #: How a generalisation run's learning rate follows its batch size: kept as configured, or scaled in proportion
@@ -137,6 +142,89 @@ RUN_TEMPLATES: dict[str, Template] = {kind: Template(text) for kind, text in {
 
 #: Snakemake's constraint for the training rule's ``run`` wildcard: a folder under one of the kinds' roots.
 RUN_WILDCARD = "(?:search|repeats|convergence|generalisation)/.+"
+
+
+#: Where runs keep their results and logs: each run of the pipeline in a folder of its name under each.
+RESULTS_ROOT, LOGS_ROOT = "results", "logs"
+#: A run folder's own record (``results/<name>/run.json``): the config files it was run with, and the results folder
+#: as the pipeline named it (relative to the folder Snakemake ran in, which every provenance record's paths are).
+RUN_RECORD = "run.json"
+BASE_CONFIG = "config.yaml"
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def run_name(config: dict[str, Any], configfiles: Sequence[str | Path]) -> str:
+    """The name of a run's folders: ``run_name`` when the config sets it, else the names of its config files other
+    than config.yaml joined by "+" (presets/demo.yaml -> demo), or "thesis" for config.yaml alone."""
+    if config.get("run_name"):
+        return config["run_name"]
+    base = Path(BASE_CONFIG).resolve()
+    stems = list(dict.fromkeys(Path(f).stem for f in configfiles if Path(f).resolve() != base))
+    name = "+".join(stems) or "thesis"
+    if not RUN_NAME.fullmatch(name):
+        raise ConfigError(f"config files {', '.join(map(str, configfiles))} give the run name {name!r}, which is not "
+                          "a folder name (letters, digits, . _ + -): set run_name in a config file")
+    return name
+
+
+def run_layout(name: str) -> "Layout":
+    """The layout of the run called ``name``: results/<name>/ and logs/<name>/."""
+    return Layout(f"{RESULTS_ROOT}/{name}", f"{LOGS_ROOT}/{name}")
+
+
+def config_identity(configfiles: Sequence[str | Path]) -> list[str]:
+    """The config files of a run as its run record keeps them: relative to the working folder, in order."""
+    return list(dict.fromkeys(os.path.relpath(Path(f).resolve()) for f in configfiles))
+
+
+def check_run_folder(layout: "Layout", configfiles: Sequence[str | Path]) -> None:
+    """Refuse a run into a folder that holds a run of other config files: it would overwrite its stage configs and
+    retrain or delete what the other run made."""
+    record = Path(layout.results) / RUN_RECORD
+    if not record.is_file():
+        return
+    held = read_json(record).get("config_files")
+    given = config_identity(configfiles)
+    if held != given:
+        raise ConfigError(f"{layout.results} holds the run of {' '.join(held or ['?'])}, not of {' '.join(given)}: "
+                          f"give this run another run_name (e.g. --config run_name=NAME), or delete {layout.results} "
+                          f"and {layout.logs} to replace that run")
+
+
+def write_run_record(layout: "Layout", configfiles: Sequence[str | Path]) -> None:
+    """``results/<name>/run.json``, before the run's first job."""
+    write_json({"config_files": config_identity(configfiles), "results": layout.results},
+               Path(layout.results) / RUN_RECORD)
+
+
+def find_run(path: Path) -> Path:
+    """The run folder a command means by ``path``: ``path`` itself if it is one, or the one run under it (``pblf
+    audit results`` where only results/demo exists); several are a one-line error naming them."""
+    if (path / RUN_RECORD).is_file() or not path.is_dir():
+        return path
+    runs = sorted(child for child in path.iterdir() if (child / RUN_RECORD).is_file())
+    if len(runs) == 1:
+        return runs[0]
+    if runs:
+        raise InputError(f"{path} holds the runs {', '.join(run.name for run in runs)}: name one "
+                         f"(e.g. {runs[0]})")
+    return path
+
+
+def working_folder(results: Path) -> Path:
+    """The folder Snakemake ran in, which every path in the run's records is relative to: ``results`` less the
+    results folder's name as the pipeline gave it (its run record's ``results``: results/<name>); a folder without
+    a run record (made by hand, or before runs had names) is taken to sit in that folder itself."""
+    record = results / RUN_RECORD
+    if not record.is_file():
+        return results.parent
+    named = Path(str(read_json(record).get("results", "")))
+    parts = named.parts
+    if named.is_absolute() or ".." in parts or not parts or results.resolve().parts[-len(parts):] != parts:
+        raise InputError(f"{record}: results {str(named)!r} does not name this folder ({results.resolve()})")
+    if results.parts[-len(parts):] == parts:  # as given (results/demo): keep the paths printed relative
+        return Path(*results.parts[:-len(parts)])
+    return results.resolve().parents[len(parts) - 1]
 
 
 @dataclass(frozen=True)
