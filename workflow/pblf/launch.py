@@ -21,9 +21,9 @@ from pathlib import Path
 
 from pblf.core.config import load_config
 from pblf.core.errors import ConfigError, UserError
+from pblf.core.layout import BASE_CONFIG
 from pblf.core.provenance import Outcome
 
-BASE_CONFIG = Path("config.yaml")
 PRESETS = Path("presets")
 #: Exit status after a Ctrl-C, as a shell reports a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
@@ -95,6 +95,6 @@ def stage_run(configs: list[str], snakemake_args: list[str]) -> Outcome:
     """``pblf run [PRESET ...] [-- SNAKEMAKE ARGS]``: the pipeline on config.yaml and the presets or files given."""
     if not Path("Snakefile").is_file():
         raise UserError(f"no Snakefile in {Path.cwd()}: run pblf run in the repository's root")
-    files = [file for file in resolve(configs) if file.resolve() != BASE_CONFIG.resolve()]
+    files = [file for file in resolve(configs) if file.resolve() != Path(BASE_CONFIG).resolve()]
     load_config([BASE_CONFIG, *files])  # a bad value is one line here, before Snakemake starts
     return Outcome(exit_code=forward(snakemake_command(files, snakemake_args)))

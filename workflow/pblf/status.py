@@ -12,7 +12,7 @@ search's iterations that cannot run side by side (``pblf plan`` gives that bound
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,7 @@ def report(config: dict[str, Any], layout: Layout, jobs: int = 1) -> str:
         lines.append(f"{cost.stage:<15} {cost.detail:<{width}} {f'{row.runs:,}/{cost.runs:,}':>11} {row.running:>8} "
                      f"{f'{row.epochs:,}/{cost.epochs:,}':>15}")
         left += max(cost.expected - row.epochs, 0.0)
-    totals = Progress(*(sum(getattr(row, name) for row in done.values())
-                        for name in ("runs", "epochs", "running", "seconds", "timed_epochs")))
+    totals = Progress(*(sum(getattr(row, name.name) for row in done.values()) for name in fields(Progress)))
     lines.append(f"{'total':<15} {'':<{width}} {f'{totals.runs:,}/{sum(c.runs for c in costs):,}':>11} "
                  f"{totals.running:>8} {f'{totals.epochs:,}/{sum(c.epochs for c in costs):,}':>15}")
     if left == 0:

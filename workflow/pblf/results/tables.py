@@ -281,13 +281,13 @@ def _method_level(groups: dict[tuple[int, str, int], list[dict[str, Any]]], budg
     search, empty (``first_search`` false, no ``method_n``) on the others and on Standard's, so that the family of
     Holm's adjustment counts each searched method once."""
     own = {r: _by_seed(group) for (b, m, r), group in groups.items() if (b, m) == (budget, method)}
-    first = search == min(own)
-    means = [statistics.mean(by_seed.values()) for _, by_seed in sorted(own.items())]
+    # the method's first search; Standard is searched by nobody: no searches to count, spread or compare
+    searched = search == min(own) and method != STANDARD
     standard = groups.get((budget, STANDARD, 0))
-    comparison = method_level(own, _by_seed(standard)) if first and standard and method != STANDARD else None
+    comparison = method_level(own, _by_seed(standard)) if searched and standard else None
     cells = _no_comparison("method_") if comparison is None else \
         {f"method_{key}": comparison[key] for key in ("diff", "ci_low", "ci_high", "p", "n", "all_equal")}
-    searched = first and method != STANDARD  # Standard is searched by nobody: no searches to count or spread
+    means = [statistics.mean(by_seed.values()) for _, by_seed in sorted(own.items())]
     return {"first_search": searched, "searches": len(own) if searched else None,
             "search_std": statistics.stdev(means) if searched and len(means) > 1 else None, **cells}
 

@@ -60,9 +60,12 @@ def check_dataset(data_cfg: dict[str, Any]) -> None:
         path = folder / name
         if not path.is_file():
             raise DataError(f"CIFAR-10 file {path} is missing. {fetch_hint(root)}")
-        try:
+        try:  # hashing reads every byte; without the check, opening the file says it is readable
+            if not data_cfg["verify_checksums"]:
+                path.open("rb").close()
+                continue
             actual = file_digest(path, "md5")
         except OSError as err:
             raise DataError(f"CIFAR-10 file {path} cannot be read: {err.strerror or err}") from None
-        if data_cfg["verify_checksums"] and actual != expected:
+        if actual != expected:
             raise md5_mismatch(path, actual, expected)
