@@ -20,6 +20,7 @@ include: "workflow/rules/generalisation.smk"
 include: "workflow/rules/appendix_c.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

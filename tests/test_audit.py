@@ -159,4 +159,4 @@ def test_records_list_what_the_stage_read_and_wrote(results):
                       | {str(results / f"search/b{b}/{m}/r0/evaluations.csv") for b in (1, 2)
                          for m in ("PBLF-BO", "PBLF-RS")})
     table_record = json.loads(record_path(results / "tables/table_B_1.md", results).read_text())
-    assert len(table_record["outputs"]) == 12 and table_record["inputs"][0]["path"].endswith("trials.csv")
+    assert len(table_record["outputs"]) == 16 and table_record["inputs"][0]["path"].endswith("trials.csv")

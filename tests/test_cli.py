@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pblf.cli import build_parser, main
-from pblf.core.errors import EXIT_USER_ERROR
+from pblf.core.errors import EXIT_USER_ERROR, INTERRUPTED
 
 
 def run(*argv: str, capsys) -> tuple[int, str]:
@@ -42,7 +42,7 @@ def test_every_subcommand_is_covered_here():
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no API
     assert commands == {"check-config", "plan", "split", "train", "propose", "history", "evaluations", "select",
                         "select-standard", "trials", "generalisation", "tables", "figure", "trajectories", "audit",
-                        "train-pack", "reproduction", "generalisation-table", "timings", "run", "status"}
+                        "train-pack", "reproduction", "generalisation-table", "timings", "run", "status", "summary"}
 
 
 def test_check_config_names_the_key(tmp_path, capsys):
@@ -158,16 +158,29 @@ def test_audit_of_an_empty_folder_fails(tmp_path, capsys):
     assert code == 1 and "no tables or figures to audit" in capsys.readouterr().err
 
 
-def test_a_bug_keeps_its_traceback(tmp_path):
-    """Any exception that is not a UserError is a bug: Python's traceback and exit status 1, not a tidy line."""
+def tables_raising(exception: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``pblf tables`` in a fresh interpreter, with the table writer replaced by one that raises ``exception``."""
     trials = tmp_path / "trials.csv"
     trials.write_text("x\n")
     script = ("import sys, pblf.results.tables as tables\n"
-              "def broken(*args): raise RuntimeError('an internal error')\n"
+              f"def broken(*args): raise {exception}\n"
               "tables.write_tables = broken\n"
               "from pblf.cli import main\n"
               f"sys.exit(main(['tables', '--trials', {str(trials)!r}, '--out', {str(tmp_path)!r}]))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+
+def test_a_bug_keeps_its_traceback(tmp_path):
+    """Any exception that is not a UserError is a bug: Python's traceback and exit status 1, not a tidy line."""
+    proc = tables_raising("RuntimeError('an internal error')", tmp_path)
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr and "RuntimeError: an internal error" in proc.stderr
     assert "pblf tables: error" not in proc.stderr
+
+
+def test_a_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    """A Ctrl-C reaches every job of a terminal's process group, and Snakemake shows each failed job's log: one line
+    there, not a KeyboardInterrupt traceback."""
+    proc = tables_raising("KeyboardInterrupt", tmp_path)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"pblf tables: {INTERRUPTED}"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pblf.cli import main
-from pblf.core.errors import ConfigError
-from pblf.launch import INTERRUPTED, resolve, snakemake_command
+from pblf.core.errors import INTERRUPTED, ConfigError
+from pblf.launch import resolve, snakemake_command
 from workflow_helpers import BIN, ROOT, copy_workflow, env
 
 

@@ -59,8 +59,10 @@ def test_every_output_exists(smoke_run):
     planned = plan.final_outputs(config, Layout(str(results), str(smoke_run / "logs/smoke")))
     assert [path for path in planned if not Path(path).is_file()] == []
     for name in ("table_6_2", "table_B_1", "table_B_2", "reproduction", "reproduction_cells"):
-        for ext in ("csv", "md", "tex"):
+        for ext in ("csv", "md", "tex", "html"):
             assert (results / "tables" / f"{name}.{ext}").is_file()
+    summary = (results / "summary.html").read_text()  # the report's front page: Table 6.2 and Figures 6.1-6.3
+    assert (results / "tables/table_6_2.html").read_text() in summary and summary.count("<img ") == 3
     for name in ("6_1", "6_2", "6_3", "6_4", "C_1", "C_2", "C_3", "C_4"):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"figure_{name}.{ext}").is_file()
@@ -202,13 +204,17 @@ def test_a_change_to_what_the_training_code_does_reruns_training(smoke_run, tmp_
     assert planned and int(planned[0]) == len(first) < len(list((work / "results/smoke/runs").rglob("metrics.json")))
 
 
-def test_report_holds_every_table_and_figure(smoke_run):
-    snakemake(*SMOKE, "--report", "results/smoke/report.zip", cwd=smoke_run)
-    listing = subprocess.run(["python3", "-m", "zipfile", "-l", str(smoke_run / "results/smoke" / "report.zip")],
-                             capture_output=True, text=True, check=True).stdout
-    for name in ("table_6_2.csv", "table_B_1.csv", "table_B_2.csv", "figure_6_1.png", "figure_6_2.png",
-                 "figure_6_3.png", "figure_6_4.png", "figure_C_1.png", "figure_C_4.png"):
-        assert name in listing, f"{name} is not in the report"
+def test_report_leads_with_table_6_2_and_holds_every_table_and_figure(smoke_run):
+    snakemake(*SMOKE, "--report", "results/smoke/report.html", cwd=smoke_run)
+    text = (smoke_run / "results/smoke/report.html").read_text()
+    for name in ("table_6_2.html", "table_B_1.html", "table_B_2.html", "figure_6_1.png", "figure_6_2.png",
+                 "figure_6_3.png", "figure_6_4.png", "figure_C_1.png", "figure_C_4.png", "summary.html"):
+        assert name in text, f"{name} is not in the report"
+    # the front page (report/workflow.rst) embeds the summary page, Table 6.2's full caption, then the workflow
+    front = text.index("pblf-summary")
+    assert front < text.index("Table 6.2 in full") < text.index("The workflow</h")
+    assert text.index('<th colspan=\\"16\\">2 epochs', front) < text.index("Table 6.2 in full")
+    assert "System Message" not in text  # no caption or front page that docutils could not read
 
 
 def test_audit_passes_on_a_fresh_run(smoke_run):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
 
 from pblf.core.files import read_csv
 from pblf.results.stats import holm, paired
-from pblf.results.tables import read_trials, table_6_2, table_6_2_paired, table_b, write_tables
+from pblf.results.tables import Column, read_trials, render_html, table_6_2, table_6_2_paired, table_b, write_tables
 
 HEADER = "budget_epochs,method,seed,test_top1,val_top1,w1,w2,b1,b2,mode"
 
@@ -55,7 +56,7 @@ THESIS_PLUS_MINUS = {
     (20, "Standard"): 0.03,
 }
 TABLE_NAMES = [f"{name}.{ext}" for name in ("table_6_2", "table_6_2_paired", "table_B_1", "table_B_2")
-               for ext in ("csv", "md", "tex")]
+               for ext in ("csv", "md", "tex", "html")]
 
 
 def thesis_lines(shuffle_seed: int | None = None) -> list[str]:
@@ -220,7 +221,7 @@ def test_write_tables_writes_the_contract_names_byte_stably(tmp_path: Path, tria
         assert (tmp_path / "a" / name).read_bytes() == data
         assert (tmp_path / "b" / name).read_bytes() == data
         assert b"\r" not in data and data.endswith(b"\n")
-    assert not list((tmp_path / "a").glob("*.tmp")) and len(second) == 12
+    assert not list((tmp_path / "a").glob("*.tmp")) and len(second) == len(TABLE_NAMES)
 
 
 def test_csv_headers_and_unrounded_numbers(tmp_path: Path, trials: Path) -> None:
@@ -281,6 +282,22 @@ def test_latex_is_a_booktabs_tabular_with_budget_blocks(tmp_path: Path, trials: 
     assert "PBLF-RS & 0.2282 & 0.2304 & $-$0.7650 & 0.8942 & 1110 & 95.28 & 0.1710 & 0.0292 & 5 &" in text
     b1 = (tmp_path / "table_B_1.tex").read_text()
     assert "PBLF-BO & 95.42 & 95.38 & 95.29 & 95.17 & 93.72 & $95.00\\ \\pm\\ 0.52$ & 0.7197 \\\\" in b1
+
+
+def test_html_is_a_table_with_budget_rows_the_thesis_headers_and_escaped_cells(tmp_path: Path, trials: Path) -> None:
+    write_tables(trials, tmp_path)
+    text = (tmp_path / "table_6_2.html").read_text()
+    assert text.startswith("<style>\n") and text.endswith("</table>\n") and "<html" not in text
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", text)
+    header = re.findall(r"<th[^>]*>(.*?)</th>", rows[0])
+    assert header[:7] == ["Method", "W_1", "W_2", "B_1", "B_2", "Mode", "Top-1"] and "Δ vs Standard" in header
+    assert rows[1] == '<th colspan="16">100 epochs</th>' and '<th colspan="16">20 epochs</th>' in rows
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[2])
+    assert cells[:9] == ["PBLF-BO", "0.0365", "0.0000", "0.5816", "0.3750", "0010", "95.00", "0.7197", "0.5180"]
+    assert "[-1.56, 0.61]" in cells and "<td class=text>PBLF-BO</td>" in rows[2] and "<td>95.00</td>" in rows[2]
+    table = [{"budget_epochs": 20, "method": "<b>&", "x": "a<b"}]
+    escaped = render_html(table, [Column("x", "x<y", "x", "text")])
+    assert "<td class=text>&lt;b&gt;&amp;</td><td class=text>a&lt;b</td>" in escaped and "x&lt;y" in escaped
 
 
 def test_mode_0010_survives_in_every_output(tmp_path: Path, trials: Path) -> None:

@@ -50,11 +50,11 @@ class Audit:
 
 
 def default_targets(results: Path) -> list[Path]:
-    """Every table and figure of a results folder (those of :mod:`pblf.core.names` that exist)."""
+    """Every table and figure of a results folder (those of :mod:`pblf.core.names` that exist), and the summary."""
     layout = Layout(str(results))
     files = [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES, TIMINGS, GENERALISATION)
              for fmt in TABLE_FORMATS]
-    files += [layout.figure(figure, fmt) for figure in FIGURES for fmt in FIGURE_FORMATS]
+    files += [layout.figure(figure, fmt) for figure in FIGURES for fmt in FIGURE_FORMATS] + [layout.summary()]
     return [Path(p) for p in files if Path(p).is_file()]
 
 

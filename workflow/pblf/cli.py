@@ -11,7 +11,9 @@ the command writes files whose names it decides (the layout's, see :mod:`pblf.co
 
 A :class:`~pblf.core.errors.UserError` (a bad config, a bad or missing input file, a missing data set, a device that is
 not there) ends with one line naming the value and the fix, and exit status 2; any other exception is a bug and
-keeps its traceback (exit status 1). ``PBLF_DEBUG=1`` shows the traceback of user errors too.
+keeps its traceback (exit status 1). ``PBLF_DEBUG=1`` shows the traceback of user errors too. A Ctrl-C is one line
+too (exit status 130): it reaches every job of the terminal's process group, and Snakemake shows each failed job's
+log.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pblf.core.errors import EXIT_USER_ERROR, ConfigError, OutputError, UserError
+from pblf.core.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, INTERRUPTED, ConfigError, OutputError, UserError
 from pblf.core.files import IOLog, ensure_writable, track
 from pblf.core.layout import LR_SCALINGS, RunId
 from pblf.core.names import FIGURES, RUN_KINDS
@@ -162,24 +164,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("generalisation-table", "pblf.results.generalisation:stage_generalisation_table",
             "the generalisation table (Top-1 and divergences per method, batch size and lr scaling) from runs.csv")
     p.add_argument("--runs", required=True, type=Path, help="generalisation/runs.csv")
-    _add_out(p, "generalisation.{csv,md,tex}")
+    _add_out(p, "generalisation.{csv,md,tex,html}")
 
     p = add("timings", "pblf.results.timings:stage_timings",
-            "what each search's training took, and on what machine: timings.{csv,md,tex}")
+            "what each search's training took, and on what machine: timings.{csv,md,tex,html}")
     p.add_argument("--evaluations", nargs="+", required=True, type=Path, help="the searches' evaluations.csv")
-    _add_out(p, "timings.{csv,md,tex}")
+    _add_out(p, "timings.{csv,md,tex,html}")
 
-    p = add("tables", "pblf.results.tables:stage_tables", "Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX) from a trials file")
+    p = add("tables", "pblf.results.tables:stage_tables", "Tables 6.2, B.1 and B.2 (CSV, Markdown, LaTeX, HTML) from a trials file")
     p.add_argument("--trials", required=True, type=Path,
                    help="CSV: budget_epochs, method, seed, test_top1, val_top1, w1, w2, b1, b2, mode")
-    _add_out(p, "table_{6_2,B_1,B_2}.{csv,md,tex}")
+    _add_out(p, "table_{6_2,B_1,B_2}.{csv,md,tex,html}")
 
     p = add("reproduction", "pblf.results.reproduction:stage_reproduction",
-            "the thesis's numbers beside the pipeline's: reproduction.{csv,md,tex} and reproduction_cells.{csv,md,tex}")
+            "the thesis's numbers beside the pipeline's: reproduction.{csv,md,tex,html} and reproduction_cells.{...}")
     p.add_argument("--trials", required=True, type=Path, help="the pipeline's trials.csv")
     p.add_argument("--convergence", nargs="*", default=[], type=Path,
                    help="the convergence reruns' metrics.json (Figure 6.4's end points)")
-    _add_out(p, "reproduction{,_cells}.{csv,md,tex}")
+    _add_out(p, "reproduction{,_cells}.{csv,md,tex,html}")
+
+    p = add("summary", "pblf.results.summary:stage_summary",
+            "the answer on one page: Table 6.2 and the key figures (summary.html, the report's front page)")
+    p.add_argument("--table", required=True, type=Path, help="Table 6.2 as HTML (table_6_2.html)")
+    p.add_argument("--figures", nargs="*", default=[], type=Path, help="the PNGs of Figures 6.1-6.3 that the run drew")
+    _add_out(p, "summary.html")
 
     p = add("figure", "pblf.results.figures:stage_figure", "draw one figure of the thesis")
     p.add_argument("figure", choices=FIGURES, help="the figure's id")
@@ -271,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"pblf {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"pblf {args.command}: {INTERRUPTED}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return outcome.exit_code
 
 

@@ -20,14 +20,11 @@ import sys
 from pathlib import Path
 
 from pblf.core.config import load_config
-from pblf.core.errors import ConfigError, UserError
+from pblf.core.errors import EXIT_INTERRUPTED, INTERRUPTED, ConfigError, UserError
 from pblf.core.layout import BASE_CONFIG
 from pblf.core.provenance import Outcome
 
 PRESETS = Path("presets")
-#: Exit status after a Ctrl-C, as a shell reports a process ended by SIGINT.
-EXIT_INTERRUPTED = 130
-INTERRUPTED = "interrupted; rerun the same command to continue (finished runs and checkpoints are kept)"
 #: Snakemake options that already say how many cores or jobs to use (or a profile that may).
 CORE_OPTIONS = ("--cores", "-c", "--jobs", "-j", "--profile", "--workflow-profile")
 

@@ -167,13 +167,14 @@ def figures(config: dict[str, Any]) -> list[str]:
 
 
 def final_outputs(config: dict[str, Any], layout: Layout) -> list[str]:
-    """Every file ``rule all`` asks for under ``config``: the tables, the figures and what they are made of."""
+    """Every file ``rule all`` asks for under ``config``: the tables, the figures, what they are made of and the page
+    that shows the answer."""
     outputs = [layout.trials(), layout.velocity()]
     outputs += [layout.table(name, fmt) for name in (*TABLES, *REPRODUCTION_TABLES, TIMINGS) for fmt in TABLE_FORMATS]
     outputs += [layout.figure(figure, fmt) for figure in figures(config) for fmt in FIGURE_FORMATS]
     if generalisation_runs(config):
         outputs += [layout.generalisation_table(fmt) for fmt in TABLE_FORMATS]
-    return outputs
+    return [*outputs, layout.summary()]
 
 
 # ---------------------------------------------------------------------------------------------------- the cost

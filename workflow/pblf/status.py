@@ -106,15 +106,16 @@ def report(config: dict[str, Any], layout: Layout, jobs: int = 1) -> str:
 
 
 def where_the_answer_is(layout: Layout) -> str:
-    """What a finished run prints last: where Table 6.2, the reproduction table and the timings are, how to make the
-    report, and Table 6.2 itself (Snakemake's own last words are a job count). Nothing before Table 6.2 exists
+    """What a finished run prints last: where Table 6.2, the reproduction table, the timings and the summary page
+    are, how to make the report, and Table 6.2 itself (Snakemake's own last words are a job count). Nothing before Table 6.2 exists
     (a run of a single target)."""
     table = Path(layout.table("table_6_2", "md"))
     if not table.is_file():
         return ""
     lines = ["", "Done. The answer:"]
     for name, path in (("Table 6.2", table), ("reproduction", Path(layout.table("reproduction", "md"))),
-                       ("timings", Path(layout.table("timings", "md")))):
+                       ("timings", Path(layout.table("timings", "md"))),
+                       ("Table 6.2 and the key figures on one page", Path(layout.summary()))):
         if path.is_file():
             lines.append(f"  {name}: {path}")
     lines.append(f"  the report, every table and figure with its caption: add -- --report {layout.results}/report.html "

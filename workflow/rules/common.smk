@@ -27,6 +27,7 @@ from pblf.core.names import (
     ARRAYS, FIGURE_FORMATS, REPRODUCTION_TABLES, STANDARD, TABLE_FORMATS, TABLES, TIMINGS, table_label,
 )
 from pblf.core.provenance import code_fingerprint, write_stage_config
+from pblf.results.summary import KEY_FIGURES
 from pblf.search.registry import learning_methods, sampling_methods, search_methods
 from pblf.status import where_the_answer_is
 from pblf.training.dataset import check_dataset

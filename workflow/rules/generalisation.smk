@@ -32,12 +32,12 @@ rule generalisation_table:
         L.generalisation_runs(),
     output:
         table=report(
-            L.generalisation_table("csv"),
+            L.generalisation_table("html"),
             caption="../../report/table_generalisation.rst",
             category="Generalisation",
             labels={"table": "generalisation"},
         ),
-        other=[L.generalisation_table(fmt) for fmt in TABLE_FORMATS if fmt != "csv"],
+        other=[L.generalisation_table(fmt) for fmt in TABLE_FORMATS if fmt != "html"],
     params:
         out=out_dir,
     log:

@@ -10,6 +10,10 @@ mistaken for a typo. Each subclass also derives from the built-in type that call
 
 #: Exit status of a command that stopped on a :class:`UserError` (argparse uses the same for bad arguments).
 EXIT_USER_ERROR = 2
+#: Exit status after a Ctrl-C, as a shell reports a process ended by SIGINT; and what ``pblf`` says then, once, in
+#: place of a traceback (a Ctrl-C reaches every job of a terminal's process group, and Snakemake shows their logs).
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted; rerun the same command to continue (finished runs and checkpoints are kept)"
 
 
 class UserError(Exception):

@@ -60,6 +60,7 @@ TRIALS = "trials.csv"
 VELOCITY = "velocity.csv"
 GENERALISATION_RUNS = "runs.csv"
 GENERALISATION = "generalisation"
+SUMMARY = "summary.html"
 METRICS = "metrics.json"
 CHECKPOINT = "checkpoint.pt"
 
@@ -130,6 +131,7 @@ TEMPLATES: dict[str, Template] = {name: Template(text) for name, text in {
     "velocity": f"trajectories/{VELOCITY}",
     "generalisation_runs": f"generalisation/{GENERALISATION_RUNS}",
     "generalisation_table": f"tables/{GENERALISATION}.{{format}}",
+    "summary": SUMMARY,
 }.items()}
 
 #: A run's folder under ``runs/``, per kind (manual runs live wherever ``pblf train --out`` puts them).
@@ -342,6 +344,10 @@ class Layout:
 
     def generalisation_table(self, fmt: str) -> str:
         return self._path("generalisation_table", format=fmt)
+
+    def summary(self) -> str:
+        """The answer on one page: Table 6.2 and the key figures (:mod:`pblf.results.summary`)."""
+        return self._path("summary")
 
     def run(self, run: RunId | str) -> str:
         """A run's folder: from its identity, or from the training rule's ``run`` wildcard."""

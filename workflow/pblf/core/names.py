@@ -1,7 +1,7 @@
 """The pipeline's vocabulary, each name written once: methods, run kinds, table and figure ids, CSV columns.
 
 Every module, rule and test that needs one of these names imports it from here, so a name cannot drift between
-the writer of a file and its reader. The words follow the thesis and the README's glossary:
+the writer of a file and its reader. The words follow the thesis and the glossary (docs/protocol.md):
 
 * a **candidate** is one point (phi, mode) of the search space;
 * a **run** is one training of one candidate for one budget with one seed (a folder under ``results/runs``), of
@@ -63,7 +63,7 @@ TIMINGS = "timings"
 #: The reproduction tables (:mod:`pblf.results.reproduction`): the thesis's numbers beside the pipeline's, as a summary and
 #: cell by cell.
 REPRODUCTION_TABLES: tuple[str, ...] = ("reproduction", "reproduction_cells")
-TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex")
+TABLE_FORMATS: tuple[str, ...] = ("csv", "md", "tex", "html")
 #: The figures of the thesis, by id ("6.1"); a figure's file stem is :func:`figure_stem` of its id.
 FIGURES: tuple[str, ...] = ("6.1", "6.2", "6.3", "6.4", "C.1", "C.2", "C.3", "C.4", "generalisation",
                              "hypergradient")

@@ -31,7 +31,6 @@ class Figure:
     draw: Callable[[Any, Path, str], list[Path]]
 
 
-#: Every figure of :data:`pblf.core.names.FIGURES`, by id.
 #: Every figure of :data:`pblf.core.names.FIGURES`, by id, with what it is read from: 6.1 and 6.2, the repeat runs'
 #: ``metrics.json`` of one budget; 6.3, the sampling searches' ``evaluations.csv``; 6.4, the convergence reruns'
 #: ``metrics.json``; C.1-C.3, a trajectory CSV and the config it was written with; C.4, ``velocity.csv``;

@@ -245,7 +245,7 @@ def _cell(source: str, name: str, theirs: Any, ours: Any, kind: str,
 
 def write_reproduction(trials: str | Path, convergence: Sequence[str | Path], out_dir: str | Path,
                        thesis: ThesisNumbers | None = None) -> list[Path]:
-    """Write :data:`pblf.core.names.REPRODUCTION_TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
+    """Write :data:`pblf.core.names.REPRODUCTION_TABLES` (each .csv, .md, .tex, .html) into ``out_dir``; their paths, sorted."""
     thesis = thesis or load()
     rows = read_trials(trials)
     runs = read_convergence(convergence)

@@ -10,7 +10,9 @@ that are a contract:
   undefined or missing number as an empty cell;
 * ``.md``: for people (and the Snakemake report); accuracies at 2 decimals, phi, std and variance at 4;
 * ``.tex``: a caption-free booktabs ``tabular`` with one block per budget under a "100 epochs" row, as in the
-  thesis, for the report or a thesis to wrap in its own ``table`` environment.
+  thesis, for the report or a thesis to wrap in its own ``table`` environment;
+* ``.html``: the same blocks as an HTML table with its own small style sheet, a fragment that the Snakemake report
+  shows as a table (not raw CSV) and that its front page embeds as it is.
 
 Budgets are listed largest first (the thesis lists 100 epochs, then 20) and methods in the order PBLF-BO, PBLF-RS,
 Standard, then PBLF-HG (beyond the thesis).
@@ -36,6 +38,7 @@ measurement and have a table of their own (:mod:`pblf.results.timings`).
 
 from __future__ import annotations
 
+import html
 import logging
 import statistics
 from collections.abc import Iterable, Sequence
@@ -427,19 +430,59 @@ def render_latex(table: Sequence[dict[str, Any]], columns: Sequence[Column], bud
     return "\n".join(lines) + "\n"
 
 
+#: The style of every HTML table: numbers right-aligned in one font width, a shaded row per budget. Scoped to the
+#: ``pblf`` class, so that the report's front page, which embeds the fragment, keeps its own look.
+HTML_STYLE = (
+    "<style>\n"
+    "table.pblf{border-collapse:collapse;font:13px/1.5 system-ui,sans-serif;margin:0.5em 0}\n"
+    "table.pblf th,table.pblf td{padding:2px 8px;text-align:right;white-space:nowrap;"
+    "font-variant-numeric:tabular-nums;border-bottom:1px solid #e2e2e2}\n"
+    "table.pblf .text{text-align:left}\n"
+    "table.pblf thead th{border-bottom:2px solid #888}\n"
+    "table.pblf tr.budget th{text-align:left;background:#f2f2f2}\n"
+    "</style>\n"
+)
+
+
+def _html_row(cells: Sequence[tuple[str, bool]], tag: str = "td") -> str:
+    """One ``<tr>`` of (text, is it text) cells: text left-aligned, numbers right-aligned by the style sheet."""
+    return "<tr>" + "".join(f"<{tag}{' class=text' if text else ''}>{html.escape(cell)}</{tag}>"
+                            for cell, text in cells) + "</tr>"
+
+
+def render_html(table: Sequence[dict[str, Any]], columns: Sequence[Column], budget_header: str = BUDGET) -> str:
+    """An HTML ``<table>`` laid out as :func:`render_latex` (a header row, then per budget a "100 epochs" row and its
+    methods), every cell escaped; a fragment with its style sheet, no page around it."""
+    columns = [column for column in columns if column.for_people]
+    lines = [HTML_STYLE + '<table class="pblf">', "<thead>",
+             _html_row([("Method", True), *((column.header, column.kind == "text") for column in columns)], "th"),
+             "</thead>", "<tbody>"]
+    budget: object = object()
+    for row in table:
+        if row["budget_epochs"] != budget:
+            budget = row["budget_epochs"]
+            lines.append(f'<tr class="budget"><th colspan="{len(columns) + 1}">'
+                         f"{html.escape(_budget(budget, budget_header))}</th></tr>")
+        lines.append(_html_row([(row["method"], True),
+                               *((_cell(row, column), column.kind == "text") for column in columns)]))
+    lines += ["</tbody>", "</table>"]
+    return "\n".join(lines) + "\n"
+
+
 def write_table(table: Sequence[dict[str, Any]], columns: Sequence[Column], out_dir: Path, name: str,
                 budget_header: str = BUDGET) -> list[Path]:
-    """``name``.csv, .md and .tex in ``out_dir``."""
+    """``name``.csv, .md, .tex and .html in ``out_dir``."""
     keys = ["budget_epochs", "method", *(column.key for column in columns if column.in_csv)]
     return [
         write_csv(table, keys, out_dir / f"{name}.csv"),
         write_text(render_markdown(table, columns, budget_header), out_dir / f"{name}.md"),
         write_text(render_latex(table, columns, budget_header), out_dir / f"{name}.tex"),
+        write_text(render_html(table, columns, budget_header), out_dir / f"{name}.html"),
     ]
 
 
 def write_tables(trials_path: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write every table of :data:`pblf.core.names.TABLES` (each .csv, .md, .tex) into ``out_dir``; their paths, sorted."""
+    """Write every table of :data:`pblf.core.names.TABLES` (each .csv, .md, .tex, .html) into ``out_dir``; their paths, sorted."""
     rows = read_trials(trials_path)
     out_dir = Path(out_dir)
     made = {"table_6_2": (table_6_2(rows), TABLE_6_2_COLUMNS),
