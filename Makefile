@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 CORES ?= 2
 BIN := $(VENV)/bin
-# torch is pinned to the pair that imports on the reference machines (shared/notes/machine.md)
+# torch is pinned to the pair that imports on x86-64 Python 3.11 machines without a GPU (and on the GPU ones)
 TORCH := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test install clean readme-numbers
@@ -26,9 +26,9 @@ demo: install
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# every number the README quotes from a run against its committed source (also a test: tests/test_readme.py)
+# every number the README and docs/*.md quote from a run against its committed source (also a test: tests/test_readme.py)
 readme-numbers: install
-	$(BIN)/python benchmarks/readme_numbers.py README.md
+	$(BIN)/python benchmarks/readme_numbers.py README.md docs/*.md
 
 clean:
 	rm -rf results logs .snakemake

@@ -1,9 +1,11 @@
-"""Check that every number the README quotes from a result equals the committed file it comes from.
+"""Check that every number the README and docs/ quote from a result equals the committed file it comes from.
 
-    python benchmarks/readme_numbers.py [README.md]        (or: make readme-numbers)
+    python benchmarks/readme_numbers.py [PAGE.md ...]      (or: make readme-numbers)
 
-A README that quotes results typed in by hand drifts from them: a rerun changes a file and nobody retypes the
-paragraph. Here every decimal number in the README's prose must lie inside a *numbers block* that names its sources:
+Without arguments it checks README.md and every docs/*.md (:func:`pages`). A README that quotes results typed in by
+hand drifts from them: a rerun changes a file and nobody retypes the paragraph. Here every decimal number in a
+page's prose must lie inside a *numbers block* that names its sources, by their paths from the repository root
+(wherever the page lies):
 
     <!-- numbers: benchmarks/results/reproduce_cpu.json config.yaml -->
     ... prose or tables quoting 36.61 and +0.21 [−0.77, 1.19] ...
@@ -11,13 +13,13 @@ paragraph. Here every decimal number in the README's prose must lie inside a *nu
 
 (HTML comments: GitHub shows the text between them, not the markers). Inside a block each decimal number, written
 with d decimals, must equal some number of one of the sources rounded to d decimals (a leading + or the typographic
-minus − are read as a sign). A number the README works out from others is declared in the opening marker with its
+minus − are read as a sign). A number a page works out from others is declared in the opening marker with its
 arithmetic, ``<!-- numbers: FILES | 7.5 = 92.86 - 85.37 -->``, and then the arithmetic and the numbers it uses are
 checked. Not checked: section and table numbers ("Table 6.2", "§6.3.1", "Figure 6.4"), code (fenced blocks and
-`spans`: commands, paths, settings), and quotations ("..."), which are the thesis's words. Commands whose output the
-README prints (a fenced block starting ``$ pblf plan``) are rerun and compared by ``tests/test_readme.py``.
+`spans`: commands, paths, settings), and quotations ("..."), which are the thesis's words. Commands whose output a
+page prints (a fenced block starting ``$ pblf plan``) are rerun and compared by ``tests/test_readme.py``.
 
-Exit status 0 when everything matches, 1 with one line per problem otherwise.
+Exit status 0 when every page's numbers match, 1 with one line per problem otherwise.
 """
 
 from __future__ import annotations
@@ -67,15 +69,21 @@ def _value(sign: str, whole: str, fraction: str) -> Decimal:
     return Decimal(f"{'-' if sign in ('-', '−') else ''}{whole.replace(',', '')}.{fraction}")
 
 
+def _blank(match: re.Match[str]) -> str:
+    return re.sub(r"[^\n]", " ", match.group(0))
+
+
+def blank_fences(text: str) -> str:
+    """``text`` with its fenced blocks replaced by spaces (offsets and line numbers kept): a numbers block shown in
+    one is an example, not a block."""
+    return re.sub(r"^```.*?^```", _blank, text, flags=re.S | re.M)
+
+
 def blank_unchecked(text: str) -> str:
     """``text`` with what is not checked (fenced blocks, code spans, quotations) replaced by spaces, so that the
     offsets and line numbers of everything else stay as they were."""
-    def blank(match: re.Match[str]) -> str:
-        return re.sub(r"[^\n]", " ", match.group(0))
-
-    text = re.sub(r"^```.*?^```", blank, text, flags=re.S | re.M)
-    text = re.sub(r"`[^`\n]*`", blank, text)
-    return re.sub(r"\"[^\"\n]*\"", blank, text)
+    text = re.sub(r"`[^`\n]*`", _blank, blank_fences(text))
+    return re.sub(r"\"[^\"\n]*\"", _blank, text)
 
 
 def quoted_numbers(text: str, start: int = 0, end: int | None = None) -> list[Quoted]:
@@ -131,8 +139,9 @@ def evaluate(expression: str) -> Decimal:
 
 
 def check(readme: Path, root: Path = ROOT) -> list[str]:
-    """Every problem with the README's numbers, one line each (empty when every number matches its source)."""
-    raw = readme.read_text()
+    """Every problem with the numbers of the page ``readme`` (the README or a page of docs/), one line each (empty
+    when every number matches its source); the blocks' sources are read from ``root``."""
+    raw = blank_fences(readme.read_text())
     text = blank_unchecked(raw)
     problems: list[str] = []
     covered: list[tuple[int, int]] = []
@@ -176,14 +185,21 @@ def check(readme: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def pages(root: Path = ROOT) -> list[Path]:
+    """The pages whose numbers are checked: the README and every Markdown file of docs/."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    readme = Path(args[0]) if args else ROOT / "README.md"
-    problems = check(readme)
-    for problem in problems:
-        print(problem)
-    print(f"{readme}: {'every quoted number matches its source' if not problems else f'{len(problems)} problem(s)'}")
-    return 1 if problems else 0
+    failed = False
+    for page in [Path(arg) for arg in args] or pages():
+        problems = check(page)
+        for problem in problems:
+            print(problem)
+        print(f"{page}: {'every quoted number matches its source' if not problems else f'{len(problems)} problem(s)'}")
+        failed = failed or bool(problems)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 copy x target network x learning-rate schedule x seed, several runs at once as concurrent processes, into one JSON.
 
 Why it exists: the pipeline's Standard WRN-16-2 lands ~7.5 points below the thesis's 20-epoch 92.86 % on the lossy
-CIFAR-10 copy, and three causes are mixed (README, "How close to the thesis, and why"): the data (JPEG q75 against
-the exact copy), the recipe (the WRN paper's step schedule against one made for short budgets) and the network
-(WRN-16-2 against WRN-28-10). Each axis of the grid isolates one of them, and the runs are paired by seed: under
+CIFAR-10 copy, and three causes are mixed (docs/protocol.md, "How close to the thesis, and why"): the data (JPEG q75
+against the exact copy), the recipe (the WRN paper's step schedule against one made for short budgets) and the
+network (WRN-16-2 against WRN-28-10). Each axis of the grid isolates one of them, and the runs are paired by seed: under
 common random numbers seed s starts every setting of one network from the same weights and shows it the same
 batches, so "exact - lossy" and "warmup_cosine - step" are measured seed by seed.
 

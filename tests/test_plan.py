@@ -147,7 +147,7 @@ def test_plan_reads_the_epoch_time_the_gpu_benchmark_writes(thesis, tmp_path):
 
 
 def test_searches_needed_counts_what_pblf_plan_counts(thesis):
-    """benchmarks/searches_needed.py (the README's table of what S costs): one search per method is the plan's total,
+    """benchmarks/searches_needed.py (docs/statistics.md's table of what S costs): one search per method is the plan's total,
     a second adds every search again and the retrains of its three choices, and the interval factor is t / sqrt(S)."""
     rows = {row["searches"]: row for row in benchmark("searches_needed").rows(55.0)}
     costs = plan.stage_costs(thesis)

@@ -1,5 +1,5 @@
-"""The README's numbers cannot drift: each one it quotes from a run equals its committed source file
-(benchmarks/readme_numbers.py), and the command outputs it prints are what the commands print today."""
+"""The numbers of the README and of docs/*.md cannot drift: each one they quote from a run equals its committed
+source file (benchmarks/readme_numbers.py), and the command outputs they print are what the commands print today."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from conftest import benchmark
 from pblf.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+#: The pages checked: the README and every page of docs/ (the list readme_numbers.py checks by default).
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,13 @@ def numbers():
     return benchmark("readme_numbers")
 
 
-def test_every_number_the_readme_quotes_equals_its_source(numbers):
-    assert numbers.check(README) == []
+def test_the_checked_pages_are_the_readme_and_docs(numbers):
+    assert numbers.pages() == PAGES and len(PAGES) > 1
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(ROOT).as_posix())
+def test_every_number_a_page_quotes_equals_its_source(numbers, page):
+    assert numbers.check(page) == []
 
 
 def write(tmp_path: Path, readme: str, **sources: str) -> Path:
@@ -67,10 +73,24 @@ def test_a_block_needs_its_close_and_existing_sources(numbers, tmp_path):
     assert numbers.check(readme, tmp_path) == [f"{readme}:1: source missing.json does not exist"]
 
 
+def test_a_numbers_block_shown_in_code_is_an_example_and_every_page_is_checked(numbers, tmp_path, capsys):
+    example = write(tmp_path, "```\n<!-- numbers: missing.json | 7.5 = 92.86 - 85.37 -->\n1.5\n<!-- /numbers -->\n```\n")
+    assert numbers.check(example, tmp_path) == []
+    page = tmp_path / "page.md"
+    page.write_text("Typed by hand: 91.20.\n")
+    assert numbers.main([str(example), str(page)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{example}: every quoted number matches its source",
+        f"{page}:1: 91.20 is outside every numbers block: put it in one that names the file it comes from",
+        f"{page}: 1 problem(s)"]
+
+
 def printed_commands() -> list[tuple[str, str]]:
-    """Every fenced block of the README that starts with ``$ pblf plan``: the command and what it printed."""
-    blocks = re.findall(r"^```\n\$ (pblf plan[^\n]*)\n(.*?)^```", README.read_text(), flags=re.S | re.M)
-    assert blocks, "the README prints no pblf plan output"
+    """Every fenced block of the README and docs/ that starts with ``$ pblf plan``: the command and what it
+    printed."""
+    blocks = [block for page in PAGES
+              for block in re.findall(r"^```\n\$ (pblf plan[^\n]*)\n(.*?)^```", page.read_text(), flags=re.S | re.M)]
+    assert blocks, "no page prints a pblf plan output"
     return blocks
 
 

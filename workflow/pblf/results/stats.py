@@ -1,4 +1,4 @@
-"""The statistics the tables, the benchmarks and the README claim with, each with what it assumes.
+"""The statistics the tables, the benchmarks and the docs claim with, each with what it assumes.
 
 * :func:`paired`: the paired t-test of two methods over the seeds they share. With common random numbers seed s of
   every method starts from the same weights and sees the same batches, so the seed is the pair. Its interval and p

@@ -6,8 +6,8 @@ through this interface: how many proposals its search makes, how many training r
 its runs train together in a pack, and what each proposal holds (with how far each run trains, for low-fidelity
 search). The plan, the proposer stage, the tables and the figures ask the registry and never branch on a method's
 name, so a new method is its module, its section of the config schema, one line of the registry and the caption of
-its figures (README, "Adding a search method"). This is the shape of optuna's samplers: one small interface, one
-shared test run against every implementation (``tests/test_search_methods.py``).
+its figures (docs/development.md, "Adding a search method"). This is the shape of optuna's samplers: one small
+interface, one shared test run against every implementation (``tests/test_search_methods.py``).
 """
 
 from __future__ import annotations
