@@ -10,6 +10,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from pblf.core.config import load_config, stage_config
+from pblf.core.provenance import write_stage_config
 from pblf.training.dataset import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -24,6 +26,14 @@ def benchmark(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 LABEL_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+
+
+def stage_config_in(results: Path, config: Path, stage: str) -> Path:
+    """``results/config/<stage>.json`` made from ``config`` with its record, as the workflow's stage_config rule
+    makes it: a stage run by hand then reads its config from inside the results folder, where the audit looks."""
+    path = results / "config" / f"{stage}.json"
+    write_stage_config(stage_config(load_config([config]), stage), path, [config], results.parent / f"{stage}.log")
+    return path
 
 
 def write_cifar10(root: Path, per_batch: int = 20, seed: int = 0) -> Path:

@@ -1,7 +1,8 @@
 """A corpus of bad input, one test per case: each gives a clear message naming the file or key, loses no finished
 result, and runs no code from data or results.
 
-Cases handled elsewhere and kept that way: a bad config key names the key, value and range (test_config), a
+Cases handled elsewhere and kept that way: a bad config key names the key, value and range, every list and count
+of the schema has a bound and a plan above plan_ceiling is refused unless it is raised (test_config), a
 tampered CIFAR-10 batch is refused on its md5 before it is opened (test_data), a changed byte, a swapped or deleted
 file fails the audit naming it (test_audit), a killed Snakemake resumes to the same tables (test_pipeline), every
 subcommand's missing input is one line (test_cli), and a ragged CSV row or an undecodable file is named by file and
@@ -24,7 +25,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import write_cifar10
+from conftest import stage_config_in, write_cifar10
 from pblf.cli import main
 from pblf.core.candidate import Candidate
 from pblf.core.errors import EXIT_USER_ERROR, InputError
@@ -79,7 +80,8 @@ def test_the_audit_takes_nothing_from_the_results_folder_to_act_on(tmp_path, cap
     monkeypatch.chdir(tmp_path)
     write_cifar10(tmp_path / "data")
     Path("config.yaml").write_text("data: {dataset: cifar10, root: data, verify_checksums: false}\n")
-    assert main(["-q", "split", "--config", "config.yaml", "--out", "results/data"]) == 0
+    config = stage_config_in(Path("results"), Path("config.yaml"), "data")
+    assert main(["-q", "split", "--config", str(config), "--out", "results/data"]) == 0
     evil, marker = tmp_path / "results" / "evil", tmp_path / "PWNED"
     shutil.copytree(tmp_path / "data", evil)
     plant(evil / "cifar-10-batches-py" / "batches.meta", marker)
@@ -275,6 +277,156 @@ def test_records_tell_the_cuda_build_from_the_device_and_name_untracked_inputs(t
     if code["git_commit"] is None:
         pytest.skip("not a git checkout")
     assert code["untracked_inputs"] == [f"presets/{untracked.name}"]
+
+
+# ------------------------------------------------------------------------- 8. a config's cost is bounded
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A "billion laughs": ``levels`` lines of ``width`` aliases of the line before, width**levels values in all."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * width)}]" for n in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, line, what", [
+    (alias_bomb(), 1, "anchor &a0"),  # refused at its first anchor, so never expanded: it would take minutes
+    ("train: {lr: 0.1}\nsearch:\n  bo: &bo {iterations: 3}\n  rs: {samples: 4}\n", 3, "anchor &bo"),
+    ("search:\n  bo: {iterations: 3}\ntrain: {lr: *lr}\n", 3, "alias *lr"),
+])  # fmt: skip
+def test_yaml_anchors_and_aliases_are_refused_naming_the_line(tmp_path, capsys, text, line, what):
+    config = tmp_path / "aliases.yaml"
+    config.write_text(text)
+    code, err = run("check-config", "--config", str(config), capsys=capsys)
+    assert code == EXIT_USER_ERROR and err.count("\n") == 1
+    assert f"config file {config}, line {line}: YAML {what} is refused: a config says each value once" in err
+
+
+def test_a_hundred_thousand_repeat_seeds_are_refused_by_check_config(tmp_path, capsys):
+    config = tmp_path / "seeds.yaml"
+    config.write_text(yaml.safe_dump({"repeats": {"seeds": list(range(1, 100_001))}}))
+    code, err = run("check-config", "--config", str(config), capsys=capsys)
+    assert code == EXIT_USER_ERROR and err.count("\n") == 1
+    assert "config key repeats.seeds: 100000 items; allowed: at most 100" in err
+
+
+def test_a_plan_above_the_ceiling_is_refused_by_check_config_and_the_override_passes(tmp_path, capsys):
+    config = tmp_path / "many.yaml"
+    config.write_text("search: {repeats: 11}\n")
+    code, err = run("check-config", "--no-device-check", "--config", str(config), capsys=capsys)
+    assert code == EXIT_USER_ERROR and err.count("\n") == 1
+    assert "config key plan_ceiling.runs: the config plans 5,290 training runs, above the ceiling of 5,000" in err
+    config.write_text("search: {repeats: 11}\nplan_ceiling: {runs: 5290}\n")
+    assert run("check-config", "--no-device-check", "--config", str(config), capsys=capsys)[0] == 0
+
+
+# ---------------------------------------------------------------- 9. search files are checked like configs
+
+ENTRY = {"w1": 0.1, "w2": -0.2, "b1": 0.3, "b2": -0.4, "mode": "0010", "source": "random"}
+LEARN = {"hyper_lr": 0.001, "interval": 10, "gate_init": 2.0, "val_batch_size": 128, "phi_bound": 1}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"b1": 1e308}, "candidate b1=1e+308 lies outside Table 6.1's box: |b1| <= 1"),
+    ({"w2": -1.5}, "candidate w2=-1.5 lies outside Table 6.1's box"),
+    ({"w1": float("nan")}, "candidate w1=nan must be a finite number"),
+    ({"mode": "10"}, "candidate mode '10' must be written as four bits, such as '0010'"),
+    ({"mode": 10}, "candidate mode 10 must be a string"),
+    ({"until": -1}, "until -1 must be a whole number of epochs, at least 1"),
+    ({"until": "3"}, "until \"3\" must be a whole number of epochs"),
+    ({"until": 2.5}, "until 2.5 must be a whole number of epochs"),
+    ({"stop_below": {"2": "x"}}, "stop_below {\"2\": \"x\"} must map rung epochs"),
+    ({"stop_below": {"two": 50}}, "stop_below {\"two\": 50} must map rung epochs"),
+    ({"stop_below": {"2": 250}}, "stop_below {\"2\": 250} must map rung epochs"),
+    ({"stop_below": [50]}, "stop_below [50] must map rung epochs"),
+    ({"resume": {"iteration": -1, "index": 0}}, "resume {\"iteration\": -1, \"index\": 0} must name the run"),
+    ({"learn": {**LEARN, "interval": 0}}, ("is not PBLF-HG's settings (search.hg's keys and phi_bound): "
+                                           "learn.interval: 0 is less than the minimum of 1")),
+    ({"learn": {**LEARN, "phi_bound": 5}}, "learn.phi_bound: 5 is greater than the maximum of 1"),
+    ({"learn": {"hyper_lr": 0.001}}, "learn: 'gate_init' is a required property"),
+    ({"learn": {**LEARN, "spare": 1}}, "learn: Additional properties are not allowed ('spare' was unexpected)"),
+    ({"learn": {**LEARN, "hyper_lr": float("nan")}}, "learn.hyper_lr: nan is not a finite number"),
+    ({"learn": [1]}, ("learn [1] is not PBLF-HG's settings (search.hg's keys and phi_bound): learn: [1] is not of "
+                      "type 'object'")),
+    ({"source": 3}, "source 3 must be text"),
+    ({"untill": 3}, "unknown field untill; an entry holds w1, w2, b1, b2, mode and may hold source"),
+])  # fmt: skip
+def test_a_bad_proposal_entry_stops_its_training_run_naming_the_field(tmp_path, capsys, monkeypatch, change, message):
+    monkeypatch.chdir(tmp_path)
+    config, proposal = tmp_path / "config.yaml", tmp_path / "proposal.json"
+    config.write_text(TINY)
+    proposal.write_text(json.dumps({"candidates": [ENTRY, {**ENTRY, **change}]}))
+    code, err = run("train", "--config", str(config), "--candidate-file", str(proposal), "--budget", "2", "--seed",
+                    "1", "--kind", "search", "--method", "PBLF-RS", "--iteration", "0", "--index", "0", "--out",
+                    str(tmp_path / "run"), capsys=capsys)
+    assert code == EXIT_USER_ERROR and err.count("\n") == 1
+    assert f"{proposal}, candidate 1: " in err and message in err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"w2": 5}, "candidate w2=5 lies outside Table 6.1's box: |w2| <= 1"),
+    ({"b2": 1.000001}, "candidate b2=1.000001 lies outside Table 6.1's box"),
+    ({"mode": "1"}, "candidate mode '1' must be written as four bits, such as '0001'"),
+])
+def test_a_bad_selection_stops_its_training_run(tmp_path, capsys, monkeypatch, change, message):
+    monkeypatch.chdir(tmp_path)
+    config, selection = tmp_path / "config.yaml", tmp_path / "PBLF-RS.json"
+    config.write_text(TINY)
+    selection.write_text(json.dumps({"candidate": {**json.loads(STANDARD), **change}}))
+    code, err = run("train", "--config", str(config), "--candidate-file", str(selection), "--budget", "2", "--seed",
+                    "1", "--kind", "repeat", "--method", "PBLF-RS", "--out", str(tmp_path / "run"), capsys=capsys)
+    assert code == EXIT_USER_ERROR and err.count("\n") == 1
+    assert f"{selection} is not a selection record with a valid \"candidate\": {message}" in err
+
+
+def test_standard_on_the_edge_of_the_box_and_what_the_searches_write_are_accepted(tmp_path):
+    """b2 = 1 (Standard's sigma' == 1) sits on the bound of phi_bound 1 and is allowed, in a config, a proposal and
+    a selection; so is every field a search writes into a proposal."""
+    from pblf.core.candidate import read_candidate, read_proposal, standard_candidate, write_proposal
+    from pblf.core.config import validate
+    from pblf.search.hg import Hypergradient
+    from pblf.search.rs import RandomSearch
+
+    config = validate({"search": {"phi_bound": 1, "pruning": {"enabled": True}}, "standard": {"b2": 1}})
+    standard = standard_candidate(config)
+    assert standard.b2 == 1.0
+    selection = tmp_path / "Standard.json"
+    selection.write_text(json.dumps({"candidate": standard.to_dict()}))
+    assert read_candidate(selection) == standard
+    written = [*Hypergradient().propose(config, [], 20, 0, 0), *RandomSearch().propose(config, [], 20, 0, 0)[:2],
+               {**ENTRY, "stop_below": {"7": 51.5}, "resume": {"iteration": 0, "index": 1}, "replaced": "random"}]
+    assert {"learn", "until"} <= {key for entry in written for key in entry}
+    proposal = write_proposal(tmp_path / "proposal.json", written)
+    assert read_proposal(proposal) == written and read_candidate(proposal, 0) == standard
+
+
+@pytest.mark.parametrize("column, value", [
+    ("search_candidates", "nan"), ("search_candidates", "-3"), ("search_epochs", "inf"),
+    ("search_epochs", "-1e300"), ("search_epochs", "2.5"), ("seed", "-1"),
+])  # fmt: skip
+def test_a_trials_cost_or_seed_that_is_not_a_count_is_named(tmp_path, capsys, column, value):
+    row = {"budget_epochs": "2", "method": "Standard", "seed": "1", "test_top1": "50", "val_top1": "60", "w1": "0",
+           "w2": "0", "b1": "0", "b2": "1", "mode": "1111", "search_candidates": "0", "search_epochs": "0"}
+    trials = tmp_path / "trials.csv"
+    trials.write_text(",".join(row) + "\n" + ",".join({**row, column: value}.values()) + "\n")
+    code, err = run("--results", str(tmp_path / "results"), "tables", "--trials", str(trials), "--out",
+                    str(tmp_path / "tables"), capsys=capsys)
+    assert code == EXIT_USER_ERROR and err.count("\n") == 1
+    assert f"{trials}, line 2, column {column}: '{value}' is not a non-negative integer" in err
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "inf", "-3", "-1e300"])
+def test_an_evaluations_seconds_that_is_not_an_amount_is_named_as_a_number(tmp_path, value):
+    from pblf.search.select import read_evaluations
+
+    path = tmp_path / "evaluations.csv"
+    row = {"budget_epochs": 2, "method": "PBLF-RS", "search": 0, "iteration": 0, "index": 0, **ENTRY,
+           "status": "ok", "epochs": 2, "val_top1": 50, "test_top1": 40, "seconds": value}
+    write_csv([row], list(row), path)
+    with pytest.raises(InputError, match=rf"evaluations\.csv, line 2, column seconds: '{value}' is not a finite "
+                                         "non-negative number"):
+        read_evaluations(path)
 
 
 # ------------------------------------------------------------------------- property tests of the parsers

@@ -158,3 +158,56 @@ def test_the_convergence_reruns_never_train_with_the_searchs_seed():
     with pytest.raises(ConfigError, match=r"repeats.seeds: \[1, 2000\] contains a search's training seed"):
         validate({"search": {"repeats": 3}, "repeats": {"seeds": [1, 2000]}})
     assert search_seeds(validate({"search": {"repeats": 3, "train_seed": 7}})) == [7, 1007, 2007]
+
+
+#: The integers with no maximum, and why: a seed names a random stream (derived by hashing, any size is cheap), and
+#: plan_ceiling is itself the bound on what the counts add up to.
+UNBOUNDED = ["convergence.seed", "generalisation.seeds[]", "plan_ceiling.epochs", "plan_ceiling.runs",
+             "repeats.seeds[]", "search.train_seed", "seed"]
+
+
+def unbounded(node: dict, key: str = "") -> list[str]:
+    """The lists without maxItems and the integers without maximum under the schema ``node``, by dotted key."""
+    types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+    missing = [key] if ("array" in types and "maxItems" not in node) or \
+        ("integer" in types and "maximum" not in node) else []
+    for name, child in node.get("properties", {}).items():
+        missing += unbounded(child, f"{key}.{name}" if key else name)
+    return missing + (unbounded(node["items"], f"{key}[]") if "items" in node else [])
+
+
+def test_every_list_and_count_has_a_bound():
+    from pblf.core.config import load_schema
+
+    assert sorted(unbounded(load_schema())) == UNBOUNDED
+
+
+@pytest.mark.parametrize(("override", "key", "unit", "planned"), [
+    ({"search": {"repeats": 11}}, "runs", "training runs", 5290),
+    ({"budgets": [20, 100, 10000]}, "epochs", "epochs", 2443000),
+])
+def test_a_plan_above_the_ceiling_is_refused_unless_the_ceiling_is_raised(override, key, unit, planned):
+    thesis = load_config([ROOT / "config.yaml"])
+    ceiling = validate({})["plan_ceiling"][key]
+    with pytest.raises(ConfigError) as info:
+        plan.check(validate(deep_merge(thesis, override)))
+    assert str(info.value) == (f"config key plan_ceiling.{key}: the config plans {planned:,} {unit}, above the ceiling "
+                               f"of {ceiling:,} (pblf plan shows where they go); if the study means it, set "
+                               f"plan_ceiling.{key}: {planned} or more")
+    plan.check(validate(deep_merge(thesis, {**override, "plan_ceiling": {key: planned}})))
+
+
+def test_the_thesis_run_with_ten_searches_stays_under_the_ceiling():
+    """docs/statistics.md's largest study (4,818 runs, 287,880 epochs) needs no override."""
+    config = validate(deep_merge(load_config([ROOT / "config.yaml"]), {"search": {"repeats": 10}}))
+    costs = plan.stage_costs(config)
+    assert (sum(c.runs for c in costs), sum(c.epochs for c in costs)) == (4818, 287880)
+    plan.check(config)
+
+
+def test_a_json_config_is_read_like_yaml(tmp_path):
+    """JSON is YAML without anchors and aliases: every value is written out, so its size bounds every check."""
+    config = tmp_path / "config.json"
+    config.write_text('{"search": {"repeats": 2}, "train": {"lr": 0.05}}')
+    loaded = load_config([config])
+    assert (loaded["search"]["repeats"], loaded["train"]["lr"]) == (2, 0.05)

@@ -65,12 +65,33 @@ def stage_methods(config: dict[str, Any], stage: str) -> tuple[str, ...]:
 
 
 def check(config: dict[str, Any]) -> None:
-    """What the schema cannot know, checked before any job: the method names the stages name, and that the target
-    network is a Wide ResNet (its depth rule lives with the network, :mod:`pblf.training.wrn`)."""
+    """What the schema cannot know, checked before any job: the method names the stages name, that the target
+    network is a Wide ResNet (its depth rule lives with the network, :mod:`pblf.training.wrn`), and that the plan
+    stays under ``plan_ceiling``."""
     for stage in ("convergence", "generalisation"):
         stage_methods(config, stage)
     model = config["model"]
     wrn_layout(model["depth"], model["widen_factor"], model["base_width"])
+    _check_ceiling(config)
+
+
+#: What each key of ``plan_ceiling`` bounds, for the message.
+_CEILING_UNITS = {"runs": "training runs", "epochs": "epochs"}
+
+
+def _check_ceiling(config: dict[str, Any]) -> None:
+    """Refuse a config that plans more training runs or epochs than ``plan_ceiling`` allows, counted as ``pblf plan``
+    counts them (:func:`stage_costs`), so that a few digits too many cannot start months of GPU time. The schema's
+    bounds on every list and count come first (:func:`pblf.core.config.validate`), which keeps the counting itself
+    to a fraction of a second."""
+    costs = stage_costs(config)
+    planned = {"runs": sum(cost.runs for cost in costs), "epochs": sum(cost.epochs for cost in costs)}
+    for key, unit in _CEILING_UNITS.items():
+        ceiling = config["plan_ceiling"][key]
+        if planned[key] > ceiling:
+            raise ConfigError(f"config key plan_ceiling.{key}: the config plans {planned[key]:,} {unit}, above the "
+                              f"ceiling of {ceiling:,} (pblf plan shows where they go); if the study means it, set "
+                              f"plan_ceiling.{key}: {planned[key]} or more")
 
 
 def stage_check_config(config: list[Path], device_check: bool = True) -> None:

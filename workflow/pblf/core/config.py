@@ -79,9 +79,24 @@ class _DuplicateKey(Exception):
                          "second; merge the two into one")
 
 
+class _Alias(Exception):
+    def __init__(self, event: yaml.NodeEvent) -> None:
+        sign, kind = ("*", "alias") if isinstance(event, yaml.AliasEvent) else ("&", "anchor")
+        super().__init__(f"line {event.start_mark.line + 1}: YAML {kind} {sign}{event.anchor} is refused: a config "
+                         "says each value once, and aliases let a few lines stand for billions of copies that every "
+                         "check would walk; write the value out")
+
+
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key that appears twice in one mapping (YAML itself keeps the last one
-    silently, which would drop, say, a whole ``search:`` section written earlier in the file)."""
+    silently, which would drop, say, a whole ``search:`` section written earlier in the file), and anchors and
+    aliases, before any is expanded: nine lines of nine aliases each are 9**9 values to check (a "billion laughs")."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if event.anchor is not None:  # an AliasEvent's anchor is the name it refers to
+            raise _Alias(event)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         lines: dict[Any, int] = {}
@@ -95,8 +110,9 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read one YAML (or JSON) config file; an empty file is an empty config. Syntax errors and duplicate keys are
-    ConfigErrors naming the file and line."""
+    """Read one YAML (or JSON) config file; an empty file is an empty config. Syntax errors, duplicate keys and
+    anchors or aliases are ConfigErrors naming the file and line. (JSON has no aliases: every value in it is written
+    out, so its size bounds the work of every check.)"""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -104,6 +120,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.load(read_text(path), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
     except _DuplicateKey as err:
         raise ConfigError(f"config file {path}: {err}") from None
+    except _Alias as err:
+        raise ConfigError(f"config file {path}, {err}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -145,17 +163,27 @@ def _fill_defaults(validator_class: type) -> type:
 _Validator = _fill_defaults(jsonschema.Draft202012Validator)
 
 
+def shown(value: Any) -> str:
+    """A value for a message, as JSON cut short: the message about a list of 100,000 seeds must still be one short
+    line. (``str`` for what JSON cannot write, such as a date YAML read from ``2020-01-01``.)"""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else f"{text[:56]} ..."
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     """One line: the dotted key, the bad value, what is allowed."""
     key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
     schema = error.schema if isinstance(error.schema, dict) else {}
-    value = json.dumps(error.instance) if not isinstance(error.instance, dict) else "{...}"
+    value = shown(error.instance)
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(schema.get("properties", {})))
         return f"config key {key!s}: {error.message}; allowed keys here: {allowed}"
     if error.validator == "enum":
         allowed = ", ".join(json.dumps(item) for item in error.validator_value)
         return f"config key {key}: {value} is not allowed; allowed: {allowed}"
+    if error.validator in {"minItems", "maxItems"}:
+        bound = "at least" if error.validator == "minItems" else "at most"
+        return f"config key {key}: {len(error.instance)} items; allowed: {bound} {error.validator_value}"
     if error.validator == "pattern":
         return f"config key {key}: {value} does not match {error.validator_value} (e.g. \"0010\": four bits)"
     if error.validator in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
