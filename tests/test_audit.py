@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from pblf.cli import main
-from pblf.core.files import read_json, track, write_csv, write_json
+from pblf.core.files import file_digest, read_json, track, write_csv, write_json
 from pblf.core.layout import Layout, RunId
 from pblf.core.names import EVALUATION_COLUMNS
 from pblf.core.provenance import Outcome, now, record_path, write_records
 from pblf.training.data import read_arrays
+from conftest import stage_config_in
 
 METHODS_SEEDS = [(m, s) for m in ("PBLF-BO", "PBLF-RS", "Standard") for s in (1, 2)]
 CANDIDATE = {"w1": 0.0, "w2": 0.0, "b1": 0.0, "b2": 1.0, "mode": "1111"}
@@ -23,7 +24,7 @@ CANDIDATE = {"w1": 0.0, "w2": 0.0, "b1": 0.0, "b2": 1.0, "mode": "1111"}
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> Path:
-    """A working folder whose results/ holds a split, two budgets of repeat runs (metrics recorded as made from
+    """A working folder whose results/ holds a stage config, a split, two budgets of repeat runs (metrics recorded as made from
     the split), trials and tables; every command ran inside it with relative paths, as Snakemake runs them."""
     import torch  # noqa: F401  (imported, as in a training job, so the records note the stack it ran on)
 
@@ -33,7 +34,8 @@ def made(tmp_path_factory) -> Path:
     try:
         layout = Layout("results")
         Path("config.yaml").write_text("data: {dataset: digits, subset: 100}\n")
-        assert main(["split", "--config", "config.yaml", "--out", "results/data"]) == 0
+        config = stage_config_in(Path("results"), Path("config.yaml"), "data")
+        assert main(["split", "--config", str(config), "--out", "results/data"]) == 0
         metrics = []
         for budget in (1, 2):
             for method, seed in METHODS_SEEDS:
@@ -151,12 +153,103 @@ def test_a_malformed_cell_is_a_one_line_user_error(results, capsys, cell):
     assert err.count("\n") == 1 and "expected TABLE:BUDGET:METHOD" in err
 
 
-def test_records_list_what_the_stage_read_and_wrote(results):
+def test_records_list_what_the_stage_read_and_wrote_relative_to_the_results_folder(results):
     record = json.loads(record_path(results / "tables/trials.csv", results).read_text())
     inputs = {entry["path"] for entry in record["inputs"]}
-    assert inputs == ({str(results / f"runs/repeats/b{b}/{m}/r0/s{s}/metrics.json") for b in (1, 2)
-                       for m, s in METHODS_SEEDS}
-                      | {str(results / f"search/b{b}/{m}/r0/evaluations.csv") for b in (1, 2)
-                         for m in ("PBLF-BO", "PBLF-RS")})
+    assert inputs == ({f"runs/repeats/b{b}/{m}/r0/s{s}/metrics.json" for b in (1, 2) for m, s in METHODS_SEEDS}
+                      | {f"search/b{b}/{m}/r0/evaluations.csv" for b in (1, 2) for m in ("PBLF-BO", "PBLF-RS")})
     table_record = json.loads(record_path(results / "tables/table_B_1.md", results).read_text())
     assert len(table_record["outputs"]) == 16 and table_record["inputs"][0]["path"].endswith("trials.csv")
+
+
+# --- trust ends at the results folder and the data set -----------------------------------------------------------
+
+
+def forge_trials_outside(results: Path, outside: Path) -> Path:
+    """A forged trials.csv outside the results folder (PBLF-BO at 99.90 %): what the attacks below point to."""
+    outside.mkdir(parents=True, exist_ok=True)
+    forged = outside / "trials.csv"
+    forged.write_text((results / "tables/trials.csv").read_text().replace("41.0", "99.9"))
+    return forged
+
+
+def rewrite_record(results: Path, output: str, change) -> Path:
+    path = record_path(results / output, results)
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_a_symlink_to_a_file_outside_fails_naming_it(results, tmp_path, capsys):
+    forged = forge_trials_outside(results, tmp_path / "outside")
+    (results / "tables/trials.csv").unlink()
+    (results / "tables/trials.csv").symlink_to(forged)
+    code, out, err = audit(results, capsys=capsys)
+    assert code == 1 and "results/tables/trials.csv is a symbolic link" in err
+    assert "provenance/tables/table_6_2.csv.json" in err and "checksum only" not in out
+
+
+def test_a_symlinked_table_or_record_fails(results, tmp_path, capsys):
+    shutil.copy(results / "tables/table_B_1.md", tmp_path / "copy.md")
+    (results / "tables/table_B_1.md").unlink()
+    (results / "tables/table_B_1.md").symlink_to(tmp_path / "copy.md")
+    record = record_path(results / "tables/table_B_2.md", results)
+    shutil.copy(record, tmp_path / "record.json")
+    record.unlink()
+    record.symlink_to(tmp_path / "record.json")
+    code, _, err = audit(results, capsys=capsys)
+    assert code == 1 and "results/tables/table_B_1.md is a symbolic link" in err
+    assert f"{record}: {record} is a symbolic link; a record must be a file of the results folder" in err
+
+
+def test_a_record_naming_a_forged_file_outside_fails_naming_the_record(results, tmp_path, capsys):
+    """The forger rewrote the table's record to name an absolute trials.csv with its true sha256: the audit does not
+    follow it, and says which record named it."""
+    forged = forge_trials_outside(results, tmp_path / "outside")
+    sha = file_digest(forged)
+
+    def point_outside(record):
+        record["inputs"] = [{"path": str(forged), "sha256": sha}]
+
+    named_by = rewrite_record(results, "tables/table_6_2.csv", point_outside)
+    code, out, err = audit(results, capsys=capsys)
+    assert code == 1 and f"{named_by}: names {forged}, outside results" in err and "audit FAILED" in out
+
+
+@pytest.mark.parametrize("path", ["../../../../etc/passwd", "/etc/passwd", "/proc/self/mem", "../outside/x.csv"])
+def test_a_record_naming_a_path_out_of_the_folder_fails_and_nothing_there_is_opened(results, tmp_path, capsys,
+                                                                                    monkeypatch, path):
+    (tmp_path / "outside").mkdir(exist_ok=True)
+    (tmp_path / "outside/x.csv").write_text("secret\n")
+    (tmp_path / "outside/x.csv.prov.json").write_text('{"inputs": [{"path": "/etc/shadow", "sha256": "' + "0" * 64
+                                                      + '"}]}')
+    opened = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: opened.append(self) or real_open(self, *a, **k))
+    named_by = rewrite_record(results, "tables/trials.csv",
+                              lambda record: record["inputs"].append({"path": path, "sha256": "0" * 64}))
+    code, _, err = audit(results, capsys=capsys)
+    assert code == 1 and f"{named_by}: names {path}, outside results" in err and "Traceback" not in err
+    forbidden = (tmp_path / "outside", Path("/etc"), Path("/proc/self"))  # what the record names, and beside it
+    assert opened and not [p for p in opened if any(p.resolve().is_relative_to(root) for root in forbidden)]
+
+
+def test_a_record_that_does_not_name_its_file_or_is_of_an_older_version_fails(results, capsys):
+    rewrite_record(results, "tables/table_B_1.csv", lambda record: record["outputs"].clear())
+    rewrite_record(results, "tables/table_B_2.csv", lambda record: record.update(version=1))
+    code, _, err = audit(results, capsys=capsys)
+    assert code == 1 and "table_B_1.csv.json: does not name results/tables/table_B_1.csv among its outputs" in err
+    assert "table_B_2.csv.json: the record of results/tables/table_B_2.csv is damaged: its version 1 is not 2" in err
+
+
+def test_a_results_folder_copied_elsewhere_audits_the_same(results, tmp_path, monkeypatch, capsys):
+    """People send results folders to each other to audit: a copy under another name, read from another working
+    folder with no config.yaml or checkout in sight, verifies every checksum the original does."""
+    code, out, _ = audit(results, capsys=capsys)
+    checked = out.splitlines()[-1].split(" checksums")[0].rsplit(" ", 1)[-1]
+    shutil.copytree(results, tmp_path / "mailed" / "their-run", symlinks=True)
+    monkeypatch.chdir(tmp_path / "mailed")
+    code, out, err = audit(Path("their-run"), capsys=capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"audit passed: {checked} checksums verified under their-run"

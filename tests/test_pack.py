@@ -17,10 +17,11 @@ import yaml
 from pblf import plan
 from pblf.core.candidate import Candidate
 from pblf.core.config import load_config, validate
+from pblf.core.files import LOCK
 from pblf.core.layout import RunId
 from pblf.training.fidelity import Fidelity
 from pblf.training.train import RunSpec, train_candidate, train_pack, without_timing
-from tiny import tiny_config
+from tiny import tiny_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_config(subset=300, batch_size=8)
@@ -78,29 +79,62 @@ def test_a_pack_must_share_seed_budget_and_training(tmp_path):
 
 
 def test_a_killed_pack_resumes_each_run_exactly(alone, tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    entries = [{"run": r.to_dict(), "candidate_file": str(_selection(tmp_path, c, i)), "out": str(tmp_path / f"c{i}"),
-                "resume_from": None} for i, (c, r) in enumerate(zip(CANDIDATES, runs()))]
-    for entry in entries:  # a selection file holds a repeat's candidate; here the runs are manual-free repeats
-        entry["run"] = {**entry["run"], "kind": "repeat"}
-        del entry["run"]["iteration"], entry["run"]["index"]
-    command = [sys.executable, "-m", "pblf.cli", "-q", "train-pack", "--config", str(config), "--runs",
-               json.dumps(entries)]
+    command = _train_pack(tmp_path, _repeats(tmp_path))
     proc = subprocess.Popen(command)
-    checkpoint = tmp_path / "c2" / "checkpoint.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists():
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
+    wait_for(tmp_path / "c2" / "checkpoint.pt")
     time.sleep(0.3)  # inside epoch 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "c0" / "metrics.json").exists(), "the pack finished before it could be killed"
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True)  # through the lock files the kill left
+    _assert_as_alone(alone, tmp_path)
+
+
+def test_a_run_of_a_training_pack_refuses_a_second_trainer(alone, tmp_path):
+    """Every run of a pack is locked while the pack trains: a second pack that shares one run refuses, in one line
+    naming that run and the first pack's pid, and the first (paused meanwhile) ends as if alone."""
+    entries = _repeats(tmp_path)
+    first = subprocess.Popen(_train_pack(tmp_path, entries))
+    for i in range(len(entries)):
+        wait_for(tmp_path / f"c{i}" / LOCK, f"{first.pid}\n")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run(_train_pack(tmp_path, entries[2:]), capture_output=True, text=True)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    shared = tmp_path / "c2"
+    assert second.returncode == 2
+    refusal = (f"pblf train-pack: error: {shared} is being trained by another process (pid {first.pid}, lock "
+               f"file {shared / LOCK}): wait for it to finish or stop it")
+    assert second.stderr.splitlines() == [refusal]
+    assert first.wait() == 0
+    _assert_as_alone(alone, tmp_path)
+
+
+def _repeats(tmp_path: Path) -> list[dict]:
+    """The runs of CANDIDATES as `pblf train-pack --runs` lists them: repeats (a selection file holds a repeat's
+    candidate), run i in ``tmp_path/c<i>``."""
+    entries = [{"run": r.to_dict(), "candidate_file": str(_selection(tmp_path, c, i)), "out": str(tmp_path / f"c{i}"),
+                "resume_from": None} for i, (c, r) in enumerate(zip(CANDIDATES, runs()))]
+    for entry in entries:
+        entry["run"] = {**entry["run"], "kind": "repeat"}
+        del entry["run"]["iteration"], entry["run"]["index"]
+    return entries
+
+
+def _train_pack(tmp_path: Path, entries: list[dict]) -> list[str]:
+    """The command that trains ``entries`` as one pack with the tiny config."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    return [sys.executable, "-m", "pblf.cli", "-q", "train-pack", "--config", str(config), "--runs",
+            json.dumps(entries)]
+
+
+def _assert_as_alone(alone: list[dict], tmp_path: Path) -> None:
+    """Each run in ``tmp_path/c<i>`` ended as it does trained alone."""
     for i, single in enumerate(alone):
-        resumed = json.loads((tmp_path / f"c{i}" / "metrics.json").read_text())
-        assert comparable(resumed) == comparable(single), f"run {i}"
+        ended = json.loads((tmp_path / f"c{i}" / "metrics.json").read_text())
+        assert comparable(ended) == comparable(single), f"run {i}"
 
 
 def _selection(tmp_path: Path, candidate: Candidate, i: int) -> Path:

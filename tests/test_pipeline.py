@@ -224,6 +224,35 @@ def test_audit_passes_on_a_fresh_run(smoke_run):
     assert "results/smoke/data/split.json" in proc.stdout and "checkpoint" not in proc.stderr
 
 
+def test_a_mailed_results_folder_audits_the_same_and_no_forgery_passes(smoke_run, tmp_path):
+    """Copied without the checkout, the smoke run audits clean from another folder; a symbolic link to a forged
+    trials.csv outside it, a record that names that file, and a record that names ../../../../etc/passwd each fail
+    the audit, naming the link or the record."""
+    mailed = tmp_path / "mailed"
+    shutil.copytree(smoke_run / "results/smoke", mailed / "smoke", symlinks=True)
+    proc = pblf("audit", "smoke", cwd=mailed)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    original = pblf("audit", "results/smoke", cwd=smoke_run)
+    assert proc.stdout.splitlines()[-1] == original.stdout.splitlines()[-1].replace("results/smoke", "smoke")
+    trials = mailed / "smoke/tables/trials.csv"
+    forged = tmp_path / "forged.csv"
+    forged.write_text(trials.read_text())
+    record = mailed / "smoke/provenance/tables/table_6_2.csv.json"
+    honest = record.read_text()
+    trials.rename(tmp_path / "trials.csv")
+    trials.symlink_to(forged)
+    proc = pblf("audit", "smoke", cwd=mailed)
+    assert proc.returncode == 1 and "smoke/tables/trials.csv is a symbolic link" in proc.stderr
+    trials.unlink()
+    (tmp_path / "trials.csv").rename(trials)
+    for named in (str(forged), "../../../../etc/passwd"):
+        data = json.loads(honest)
+        data["inputs"] = [{"path": named, "sha256": data["inputs"][0]["sha256"]}]
+        record.write_text(json.dumps(data))
+        proc = pblf("audit", "smoke", cwd=mailed)
+        assert proc.returncode == 1 and f"{record.relative_to(mailed)}: names {named}, outside smoke" in proc.stderr
+
+
 def test_audit_of_one_cell(smoke_run):
     proc = pblf("audit", "results/smoke", "--cell", "table_6_2:2:PBLF-BO", cwd=smoke_run)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from pblf.audit import walk
 from pblf.cli import main
 from pblf.core.provenance import read_record, record_path
+from conftest import stage_config_in
 
 
 def test_record_path_mirrors_the_results_layout(tmp_path):
@@ -18,8 +19,10 @@ def test_record_path_mirrors_the_results_layout(tmp_path):
 
 
 def select_standard(results: Path, budget: int = 3) -> Path:
-    config = results.parent / "config.yaml"
-    config.write_text("standard: {b2: 1}\n")
+    """Standard's selection, from a stage config inside ``results`` with its record (as the workflow makes them)."""
+    given = results.parent / "config.yaml"
+    given.write_text("standard: {b2: 1}\n")
+    config = stage_config_in(results, given, "select")
     out = results / "select" / f"b{budget}"
     code = main(["--results", str(results), "select-standard", "--config", str(config), "--budget", str(budget),
                  "--out", str(out)])
@@ -31,7 +34,8 @@ def test_a_command_writes_a_complete_record(tmp_path):
     results = tmp_path / "results"
     out = select_standard(results)
     record = read_record(out, results)
-    assert record["outputs"][0]["path"] == str(out)
+    assert record["outputs"][0]["path"] == "select/b3/Standard.json"  # relative to the results folder
+    assert record["inputs"] == [{"path": "config/select.json", "sha256": record["inputs"][0]["sha256"]}]
     assert len(record["outputs"][0]["sha256"]) == 64
     assert record["command"][:2] == ["pblf", "--results"] and record["stage"] == "select-standard"
     for key in ("git_commit", "git_dirty"):

@@ -17,9 +17,10 @@ import yaml
 from pblf.cli import main
 from pblf.core.candidate import Candidate
 from pblf.core.config import validate
+from pblf.core.files import LOCK
 from pblf.core.layout import RunId
 from pblf.training.train import EXIT_PREEMPTED, initial_model, train_candidate, without_timing
-from tiny import tiny_config
+from tiny import tiny_config, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = {"w1": 0.3, "w2": -0.5, "b1": 0.1, "b2": 0.7, "mode": "0110"}
@@ -115,13 +116,6 @@ def test_seed_and_candidate_change_the_run(tmp_path):
     assert without_timing(a)["epochs"] != without_timing(c)["epochs"]
 
 
-def wait_for(path: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("delay", [0.0, 0.25], ids=["between-epochs", "during-epoch"])
 def test_sigkill_then_rerun_gives_the_uninterrupted_metrics(reference, tmp_path, delay):
     config, out = write_config(tmp_path), tmp_path / "run"
@@ -147,6 +141,27 @@ def test_sigterm_saves_mid_epoch_and_resumes_exactly(reference, tmp_path):
     assert os.stat(out / "checkpoint.pt").st_mtime_ns != mtime, "no checkpoint was written on SIGTERM"
     subprocess.run(train_cmd(config, out), check=True)
     assert metrics(out) == reference
+
+
+def test_a_second_train_of_a_run_folder_refuses_while_the_first_trains_on(reference, tmp_path):
+    """Two `pblf train` on one run folder: the second refuses at once, in one line naming the first's pid, with exit
+    status 2; the first (paused meanwhile, so that it cannot end first) then ends as if alone, and leaves neither
+    its lock file nor a temporary in the folder."""
+    config, out = write_config(tmp_path), tmp_path / "run"
+    first = subprocess.Popen(train_cmd(config, out))
+    wait_for(out / LOCK, f"{first.pid}\n")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run(train_cmd(config, out), capture_output=True, text=True)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2
+    refusal = (f"pblf train: error: {out} is being trained by another process (pid {first.pid}, lock file "
+               f"{out / LOCK}): wait for it to finish or stop it")
+    assert second.stderr.splitlines() == [refusal]
+    assert first.wait() == 0
+    assert metrics(out) == reference
+    assert [child.name for child in out.iterdir() if child.name.startswith(".")] == []  # no lock, no temporary
 
 
 def test_diverging_candidate_ends_with_status_diverged_and_exit_0(tmp_path):

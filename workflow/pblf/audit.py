@@ -6,14 +6,19 @@ record, whose data-set checksums are recomputed from the data set itself. Anythi
 byte in a metrics file, a checkpoint or the split, a deleted record, a missing input, a file or record that is not
 valid JSON) is a problem that names the file; the audit passes only when there is none.
 
-Results folders are what people send each other to audit, so nothing in one is trusted to act on: a record is
-checked to have the shape of a record before any field of it is used, the data set is located by the user's
-``--data-root`` (never by a path or setting read from the folder), and it is verified by hashing its files, without
-opening (let alone unpickling) them.
+Results folders are what people send each other to audit, so nothing in one is trusted to act on, and trust ends at
+the results folder and the data set: a record is checked to have the shape of a record before any field of it is
+used; every path it names must be relative to the results folder and stay inside it (no absolute path, no ``..``,
+no symbolic link on the way, none into the provenance store), or the audit fails naming the record, so no file
+outside the results folder is ever opened; a file without a record fails too, so every chain ends at the split,
+whose data set is located by the user's ``--data-root`` (never by a path or setting read from the folder) and
+verified by hashing its files, without opening (let alone unpickling) them. Since records name files relative to
+the results folder, a folder copied anywhere audits the same.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -23,10 +28,10 @@ from typing import Any
 
 from pblf.core.errors import InputError, UserError
 from pblf.core.files import file_digest, read_csv, read_json
-from pblf.core.layout import GENERALISATION, METRICS, Layout, RunId, find_run, working_folder
+from pblf.core.layout import GENERALISATION, METRICS, Layout, RunId, find_run
 from pblf.core.names import FIGURE_FORMATS, FIGURES, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS
 from pblf.core.provenance import (
-    STACK_KEYS, STORE, Outcome, code_fingerprint, environment, read_record, record_path, stack,
+    RECORD_VERSION, STACK_KEYS, STORE, Outcome, code_fingerprint, environment, read_record, record_path, stack,
 )
 from pblf.search.registry import methods
 
@@ -116,6 +121,10 @@ def _record_problem(record: Any) -> str | None:
     """What makes ``record`` not a provenance record (None when it is one): checked before any field is used."""
     if not isinstance(record, dict):
         return "it is not a JSON object"
+    if record.get("version") != RECORD_VERSION:
+        return (f"its version {record.get('version')!r} is not {RECORD_VERSION} (older records name files relative "
+                "to the folder the pipeline ran in, which this audit does not follow): rerun the pipeline into a "
+                "new results folder")
     for key in ("inputs", "outputs"):
         entries = record.get(key)
         if not isinstance(entries, list) or not all(
@@ -132,12 +141,14 @@ def walk(results: str | Path, targets: list[Path] | None = None,
          keep: Callable[[Path], bool] = lambda _: True, data_root: Path = Path("data")) -> Audit:
     """Verify ``targets`` (default: every table and figure) and everything they were made from, down to the data set
     under ``data_root``."""
-    walker = _Walker(Path(results), keep, data_root, working_folder(Path(results)))
+    walker = _Walker(Path(results), keep, data_root)
     targets = targets if targets is not None else default_targets(walker.results)
     if not targets:
         walker.audit.problems.append(f"{results}: no tables or figures to audit")
     for target in targets:
-        walker.visit(Path(target), 0, None)
+        path = walker.inside(Path(target), f"{target} (a file to audit)")
+        if path is not None:
+            walker.visit(path, 0, None)
     if walker.other_code:
         walker.audit.notes.append(
             f"{len(walker.other_code)} run(s) were trained by other training code than this checkout's "
@@ -161,8 +172,6 @@ class _Walker:
     results: Path
     keep: Callable[[Path], bool]
     data_root: Path
-    #: the folder the pipeline ran in, which recorded paths are relative to (pblf.core.layout.working_folder)
-    base: Path = Path(".")
     audit: Audit = field(default_factory=Audit)
     seen: set[str] = field(default_factory=set)
     other_code: list[Path] = field(default_factory=list)
@@ -172,10 +181,40 @@ class _Walker:
     #: this machine's stack, per device (computed when first needed: it imports torch)
     current_stacks: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
-    def locate(self, recorded: str) -> Path:
-        """Recorded paths are relative to the folder the pipeline ran in, the one that holds ``results/<name>``."""
-        path = Path(recorded)
-        return path if path.is_absolute() else self.base / path
+    def inside(self, path: Path, named_by: str) -> Path | None:
+        """``path`` as a path under the results folder, if it stays inside it: no symbolic link from the folder down
+        to it, and not in the provenance store; otherwise a problem naming who named it, and None (nothing is
+        opened)."""
+        relative = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(self.results)))
+        if relative.parts[:1] in ((), ("..",), (".",)):
+            self.audit.problems.append(f"{named_by}: {path} is outside {self.results}, where the audit's trust ends")
+            return None
+        link = self.link_on_the_way(relative)
+        if link is not None:
+            self.audit.problems.append(f"{named_by}: {link} is a symbolic link; a results folder holds files, and a "
+                                       "link could make it vouch for any file")
+            return None
+        if relative.parts[0] == STORE:
+            self.audit.problems.append(f"{named_by}: {path} is a provenance record, not a result")
+            return None
+        return self.results / relative
+
+    def link_on_the_way(self, relative: Path) -> Path | None:
+        """The first symbolic link on the way from the results folder down to ``relative`` under it, if any."""
+        for depth in range(1, len(relative.parts) + 1):
+            step = self.results.joinpath(*relative.parts[:depth])
+            if step.is_symlink():
+                return step
+        return None
+
+    def locate(self, recorded: str, record: Path) -> Path | None:
+        """A path a record names, which must be relative to the results folder and stay in it (:meth:`inside`)."""
+        named = Path(recorded)
+        if named.is_absolute() or ".." in named.parts:
+            self.audit.problems.append(f"{record}: names {recorded}, outside {self.results}, where the audit's trust "
+                                       "ends (the records of a run name files relative to its results folder)")
+            return None
+        return self.inside(self.results / named, str(record))
 
     def flag(self, path: Path, depth: int, mark: str, problem: str | None) -> None:
         if problem is not None:
@@ -208,8 +247,9 @@ class _Walker:
         if "split_of" in record and path.suffix == ".json":  # the split itself, not the arrays it shares a record with
             self.audit.problems.extend(_verify_dataset(path, self.data_root))
         for entry in record["inputs"]:
-            if self.keep(self.locate(entry["path"])):
-                self.visit(self.locate(entry["path"]), depth + 1, entry["sha256"])
+            found = self.locate(entry["path"], record_path(path, self.results))
+            if found is not None and self.keep(found):
+                self.visit(found, depth + 1, entry["sha256"])
         return None
 
     def stack_differences(self, recorded: dict[str, Any]) -> str:
@@ -233,7 +273,7 @@ class _Walker:
 
     def read_content(self, path: Path, depth: int) -> None:
         """A JSON file of the results must parse; a run's metrics note the training code it was trained with."""
-        if path.suffix != ".json" or not _inside(path, self.results):
+        if path.suffix != ".json":
             return
         try:
             content = read_json(path)
@@ -245,13 +285,15 @@ class _Walker:
 
     def record(self, path: Path, depth: int) -> dict[str, Any] | None:
         """The file's provenance record, checked in shape before any field is used (None: nothing to follow)."""
+        link = self.link_on_the_way(record_path(path, self.results).relative_to(self.results))
+        if link is not None:
+            self.flag(path, depth, "BAD RECORD", f"{record_path(path, self.results)}: {link} is a symbolic link; a "
+                                                 "record must be a file of the results folder")
+            return None
         try:
             record = read_record(path, self.results)
         except FileNotFoundError as err:
-            if _inside(path, self.results):
-                self.flag(path, depth, "NO RECORD", str(err))
-            else:
-                self.flag(path, depth, f"(outside {self.results}, checksum only)", None)
+            self.flag(path, depth, "NO RECORD", str(err))
             return None
         except InputError as err:
             self.flag(path, depth, "BAD RECORD", f"{record_path(path, self.results)}: the record of {path} is "
@@ -266,8 +308,12 @@ class _Walker:
 
     def check_outputs(self, path: Path, depth: int, record: dict[str, Any], actual: str) -> None:
         """The file equals what its own record says, and so do the other outputs of the same record."""
-        own = {str(self.locate(entry["path"])): entry["sha256"] for entry in record["outputs"]}
-        if own.get(str(path)) not in (None, actual):
+        named_by = record_path(path, self.results)
+        located = [(self.locate(entry["path"], named_by), entry["sha256"]) for entry in record["outputs"]]
+        own = {str(found): sha for found, sha in located if found is not None}
+        if str(path) not in own:
+            self.flag(path, depth, "NOT ITS RECORD", f"{named_by}: does not name {path} among its outputs")
+        elif own[str(path)] != actual:
             self.flag(path, depth, "CHANGED SINCE RECORDED", f"{path}: sha256 differs from its own provenance record")
         for other, sha in sorted(own.items()):
             if other != str(path) and (not Path(other).is_file() or file_digest(other) != sha):
@@ -282,14 +328,6 @@ def _difference(key: str, then: Any, here: Any) -> str:
         only_then, only_here = sorted(set(then) - set(here)), sorted(set(here) - set(then))
         return f"{key}: {' '.join(only_then) or 'none'} only then, {' '.join(only_here) or 'none'} only here"
     return f"{key}: {'not recorded' if then is None else then}, here {here}"
-
-
-def _inside(path: Path, results: Path) -> bool:
-    try:
-        path.resolve().relative_to(results.resolve())
-    except ValueError:
-        return False
-    return STORE not in path.parts
 
 
 def stage_audit(results_dir: Path, cell: str | None = None, file: list[Path] | None = None,

@@ -23,12 +23,18 @@ import importlib
 import inspect
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pblf.core.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, INTERRUPTED, ConfigError, OutputError, UserError
+from pblf.core.errors import (
+    EXIT_INTERRUPTED, EXIT_PREEMPTED, EXIT_USER_ERROR, INTERRUPTED, PREEMPTION_SIGNALS, ConfigError, OutputError,
+    Preempted, UserError,
+)
 from pblf.core.files import IOLog, ensure_writable, track
 from pblf.core.layout import LR_SCALINGS, RunId
 from pblf.core.names import FIGURES, RUN_KINDS
@@ -235,17 +241,42 @@ def _arguments(stage, args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _write_records_or_undo(io: IOLog, outcome: Outcome, args: argparse.Namespace, argv: list[str],
-                           started: str) -> None:
-    """Write the records of a stage's outputs; if that fails, remove the outputs, so that no result is left
-    without its record (the audit would refuse it, but a person might not)."""
+#: Seconds to wait before each new try of a failed record write (a full disk may be freed by another job's end, a
+#: network file system may come back).
+RECORD_RETRIES = (0.5, 2.0)
+
+
+def _write_records(io: IOLog, outcome: Outcome, args: argparse.Namespace, argv: list[str], started: str) -> None:
+    """Write the records of a stage's outputs, trying again after :data:`RECORD_RETRIES`; if they still cannot be
+    written, keep the outputs (a training run's checkpoint and metrics took hours) and say how to finish: a rerun
+    writes the records, and a training run resumes from its finished checkpoint without training again. An output
+    without a record is no result to the audit meanwhile."""
+    for delay in (*RECORD_RETRIES, None):
+        try:
+            write_records(io, outcome, args.command, argv, started, args.results)
+            return
+        except OutputError as err:
+            if delay is None:
+                raise OutputError(f"{err}; kept the outputs ({', '.join(map(str, io.outputs))}): fix that, then rerun "
+                                  "the same command, which writes the missing records (a training run resumes from "
+                                  "its finished checkpoint, without training again)") from None
+            time.sleep(delay)
+
+
+@contextmanager
+def preemption_stops() -> Iterator[None]:
+    """A preemption signal stops the command with :class:`Preempted` (exit status 75, which a scheduler retries)
+    wherever it arrives: the training loop takes the signals over while it runs, saves and raises it itself; outside
+    it, between the last epoch and the records say, the default would end the process with 143."""
+    def stop(signum: int, _frame: Any) -> None:
+        raise Preempted(f"signal {signal.Signals(signum).name}")
+
+    previous = {signum: signal.signal(signum, stop) for signum in PREEMPTION_SIGNALS}
     try:
-        write_records(io, outcome, args.command, argv, started, args.results)
-    except OutputError as err:
-        for path in io.outputs:
-            path.unlink(missing_ok=True)
-        raise OutputError(f"{err}; removed the outputs without a record: {', '.join(map(str, io.outputs))}") \
-            from None
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -268,12 +299,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = now()
     try:
         stage = _stage(args.stage)
-        if args.writes:  # outputs and their records are written together: check where records go first
-            ensure_writable(args.results / STORE)
-        with track() as io:
-            outcome = stage(**_arguments(stage, args)) or Outcome()
-        if outcome.exit_code == 0 and io.outputs:
-            _write_records_or_undo(io, outcome, args, argv, started)
+        if not args.writes:  # pblf run, audit, plan, ...: signals as usual (pblf run's Snakemake handles its own)
+            return (stage(**_arguments(stage, args)) or Outcome()).exit_code
+        ensure_writable(args.results / STORE)  # outputs and their records are written together: check that first
+        with preemption_stops():
+            with track() as io:
+                outcome = stage(**_arguments(stage, args)) or Outcome()
+            if outcome.exit_code == 0 and io.outputs:
+                _write_records(io, outcome, args, argv, started)
+    except Preempted as err:
+        print(f"pblf {args.command}: preempted ({err}); rerun the same command to continue (what it finished, and "
+              "a training run's checkpoint, is kept)", file=sys.stderr)
+        return EXIT_PREEMPTED
     except UserError as err:
         if os.environ.get("PBLF_DEBUG"):
             raise

@@ -8,12 +8,23 @@ mistaken for a typo. Each subclass also derives from the built-in type that call
 (``ValueError`` for bad values, ``RuntimeError`` for an environment that cannot do the job).
 """
 
+import signal
+
 #: Exit status of a command that stopped on a :class:`UserError` (argparse uses the same for bad arguments).
 EXIT_USER_ERROR = 2
 #: Exit status after a Ctrl-C, as a shell reports a process ended by SIGINT; and what ``pblf`` says then, once, in
 #: place of a traceback (a Ctrl-C reaches every job of a terminal's process group, and Snakemake shows their logs).
 EXIT_INTERRUPTED = 130
 INTERRUPTED = "interrupted; rerun the same command to continue (finished runs and checkpoints are kept)"
+#: Exit status after a preemption signal (SLURM's SIGTERM, or SIGUSR1 before a time limit): "try again"
+#: (EX_TEMPFAIL), which a scheduler retries; whatever the command finished, and a training run's checkpoint, is kept.
+EXIT_PREEMPTED = 75
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Preempted(Exception):
+    """A preemption signal stopped the command: inside a training loop after saving the state, anywhere else at
+    once (between the last epoch and the records, say)."""
 
 
 class UserError(Exception):

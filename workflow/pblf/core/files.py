@@ -1,7 +1,10 @@
 """Every file a stage reads or writes goes through here: atomic, byte-stable writes, checked reads, and a log of both.
 
 * **Atomic writes.** A result that a killed job left half-written must never look finished, so everything is written
-  to a temporary file in the same folder and renamed into place.
+  to a temporary file in the same folder and renamed into place. Each write has a temporary of its own, so two
+  writers of one path leave one writer's bytes, never a mix of both.
+* **One writer per folder.** A folder that one process fills over a long time (a run folder while it trains) is
+  held with :func:`folder_lock`; a second process that wants it refuses at once, naming the holder.
 * **Byte-stable writes.** The same data must always give the same bytes (tables and records are compared byte for
   byte across reruns): JSON with sorted keys, CSV with Unix line ends and a fixed column list.
 * **Checked reads.** A missing, undecodable or malformed input is an :class:`~pblf.core.errors.InputError` that names the
@@ -17,17 +20,23 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import csv
+import errno
+import fcntl
 import hashlib
 import io
 import json
+import logging
 import math
 import os
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pblf.core.errors import InputError, OutputError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,22 +77,38 @@ def note_output(path: str | Path) -> None:
 
 # ------------------------------------------------------------------------------------------------------- writing
 
+#: How the temporary files of :func:`write_bytes` end (they are hidden: ``.<name>.<random>.tmp``).
+TEMPORARY = ".tmp"
+
 
 def write_bytes(data: bytes, path: str | Path) -> Path:
     """Write ``data`` atomically: a temporary file in the same folder, flushed to disk, then renamed into place."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _replace(path, data)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
     note_output(path)
     return path
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` through a temporary that no other writer can share (a random name, created
+    exclusively), so that two writers of one path each rename a whole file of their own: a shared name let one
+    truncate, mix or rename away the other's bytes. It is created with mode 0666 less the umask, as ``open()`` would
+    create ``path`` (no umask to read), and removed if anything fails."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}{TEMPORARY}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def ensure_writable(folder: str | Path) -> None:
@@ -126,6 +151,96 @@ def write_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str], path: str 
     writer.writeheader()
     writer.writerows(rows)
     return write_text(buffer.getvalue(), path)
+
+
+# ------------------------------------------------------------------------------------------------------- locking
+
+#: The lock file of a folder held by :func:`folder_lock`: hidden, holding the holder's pid, and never an output (it is
+#: not written through :func:`write_bytes`, so no provenance record lists it).
+LOCK = ".pblf.lock"
+#: What flock raises where the file system has no file locks (Lustre mounted with noflock, some NFS set-ups).
+NO_LOCKS = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, activity: str) -> Iterator[Path | None]:
+    """Hold ``folder`` for this process alone until the block ends (creating it), or refuse at once with an
+    OutputError naming the holder's pid; ``activity`` is what the holder does there, for the message ("trained").
+
+    Refusing rather than waiting: a second writer is a mistake (one command started twice, two workflows on one
+    results folder) that should be seen at once, and a waiting job would hold its slot and GPU idle for as long as
+    the first trains (hours), only to find the work done. An flock, not a pid file, because the kernel releases it
+    whenever the holder ends, SIGKILL included, so a lock file a killed process left is no obstacle. The lock file is
+    removed on release while still held (:func:`_take` copes), so a finished folder holds only its results. Where
+    the file system has no file locks the block runs unlocked, with a warning, and gets None: a safeguard against a
+    rare mistake must not stop every job."""
+    folder = Path(folder)
+    lock = folder / LOCK
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = _take(lock)
+    except BlockingIOError:
+        raise OutputError(f"{folder} is being {activity} by another process (pid {_holder(lock)}, lock file {lock}): "
+                          "wait for it to finish or stop it") from None
+    except OSError as err:
+        if err.errno not in NO_LOCKS:
+            raise OutputError(f"cannot lock {folder} ({lock}): {err.strerror or err}") from None
+        log.warning("%s cannot be locked (%s: the file system has no file locks), so nothing stops a second process "
+                    "from writing into it too", folder, err.strerror)
+        lock.unlink(missing_ok=True)
+        yield None
+        return
+    try:
+        _claim(folder, descriptor)
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):  # a lock file left behind is harmless: the next holder takes it over
+            lock.unlink()
+        os.close(descriptor)
+
+
+def _claim(folder: Path, descriptor: int) -> None:
+    """Write this process's pid into the lock file it holds (the refusal of a second process names it), and remove
+    the temporary files a killed writer left in ``folder`` (while the lock is held, no one else writes there)."""
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    for leftover in folder.glob(f".*{TEMPORARY}"):
+        leftover.unlink(missing_ok=True)
+
+
+def _take(lock: Path) -> int:
+    """A descriptor of ``lock`` that holds its flock; BlockingIOError while another process holds it.
+
+    A releasing holder removes the file, so the flock may land on a file that has just left the folder: a lock on
+    it would exclude nobody who opens the path now, so open the path again until the lock is on the file it names."""
+    while True:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _names(lock, descriptor):
+                return descriptor
+        except BaseException:
+            os.close(descriptor)
+            raise
+        os.close(descriptor)
+
+
+def _names(path: Path, descriptor: int) -> bool:
+    """Whether ``path`` is (still) the file open as ``descriptor``."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(descriptor)
+    return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _holder(lock: Path) -> str:
+    """The pid the holder of ``lock`` wrote into it, for the refusal ("unknown" in the instant before it writes)."""
+    try:
+        return lock.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 # ------------------------------------------------------------------------------------------------------- reading

@@ -11,6 +11,13 @@ Records live in one store beside the results, ``<results>/provenance/<path of th
 (one per output file; an invocation with several outputs writes the same record under each), so that tables and
 figures themselves stay free of timestamps and byte-identical across reruns. An output written outside the results
 folder gets its record next to it, as ``<output>.prov.json``.
+
+Every path in a record is relative to the results folder (version 2), so that a results folder copied anywhere, with
+or without the checkout, audits the same, and so that the audit never has to follow a path out of it: a file read
+from elsewhere is recorded by its absolute path, which the audit refuses. The one outside input a run needs, its
+config files, is recorded by name and sha256 in the stage config's record (``config_files``), not as an input: the
+stage config inside the results folder is what every stage reads. The data set is named by the split record's
+checksums, which the audit recomputes under a data root the auditor gives.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 from pblf.core.config import config_hash
 from pblf.core.files import IOLog, file_digest, read_json, write_json
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 STORE = "provenance"
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "seaborn", "snakemake",
             "snakemake-executor-plugin-slurm", "pyyaml", "jsonschema", "tabulate")
@@ -209,24 +216,31 @@ def machine_name(device: str) -> str:
     return torch.cuda.get_device_name() if device == "cuda" else cpu_name()
 
 
-def file_entry(path: str | Path) -> dict[str, str]:
+def file_entry(path: str | Path, results: str | Path) -> dict[str, str]:
+    """A file as a record names it: its path relative to the results folder ``results`` (its absolute path if it
+    lies elsewhere, which the audit refuses to follow) and its sha256."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cannot record {path}: it does not exist")
-    return {"path": str(path), "sha256": file_digest(path)}
+    try:
+        name = path.resolve().relative_to(Path(results).resolve()).as_posix()
+    except ValueError:
+        name = str(path.resolve())
+    return {"path": name, "sha256": file_digest(path)}
 
 
 def write_records(io: IOLog, outcome: Outcome, stage: str, argv: Sequence[str], started: str,
                   results: str | Path = "results") -> list[Path]:
     """Write one record per output in ``io`` (what ``stage`` wrote, run as ``pblf ARGV``); returns the record
     paths."""
+    outputs = sorted({str(p) for p in io.outputs})
     record = {
         "version": RECORD_VERSION,
         "stage": stage,
         "command": ["pblf", *argv],
         "cwd": os.getcwd(),
-        "inputs": [file_entry(p) for p in sorted({str(p) for p in io.inputs})],
-        "outputs": [file_entry(p) for p in sorted({str(p) for p in io.outputs})],
+        "inputs": [file_entry(p, results) for p in sorted({str(p) for p in io.inputs})],
+        "outputs": [file_entry(p, results) for p in outputs],
         "config": outcome.config,
         "config_sha256": None if outcome.config is None else config_hash(outcome.config),
         "code": code_version(list(io.inputs)),
@@ -235,7 +249,7 @@ def write_records(io: IOLog, outcome: Outcome, stage: str, argv: Sequence[str], 
         "ended": now(),
         **outcome.extra,
     }
-    return [write_json(record, record_path(entry["path"], results)) for entry in record["outputs"]]
+    return [write_json(record, record_path(path, results)) for path in outputs]
 
 
 def read_record(output: str | Path, results: str | Path = "results") -> dict[str, Any]:
@@ -247,17 +261,18 @@ def read_record(output: str | Path, results: str | Path = "results") -> dict[str
 
 def write_stage_config(subset: dict[str, Any], out: str | Path, configfiles: Sequence[str | Path],
                        log_path: str | Path) -> Path:
-    """Snakemake's ``stage_config`` rule: write a stage's config subset as canonical JSON, with its record, whose
-    inputs are the config files Snakemake merged (read here, so the record has their sha256 and names any that git
-    does not track)."""
-    from pblf.core.files import read_text, track, write_text
+    """Snakemake's ``stage_config`` rule: write a stage's config subset as canonical JSON, with its record, which
+    names the config files Snakemake merged (``config_files``: each as given, its sha256, and whether git tracks it)
+    without making them inputs: they lie outside the results folder, which the audit does not leave."""
+    from pblf.core.files import track, write_text
 
     started = now()
+    untracked = set(code_version([Path(f) for f in configfiles])["untracked_inputs"])
+    files = [{"path": str(f), "sha256": file_digest(f),
+              "untracked": os.path.relpath(Path(f).resolve(), REPO) in untracked} for f in configfiles]
     with track() as io:
-        for configfile in configfiles:
-            read_text(configfile)
         path = write_json(subset, out)
-    write_records(io, Outcome(config=subset), "stage_config", ["(snakemake stage_config)", str(path)], started,
-                  Path(out).parents[1])
+    write_records(io, Outcome(config=subset, extra={"config_files": files}), "stage_config",
+                  ["(snakemake stage_config)", str(path)], started, Path(out).parents[1])
     write_text(f"wrote {path} from {', '.join(map(str, configfiles))}\n", log_path)
     return path

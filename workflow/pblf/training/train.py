@@ -14,6 +14,8 @@ is a single run. Training is built to be
 * resumable: each run writes a checkpoint atomically after every epoch (and when SLURM's SIGTERM/SIGUSR1 arrives, in
   the middle of one); rerunning the same command after any kill continues and ends with the same metrics as an
   uninterrupted run;
+* one process at a time: a run folder is locked while it trains (:func:`pblf.core.files.folder_lock`), and a second
+  command on it refuses at once, naming the first;
 * tolerant of bad candidates: a NaN or infinite loss ends the run with status ``diverged`` and exit status 0, so the
   search records the candidate and goes on;
 * fast on a GPU: data resident on the device, whole-batch augmentation, channels_last, optional bf16 autocast and
@@ -22,6 +24,7 @@ is a single run. Training is built to be
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -31,6 +34,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -40,8 +44,8 @@ import torch.nn.functional as F
 
 from pblf.core.candidate import Candidate, read_candidate, read_proposal
 from pblf.core.config import check_device, load_config, stage_config
-from pblf.core.errors import ConfigError
-from pblf.core.files import read_bytes, read_json, write_bytes, write_json
+from pblf.core.errors import EXIT_PREEMPTED, PREEMPTION_SIGNALS, ConfigError, Preempted
+from pblf.core.files import folder_lock, note_output, read_bytes, read_json, write_bytes, write_json
 from pblf.core.layout import CHECKPOINT, METRICS, RunId
 from pblf.core.provenance import Outcome, code_fingerprint, machine_name
 from pblf.core.seeding import derive_seed
@@ -54,18 +58,11 @@ from pblf.training.schedule import learning_rate
 
 log = logging.getLogger(__name__)
 
-#: Exit status after a preemption signal: "try again" (EX_TEMPFAIL). The checkpoint holds everything done so far.
-EXIT_PREEMPTED = 75
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 #: Names the way random numbers are drawn; a checkpoint written under another scheme is stale.
 SEEDING = "common random numbers: (base seed, seed, stream)"
 #: Fields of an epoch row that measure the machine, not the training; determinism checks ignore them (and the run's
 #: ``measured_on``, the machine they were measured on).
 TIMING_FIELDS = ("seconds", "images_per_second")
-
-
-class Preempted(Exception):
-    """Raised inside the epoch loop when SLURM asked the job to stop; the state was saved first."""
 
 
 # ---------------------------------------------------------------------------------------------------- set-up
@@ -345,30 +342,42 @@ def train_pack(cfg: dict[str, Any], specs: list[RunSpec], split: dict[str, Any] 
     left at different points (an earlier pack, a run already finished) train in groups of runs that stand at the same
     point. The data come from the arrays of the split record read from ``split_folder`` (the data stage's), or from
     the data set itself. ``cfg`` is a validated config (only seed, device, deterministic, data, model and train are
-    read). Raises :class:`Preempted` after saving every run when a preemption signal arrives."""
+    read). Every run folder is locked first (:func:`_holding`): an OutputError, before any work, when another
+    process trains one of them. Raises :class:`Preempted` after saving every run when a preemption signal arrives."""
     configs = {json.dumps(run_config(cfg, spec.run)["train"], sort_keys=True) for spec in specs}
     if len({(spec.run.seed, spec.run.budget) for spec in specs}) != 1 or len(configs) != 1:
         raise ValueError("the runs of a pack must share their seed, budget and training config")
-    cfg = run_config(cfg, specs[0].run)
-    split = split or make_split(cfg["data"], cfg["seed"])
-    set_determinism(cfg["deterministic"], compiled=cfg["train"]["compile"])
-    device = resolve_device(cfg["device"])
-    splits = load_splits(cfg["data"], split, device, split_folder)
-    members = [_member(cfg, spec, split, splits) for spec in specs]
-    with _StopFlag() as stop:
-        groups: dict[tuple[Any, ...], list[_Member]] = {}
-        for number, member in enumerate(members):  # a learning run trains alone: its op is not a pack's
-            groups.setdefault((*member.resumed_at, member.spec.learn and number), []).append(member)
-        for group in groups.values():
-            _train_group(cfg, group, splits, device, kind, stop)
+    with _holding([spec.out_dir for spec in specs]):
+        cfg = run_config(cfg, specs[0].run)
+        split = split or make_split(cfg["data"], cfg["seed"])
+        set_determinism(cfg["deterministic"], compiled=cfg["train"]["compile"])
+        device = resolve_device(cfg["device"])
+        splits = load_splits(cfg["data"], split, device, split_folder)
+        members = [_member(cfg, spec, split, splits) for spec in specs]
+        with _StopFlag() as stop:
+            groups: dict[tuple[Any, ...], list[_Member]] = {}
+            for number, member in enumerate(members):  # a learning run trains alone: its op is not a pack's
+                groups.setdefault((*member.resumed_at, member.spec.learn and number), []).append(member)
+            for group in groups.values():
+                _train_group(cfg, group, splits, device, kind, stop)
     return [member.result for member in members]
 
 
+@contextlib.contextmanager
+def _holding(folders: list[Path]) -> Iterator[None]:
+    """Lock every run folder of a pack (creating it) until training ends. The folders are taken in one fixed order,
+    so that of two packs that share a run one trains and the other refuses, rather than each taking a part and
+    both refusing."""
+    with contextlib.ExitStack() as held:
+        for folder in sorted(set(folders)):
+            held.enter_context(folder_lock(folder, "trained"))
+        yield
+
+
 def _member(cfg: dict[str, Any], spec: RunSpec, split: dict[str, Any], splits: Splits) -> _Member:
-    """Prepare one run: its folder, the checkpoint it continues (its own, or a promoted run's predecessor's), its
-    initial weights (the seed's, for every candidate) and what its checkpoint holds."""
+    """Prepare one run (its folder exists and is locked): the checkpoint it continues (its own, or a promoted run's
+    predecessor's), its initial weights (the seed's, for every candidate) and what its checkpoint holds."""
     out_dir = spec.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / CHECKPOINT
     promoted = spec.resume_from and {"run": str(spec.resume_from),
                                      "epoch": len(read_json(Path(spec.resume_from) / METRICS)["epochs"])}
@@ -383,6 +392,7 @@ def _member(cfg: dict[str, Any], spec: RunSpec, split: dict[str, Any], splits: S
         payload["epoch"], EpochStats(**payload["stats"]), payload["epoch_rng"], payload["history"])
     if state.epoch or state.stats.step:
         log.info("resuming from %s at epoch %d, step %d", checkpoint, state.epoch + 1, state.stats.step)
+        note_output(checkpoint)  # the run's, even when an earlier try wrote it all (a rerun for its lost records)
     result = {
         "run": spec.run.to_dict(),
         "candidate": spec.candidate.to_dict(),
