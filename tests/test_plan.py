@@ -129,7 +129,10 @@ def test_plan_prints_wall_times(thesis, capsys):
     plan.stage_plan([ROOT / "config.yaml"], gpus=8, seconds_per_epoch=55)
     out = capsys.readouterr().out
     assert "total" in out and "33,000" in out and "on 8 GPUs" in out and "days" in out
-    plan.stage_plan([ROOT / "config.yaml"])
+    plan.stage_plan([ROOT / "config.yaml"])  # the committed GPU measurement, and what each fast option gives
+    out = capsys.readouterr().out
+    assert "at 3.998 s per epoch (measured on NVIDIA H200" in out and "+ packs of 8" in out
+    plan.stage_plan([ROOT / "config.yaml", ROOT / "presets/demo.yaml"])  # a network no GPU benchmark measured
     assert "give --seconds-per-epoch" in capsys.readouterr().out
 
 
@@ -164,3 +167,31 @@ def test_several_searches_multiply_the_search_cost_but_not_its_chain(thesis):
     assert (both.runs, both.epochs, both.chain) == (2 * one.runs, 2 * one.epochs, one.chain)
     assert both.detail == "PBLF-BO, 100 epochs, 2 searches" and one.detail == "PBLF-BO, 100 epochs"
     assert plan.critical_epochs(two) == plan.critical_epochs(thesis)  # the searches run side by side
+
+
+def test_plan_reads_the_committed_gpu_measurement_and_its_packs(thesis):
+    """Until a new GPU run replaces it, the H200 measurement of 2026-12-04 seeds the plan: one run alone at its
+    measured epoch time, a pack's time scaled from its 10,000-image runs to 45,000 images, per run."""
+    times = plan.gpu_epoch_times(thesis)
+    assert times is not None and "h200-2026-12-04/gpu_bench.json" in times.source and "H200" in times.source
+    assert times.alone == 3.998 and sorted(times.packed) == [2, 4, 8, 16]
+    assert times.packed[8] == pytest.approx(2.031 * 4.5 / 8)
+    assert times.per_run(1) == 3.998 and times.per_run(6) == times.packed[4] and times.per_run(32) == times.packed[16]
+    graphs = {**thesis, "train": {**thesis["train"], "compile": True, "compile_mode": "reduce-overhead"}}
+    assert plan.gpu_epoch_times(graphs).alone == 1.828
+    assert plan.gpu_epoch_times({**thesis, "model": {**thesis["model"], "depth": 28}}) is None
+
+
+def test_wall_time_is_the_work_over_the_gpus_or_the_chain(thesis):
+    times = plan.EpochTimes("by hand", alone=2.0, packed={4: 0.5})
+    alone = plan.wall_time(thesis, times, gpus=1)
+    assert alone.gpu_hours == pytest.approx(33_000 * 2.0 / 3600)
+    assert alone.chain_hours == pytest.approx(10_700 * 2.0 / 3600) and alone.wall_hours == alone.gpu_hours
+    packed = {**thesis, "resources": {**thesis["resources"], "runs_per_job": 4}}
+    assert plan.wall_time(packed, times, gpus=1).gpu_hours == pytest.approx(33_000 * 0.5 / 3600)
+    wide = plan.wall_time(packed, times, gpus=100)
+    assert wide.wall_hours == wide.chain_hours == pytest.approx(10_700 * 2.0 / 3600)  # q = 1: the chain trains alone
+    options = plan.fast_options(thesis)
+    assert list(options) == ["as configured", "+ CUDA graphs", "+ packs of 8", "+ batch BO (q = 8)"]
+    batched = options["+ batch BO (q = 8)"]["search"]["bo"]
+    assert (batched["n_acq"], batched["iterations"]) == (8, 13) and thesis["search"]["bo"]["n_acq"] == 1

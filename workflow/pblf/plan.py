@@ -264,17 +264,98 @@ def epoch_variant(train_cfg: dict[str, Any]) -> str:
     return f"bf16={'on' if train_cfg['bf16'] else 'off'} compile={compile_mode(train_cfg) or 'off'}"
 
 
-def measured_seconds_per_epoch(config: dict[str, Any], results: Path = BENCHMARKS) -> float | None:
-    """Seconds per epoch of WRN-16-2 on CIFAR-10 as measured on a GPU by benchmarks/bench_train.py (the variant the
-    config trains with, one run per process), or None when there is no such measurement or the config trains
-    something else."""
-    path = results / "cuda-bench_train.json"
+#: The GPU measurements ``pblf plan`` reads, newest first (each relative to :data:`BENCHMARKS`): a run of
+#: ``benchmarks/bench_train.py --device cuda``, then the first measurement of this project's code on a GPU (an
+#: NVIDIA H200, 2026-12-04, torch 2.11: the same benchmark functions), which seeds the plan until a new run
+#: replaces it.
+GPU_MEASUREMENTS: tuple[str, ...] = ("cuda-bench_train.json", "h200-2026-12-04/gpu_bench.json")
+#: The training images of one CIFAR-10 epoch of the pipeline (50,000 less the validation split's 5,000).
+EPOCH_IMAGES = 45_000
+
+
+@dataclass(frozen=True)
+class EpochTimes:
+    """Seconds of one WRN-16-2 CIFAR-10 epoch (evaluation included) per run on a GPU, for one training variant
+    (precision and compile mode): alone, and per run in a fused pack of K (``packed``), as a benchmark measured."""
+
+    source: str
+    alone: float
+    packed: dict[int, float]
+
+    def per_run(self, size: int) -> float:
+        """Seconds per run-epoch in packs of ``size``: the largest pack measured that is not larger (a pack of 6
+        counts as one of 4 measured: never faster than measured)."""
+        measured = [k for k in self.packed if k <= size]
+        return self.packed[max(measured)] if size > 1 and measured else self.alone
+
+
+def gpu_epoch_times(config: dict[str, Any], results: Path = BENCHMARKS) -> EpochTimes | None:
+    """The epoch times of the variant ``config`` trains, from the newest of :data:`GPU_MEASUREMENTS`; None when
+    there is none or the config trains another network or data set. A pack's time, measured on runs of
+    ``d_pack.train_images`` images, is scaled to :data:`EPOCH_IMAGES` in proportion (a launch-bound step's time
+    grows with the steps, not the arithmetic)."""
     model, data = config["model"], config["data"]
-    if not path.is_file() or (model["depth"], model["widen_factor"], model["base_width"], data["dataset"]) != \
-            (16, 2, 16, "cifar10"):
+    if (model["depth"], model["widen_factor"], model["base_width"], data["dataset"]) != (16, 2, 16, "cifar10"):
         return None
-    variants = json.loads(path.read_text()).get("c_epoch", {}).get("variants", {})
-    return variants.get(epoch_variant(config["train"]), {}).get("seconds_per_epoch_with_eval")
+    variant = epoch_variant(config["train"])
+    for name in GPU_MEASUREMENTS:
+        path = results / name
+        if not path.is_file():
+            continue
+        measured = json.loads(path.read_text())
+        alone = measured.get("c_epoch", {}).get("variants", {}).get(variant, {}).get("seconds_per_epoch_with_eval")
+        if alone is None:
+            return None
+        pack = measured.get("d_pack", {})
+        scale = EPOCH_IMAGES / pack["train_images"] if pack.get("train_images") else 0.0
+        packed = {row["pack_size"]: row["seconds_per_epoch_with_eval"] * scale / row["pack_size"]
+                  for key, row in pack.get("variants", {}).items()
+                  if key.startswith(f"{variant} pack=") and scale}
+        return EpochTimes(f"measured on {measured.get('device', 'a GPU')}, benchmarks/results/{name}", alone, packed)
+    return None
+
+
+def measured_seconds_per_epoch(config: dict[str, Any], results: Path = BENCHMARKS) -> float | None:
+    """Seconds per epoch of one run alone, as :func:`gpu_epoch_times` finds it (None without a measurement)."""
+    times = gpu_epoch_times(config, results)
+    return None if times is None else times.alone
+
+
+@dataclass(frozen=True)
+class WallTime:
+    """What a config costs on G GPUs at measured epoch times: GPU hours, the chain's hours, and the wall time."""
+
+    gpu_hours: float
+    chain_hours: float
+    wall_hours: float
+
+
+def wall_time(config: dict[str, Any], times: EpochTimes, gpus: int) -> WallTime:
+    """GPU time at the per-run epoch time of the config's packs (``resources.runs_per_job``), and the wall time:
+    that work spread over ``gpus``, or the longest chain (:func:`critical_epochs`), whichever is longer. A chain
+    epoch trains one search iteration's candidates side by side (``n_acq + n_random``, in one pack when
+    ``runs_per_job`` holds them, else alone), and every epoch of the chain is counted so: with batches, an upper
+    bound (the chain's initial batch and its reruns also train alone, faster)."""
+    pack = config["resources"]["runs_per_job"]
+    bo = config["search"]["bo"]
+    batch = bo["n_acq"] + bo["n_random"]
+    work = sum(cost.expected for cost in stage_costs(config))
+    chain_epoch = times.per_run(batch) * batch if 1 < batch <= pack else times.alone
+    gpu = work * times.per_run(pack) / 3600
+    chain = critical_epochs(config) * chain_epoch / 3600
+    return WallTime(gpu, chain, max(gpu / gpus, chain))
+
+
+def fast_options(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The config, and the same study with each option the GPU benchmark measured added in turn: CUDA graphs, packs
+    of 8, and PBLF-BO in batches of 8 (the same trainings in an eighth of the iterations: a protocol change,
+    ``benchmarks/bench_batch_bo.py`` measures what it costs in quality)."""
+    graphs = {**config, "train": {**config["train"], "compile": True, "compile_mode": "reduce-overhead"}}
+    packs = {**graphs, "resources": {**graphs["resources"], "runs_per_job": 8}}
+    bo = config["search"]["bo"]
+    batched = {**packs, "search": {**packs["search"], "bo": {**bo, "n_acq": 8, "n_random": 0,
+                                                             "iterations": -(-bo["iterations"] * (bo["n_acq"] + bo["n_random"]) // 8)}}}
+    return {"as configured": config, "+ CUDA graphs": graphs, "+ packs of 8": packs, "+ batch BO (q = 8)": batched}
 
 
 def _hours(epochs: float, seconds_per_epoch: float) -> str:
@@ -288,9 +369,10 @@ def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | Non
     cfg = load_config(config)
     if gpus < 1 or (seconds_per_epoch is not None and not seconds_per_epoch > 0):
         raise ConfigError(f"--gpus {gpus} must be >= 1 and --seconds-per-epoch {seconds_per_epoch} > 0")
-    source = "given"
+    source, times = "given", None
     if seconds_per_epoch is None:
-        seconds_per_epoch, source = measured_seconds_per_epoch(cfg), "measured by benchmarks/bench_train.py"
+        times = gpu_epoch_times(cfg)
+        seconds_per_epoch, source = (None, "") if times is None else (times.alone, times.source)
     costs = stage_costs(cfg)
     pruned = cfg["search"]["pruning"]["enabled"]
     width = max(24, *(len(cost.detail) for cost in costs))
@@ -318,6 +400,14 @@ def stage_plan(config: list[Path], gpus: int = 1, seconds_per_epoch: float | Non
         lines.append(f"at {seconds_per_epoch:g} s per epoch ({source}) on {gpus} GPU{'s' if gpus > 1 else ''}: "
                      f"{_hours(work, seconds_per_epoch)} of GPU time; at least {_hours(wall / seconds_per_epoch, seconds_per_epoch)} "
                      f"of wall time (the longest chain alone, {chain:,} epochs, takes {_hours(chain, seconds_per_epoch)})")
+    if times is not None:
+        lines.append(f"on {gpus} GPU{'s' if gpus > 1 else ''} at the epoch times {times.source} (packs scaled to "
+                     f"{EPOCH_IMAGES:,} images):")
+        for name, option in fast_options(cfg).items():
+            option_times = gpu_epoch_times(option) or times
+            cost = wall_time(option, option_times, gpus)
+            lines.append(f"  {name:<22} {cost.gpu_hours:6.1f} h of GPU time, chain {cost.chain_hours:5.1f} h, "
+                         f"wall at least {cost.wall_hours:5.1f} h")
     print("\n".join(lines))
 
 
