@@ -57,8 +57,11 @@ def test_ctrl_c_stops_the_run_with_one_line_and_it_continues(tmp_path):
     pblf run shows none of their tracebacks, says in one line how to continue, and a dry run afterwards plans the
     rest (no stale lock)."""
     work = copy_workflow(tmp_path / "wf")
+    # a test runner started in the background by a shell without job control inherits SIGINT ignored, and so would
+    # pblf and Snakemake: give them the terminal's default, as a person typing the command has
     process = subprocess.Popen([str(BIN / "pblf"), "run", "smoke", "--", "--cores", "2"], cwd=work, env=env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not list((work / "results" / "smoke" / "runs").rglob("metrics.json")):
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
