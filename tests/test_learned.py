@@ -110,23 +110,25 @@ def test_zero_hyper_lr_learns_nothing_and_trains_exactly_like_standard(tmp_path)
     assert learning["learned"] == learning_start("relu").to_dict() and learning["hypergrad"]["hyper_steps"] > 0
 
 
-def test_a_killed_learning_run_resumes_to_the_same_metrics(learned, tmp_path):
-    """SIGKILL inside the second epoch, then the same command: the same epochs, trajectory and learned candidate
-    (the updater's state, Adam's moments and the validation stream travel in the checkpoint)."""
-    config, out = write_config(tmp_path), tmp_path / "run"
-    proc = subprocess.Popen(learning_cmd(config, out))
+def test_a_killed_learning_run_resumes_to_the_same_metrics(tmp_path):
+    """SIGKILL inside the second of four epochs, then the same command: the same epochs, trajectory and learned
+    candidate as an uninterrupted run (the updater's state, Adam's moments and the validation stream travel in the
+    checkpoint). Four epochs, so that the run cannot end between its first checkpoint and the kill (two tiny epochs
+    once did, on a busy machine)."""
+    config, out, reference = write_config(tmp_path), tmp_path / "run", tmp_path / "reference"
+    subprocess.run(learning_cmd(config, reference, budget=4), check=True)
+    proc = subprocess.Popen(learning_cmd(config, out, budget=4))
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists():
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.05)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "metrics.json").exists(), "the run finished before it could be killed"
-    subprocess.run(learning_cmd(config, out), check=True)
-    resumed, reference = without_timing(metrics(out)), without_timing(learned[1])
-    assert resumed["epochs"] == reference["epochs"]
-    assert resumed["hypergrad"] == reference["hypergrad"] and resumed["learned"] == reference["learned"]
+    subprocess.run(learning_cmd(config, out, budget=4), check=True)
+    resumed, expected = without_timing(metrics(out)), without_timing(metrics(reference))
+    assert resumed["epochs"] == expected["epochs"] and len(resumed["epochs"]) == 4
+    assert resumed["hypergrad"] == expected["hypergrad"] and resumed["learned"] == expected["learned"]
 
 
 def test_the_trajectory_figure_draws_the_learning_runs(learned, tmp_path):
