@@ -230,10 +230,11 @@ class _Walker:
             return None
         self.seen.add(str(path))
         self.read_content(path, depth)
-        record = self.record(path, depth)
+        own = record_path(path, self.results)
+        record = self.record(path, own, depth)
         if record is None:
             return None
-        self.check_outputs(path, depth, record, actual)
+        self.check_outputs(path, own, depth, record, actual)
         code = record.get("code", {})
         differences = self.stack_differences(record["environment"]) if path.name == METRICS else None
         self.audit.lines.append(
@@ -247,7 +248,7 @@ class _Walker:
         if "split_of" in record and path.suffix == ".json":  # the split itself, not the arrays it shares a record with
             self.audit.problems.extend(_verify_dataset(path, self.data_root))
         for entry in record["inputs"]:
-            found = self.locate(entry["path"], record_path(path, self.results))
+            found = self.locate(entry["path"], own)
             if found is not None and self.keep(found):
                 self.visit(found, depth + 1, entry["sha256"])
         return None
@@ -283,12 +284,13 @@ class _Walker:
                 and content.get("training_code") not in (None, self.current_code):
             self.other_code.append(path)
 
-    def record(self, path: Path, depth: int) -> dict[str, Any] | None:
-        """The file's provenance record, checked in shape before any field is used (None: nothing to follow)."""
-        link = self.link_on_the_way(record_path(path, self.results).relative_to(self.results))
+    def record(self, path: Path, own: Path, depth: int) -> dict[str, Any] | None:
+        """The file's provenance record (at ``own``), checked in shape before any field is used (None: nothing to
+        follow)."""
+        link = self.link_on_the_way(own.relative_to(self.results))
         if link is not None:
-            self.flag(path, depth, "BAD RECORD", f"{record_path(path, self.results)}: {link} is a symbolic link; a "
-                                                 "record must be a file of the results folder")
+            self.flag(path, depth, "BAD RECORD", f"{own}: {link} is a symbolic link; a record must be a file of the "
+                                                 "results folder")
             return None
         try:
             record = read_record(path, self.results)
@@ -296,26 +298,23 @@ class _Walker:
             self.flag(path, depth, "NO RECORD", str(err))
             return None
         except InputError as err:
-            self.flag(path, depth, "BAD RECORD", f"{record_path(path, self.results)}: the record of {path} is "
-                                                 f"unreadable: {err}")
+            self.flag(path, depth, "BAD RECORD", f"{own}: the record of {path} is unreadable: {err}")
             return None
         problem = _record_problem(record)
         if problem:
-            self.flag(path, depth, "BAD RECORD", f"{record_path(path, self.results)}: the record of {path} is "
-                                                 f"damaged: {problem}")
+            self.flag(path, depth, "BAD RECORD", f"{own}: the record of {path} is damaged: {problem}")
             return None
         return record
 
-    def check_outputs(self, path: Path, depth: int, record: dict[str, Any], actual: str) -> None:
-        """The file equals what its own record says, and so do the other outputs of the same record."""
-        named_by = record_path(path, self.results)
-        located = [(self.locate(entry["path"], named_by), entry["sha256"]) for entry in record["outputs"]]
-        own = {str(found): sha for found, sha in located if found is not None}
-        if str(path) not in own:
-            self.flag(path, depth, "NOT ITS RECORD", f"{named_by}: does not name {path} among its outputs")
-        elif own[str(path)] != actual:
+    def check_outputs(self, path: Path, own: Path, depth: int, record: dict[str, Any], actual: str) -> None:
+        """The file equals what its own record (at ``own``) says, and so do the other outputs of the same record."""
+        located = [(self.locate(entry["path"], own), entry["sha256"]) for entry in record["outputs"]]
+        recorded = {str(found): sha for found, sha in located if found is not None}
+        if str(path) not in recorded:
+            self.flag(path, depth, "NOT ITS RECORD", f"{own}: does not name {path} among its outputs")
+        elif recorded[str(path)] != actual:
             self.flag(path, depth, "CHANGED SINCE RECORDED", f"{path}: sha256 differs from its own provenance record")
-        for other, sha in sorted(own.items()):
+        for other, sha in sorted(recorded.items()):
             if other != str(path) and (not Path(other).is_file() or file_digest(other) != sha):
                 self.audit.problems.append(f"{other}: missing or changed since it was recorded (a sibling output of "
                                            f"{path})")
