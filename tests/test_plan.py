@@ -142,11 +142,11 @@ def test_plan_reads_the_epoch_time_the_gpu_benchmark_writes(thesis, tmp_path):
     bench_train = benchmark("bench_train")
     assert bench_train.main(["--out", str(tmp_path / "cuda-bench_train.json"), "--parts", "c", "--force-epoch",
                              "--threads", "1"]) == 0
-    seconds = plan.measured_seconds_per_epoch(thesis, tmp_path)
-    assert seconds is not None and seconds > 0
+    times = plan.gpu_epoch_times(thesis, tmp_path)
+    assert times is not None and times.alone > 0
     assert plan.epoch_variant({**thesis["train"], "compile": True, "compile_mode": "reduce-overhead"}) == \
         "bf16=off compile=reduce-overhead"
-    assert plan.measured_seconds_per_epoch({**thesis, "train": {**thesis["train"], "bf16": True}}, tmp_path) is None
+    assert plan.gpu_epoch_times({**thesis, "train": {**thesis["train"], "bf16": True}}, tmp_path) is None
 
 
 def test_searches_needed_counts_what_pblf_plan_counts(thesis):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pblf.core.candidate import read_proposal
-from pblf.core.config import check_device, load_config, search_seed
+from pblf.core.config import check_device, compile_mode, load_config, search_seed
 from pblf.core.errors import ConfigError
 from pblf.core.layout import RUN_TEMPLATES, Layout, RunId
 from pblf.core.names import FIGURE_FORMATS, REPRODUCTION_TABLES, TABLE_FORMATS, TABLES, TIMINGS, epochs_label
@@ -258,9 +258,7 @@ def critical_epochs(config: dict[str, Any]) -> int:
 
 def epoch_variant(train_cfg: dict[str, Any]) -> str:
     """The name benchmarks/bench_train.py gives the epoch variant a training config runs (precision and compile
-    mode), so that :func:`measured_seconds_per_epoch` finds its measurement."""
-    from pblf.training.train import compile_mode
-
+    mode), so that :func:`gpu_epoch_times` finds its measurement."""
     return f"bf16={'on' if train_cfg['bf16'] else 'off'} compile={compile_mode(train_cfg) or 'off'}"
 
 
@@ -313,12 +311,6 @@ def gpu_epoch_times(config: dict[str, Any], results: Path = BENCHMARKS) -> Epoch
                   if key.startswith(f"{variant} pack=") and scale}
         return EpochTimes(f"measured on {measured.get('device', 'a GPU')}, benchmarks/results/{name}", alone, packed)
     return None
-
-
-def measured_seconds_per_epoch(config: dict[str, Any], results: Path = BENCHMARKS) -> float | None:
-    """Seconds per epoch of one run alone, as :func:`gpu_epoch_times` finds it (None without a measurement)."""
-    times = gpu_epoch_times(config, results)
-    return None if times is None else times.alone
 
 
 @dataclass(frozen=True)

@@ -297,6 +297,12 @@ def check_device(config: Mapping[str, Any]) -> None:
                           "(torch.cuda.is_available() is False); use device: auto or cpu, or run where a GPU is")
 
 
+def compile_mode(train_cfg: Mapping[str, Any]) -> str | None:
+    """The ``torch.compile`` mode the training config asks for (``train.compile_mode``), or None for eager. Here, not
+    with the training code, so that ``pblf plan`` can name the variant a config trains without importing torch."""
+    return train_cfg["compile_mode"] if train_cfg["compile"] else None
+
+
 def stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """The part of ``config`` that ``stage`` reads (see STAGE_KEYS), as a fresh dict."""
     subset: dict[str, Any] = {}

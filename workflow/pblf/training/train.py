@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from pblf.core.candidate import Candidate, read_candidate, read_proposal
-from pblf.core.config import check_device, load_config, stage_config
+from pblf.core.config import check_device, compile_mode, load_config, stage_config
 from pblf.core.errors import EXIT_PREEMPTED, PREEMPTION_SIGNALS, ConfigError, Preempted
 from pblf.core.files import folder_lock, note_output, read_bytes, read_json, write_bytes, write_json
 from pblf.core.layout import CHECKPOINT, METRICS, RunId
@@ -525,11 +525,6 @@ def _spec(run: RunId, out: Path, candidate: str | None, candidate_file: Path | N
         return RunSpec(run, Candidate.from_json(candidate), Path(out), resume_from=resume_from)
     except ValueError as err:
         raise ConfigError(f"--candidate {candidate}: {err}") from None
-
-
-def compile_mode(train_cfg: dict[str, Any]) -> str | None:
-    """The ``torch.compile`` mode the training config asks for (``train.compile_mode``), or None for eager."""
-    return train_cfg["compile_mode"] if train_cfg["compile"] else None
 
 
 def pack_kind(cfg: dict[str, Any]) -> str:
